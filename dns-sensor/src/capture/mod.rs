@@ -1,0 +1,76 @@
+//! Capture: where frames come from. Owns reading capture files (classic pcap and
+//! pcapng) and writing classic pcap; the live AF_XDP source will live here too.
+//! Hands out frames with their link type and timestamp, nothing more.
+
+pub mod pcap;
+
+pub use pcap::{CaptureReader, PcapWriter};
+
+use crate::Nanos;
+
+/// How a frame's bytes begin: the capture's link-layer header type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    /// Ethernet II, possibly with 802.1Q / 802.1ad tags (DLT_EN10MB, 1).
+    Ethernet,
+    /// Linux cooked capture v1 (DLT_LINUX_SLL, 113).
+    LinuxSll,
+    /// Linux cooked capture v2 (DLT_LINUX_SLL2, 276), what `tcpdump -i any` writes.
+    LinuxSll2,
+    /// Raw IPv4 or IPv6, version taken from the first nibble (DLT_RAW, 101; also 12, 14).
+    RawIp,
+    /// BSD loopback: a 4-byte address family in host or network order (DLT_NULL 0, DLT_LOOP 108).
+    BsdLoopback,
+}
+
+/// One captured frame, borrowed from the source's buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// When the frame was captured.
+    pub ts: Nanos,
+    /// How `data` begins.
+    pub link: LinkType,
+    /// The captured bytes (possibly fewer than were on the wire).
+    pub data: &'a [u8],
+}
+
+/// What can go wrong reading or writing a capture file.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file does not start like a pcap or pcapng file.
+    #[error("{path}: not a pcap or pcapng capture (magic {magic:#010x} at byte offset 0)")]
+    NotACapture {
+        /// The file.
+        path: String,
+        /// The first four bytes, big-endian.
+        magic: u32,
+    },
+    /// The file ends inside a record: everything before `offset` was read.
+    #[error("{path}: cut short at byte offset {offset}: {what}")]
+    Truncated {
+        /// The file.
+        path: String,
+        /// Where the incomplete record starts.
+        offset: u64,
+        /// What was being read.
+        what: &'static str,
+    },
+    /// A header or block is malformed beyond recovery.
+    #[error("{path}: malformed at byte offset {offset}: {what}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// Where the bad header or block starts.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+}

@@ -1,0 +1,1 @@
+//! IPv4 fragment reassembly, bounded in datagrams and bytes.

@@ -1,0 +1,2 @@
+//! DNS over TCP: per-flow stream reassembly of length-prefixed messages, bounded in
+//! flows and bytes.

@@ -1,0 +1,2 @@
+//! Pipeline: wires capture → decode → domain → sketch into workers, and detect → alert
+//! into the coordinator.
