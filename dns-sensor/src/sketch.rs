@@ -103,3 +103,9 @@ impl Shard {
         todo!()
     }
 }
+
+impl Default for SketchSettings {
+    fn default() -> Self {
+        todo!()
+    }
+}
