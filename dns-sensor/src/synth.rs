@@ -581,6 +581,77 @@ pub fn ipv4_udp_fragments(
     frames
 }
 
+/// A query from `flow` and its answer back, both over UDP: the query for `name` of type
+/// `qtype` and a [`response_sized`] of `response_len` bytes (use NULL or TXT for any
+/// size). Returns (query frame, response frame).
+pub fn udp_exchange(
+    flow: &Flow,
+    id: u16,
+    name: &[u8],
+    qtype: u16,
+    response_len: usize,
+) -> (Vec<u8>, Vec<u8>) {
+    let q = udp_frame(flow, &query(id, name, qtype));
+    let r = udp_frame(
+        &flow.reply(),
+        &response_sized(id, name, qtype, response_len),
+    );
+    (q, r)
+}
+
+/// The address family number written in BSD loopback headers for IPv6: Darwin's 30
+/// (other BSDs use 24 or 28, Linux 10; a decoder should take all of them).
+pub const BSD_AF_INET6: u32 = 30;
+
+/// An Ethernet frame built here, re-encapsulated for `link`: the IP packet is kept and
+/// the Ethernet header and tags are replaced by a raw-IP (nothing), BSD loopback (4-byte
+/// address family, little-endian: 2 or [`BSD_AF_INET6`]), Linux SLL (16 bytes) or
+/// Linux SLL2 (20 bytes) header. VLAN tags are dropped, as those captures do.
+///
+/// # Panics
+/// On a frame that is not Ethernet carrying IPv4 or IPv6 (every frame built here is).
+pub fn relink(frame: &[u8], link: LinkType) -> Vec<u8> {
+    let mut at = 12;
+    let mut ethertype = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    while ethertype == 0x8100 || ethertype == 0x88a8 {
+        at += 4;
+        ethertype = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    }
+    assert!(
+        ethertype == 0x0800 || ethertype == 0x86dd,
+        "not IP: ethertype {ethertype:#06x}"
+    );
+    let ip = &frame[at + 2..];
+    let src_mac = &frame[6..12];
+    let mut out = Vec::with_capacity(20 + ip.len());
+    match link {
+        LinkType::Ethernet => return frame.to_vec(),
+        LinkType::RawIp => {}
+        LinkType::BsdLoopback => {
+            let af: u32 = if ethertype == 0x0800 { 2 } else { BSD_AF_INET6 };
+            out.extend_from_slice(&af.to_le_bytes());
+        }
+        LinkType::LinuxSll => {
+            // Packet type 0 (to us), ARPHRD_ETHER, 6-byte address padded to 8, protocol.
+            push_u16s(&mut out, &[0, 1, 6]);
+            out.extend_from_slice(src_mac);
+            out.extend_from_slice(&[0, 0]);
+            push_u16s(&mut out, &[ethertype]);
+        }
+        LinkType::LinuxSll2 => {
+            // Protocol, reserved, interface index, ARPHRD_ETHER, packet type, address.
+            push_u16s(&mut out, &[ethertype, 0]);
+            out.extend_from_slice(&1u32.to_be_bytes());
+            push_u16s(&mut out, &[1]);
+            out.extend_from_slice(&[0, 6]);
+            out.extend_from_slice(src_mac);
+            out.extend_from_slice(&[0, 0]);
+        }
+    }
+    out.extend_from_slice(ip);
+    out
+}
+
 /// One direction of a TCP connection (no handshake needed: mirrors often start
 /// mid-connection), tracking the sequence number. The acknowledgement number stays at
 /// the value given: the sensor does not read it.
@@ -680,7 +751,8 @@ pub fn pcap_bytes<F: AsRef<[u8]>>(
 // ---------------------------------------------------------------------------
 
 /// DNS payloads a decoder must survive: each is counted as malformed and skipped,
-/// never followed forever, never read past its end. Wrap them with [`udp_frame`](super::udp_frame).
+/// never followed forever, never read past its end. Wrap them with
+/// [`udp_frame`](super::udp_frame).
 pub mod hostile {
     use super::{push_header, push_u16s, SplitMix64, FLAGS_QUERY};
 
@@ -1115,6 +1187,55 @@ mod tests {
         let mem = pcap_bytes(LinkType::Ethernet, frames.iter().map(|(t, f)| (*t, f)));
         let mut r = CaptureReader::from_reader("mem", std::io::Cursor::new(mem)).unwrap();
         assert_eq!(r.peek_ts().unwrap(), Some(frames[0].0));
+    }
+
+    #[test]
+    fn relinked_frames_keep_the_ip_packet_behind_the_right_header() {
+        let msg = query(1, b"a.example.com", rtype::A);
+        for flow in [v4().with_vlan(Vlan::QinQ { outer: 1, inner: 2 }), v6()] {
+            let eth = udp_frame(&flow, &msg);
+            let ip_len = 20 + if flow.src.is_ipv4() { 0 } else { 20 } + 8 + msg.len();
+            let ip = &eth[eth.len() - ip_len..];
+            assert_eq!(relink(&eth, LinkType::Ethernet), eth);
+
+            let raw = relink(&eth, LinkType::RawIp);
+            assert_eq!(raw, ip);
+            let h = PacketHeaders::from_ip_slice(&raw).unwrap();
+            assert_eq!(h.payload.slice(), &msg[..]);
+
+            let lo = relink(&eth, LinkType::BsdLoopback);
+            let af = u32::from_le_bytes(lo[0..4].try_into().unwrap());
+            assert_eq!(af, if flow.src.is_ipv4() { 2 } else { BSD_AF_INET6 });
+            assert_eq!(&lo[4..], ip);
+
+            let sll = relink(&eth, LinkType::LinuxSll);
+            let p = etherparse::SlicedPacket::from_linux_sll(&sll).unwrap();
+            assert!(matches!(
+                p.transport,
+                Some(etherparse::TransportSlice::Udp(_))
+            ));
+            assert_eq!(&sll[16..], ip);
+
+            let sll2 = relink(&eth, LinkType::LinuxSll2);
+            let proto = u16::from_be_bytes([sll2[0], sll2[1]]);
+            assert_eq!(proto, if flow.src.is_ipv4() { 0x0800 } else { 0x86dd });
+            assert_eq!(usize::from(sll2[11]), 6, "address length");
+            assert_eq!(&sll2[20..], ip);
+        }
+    }
+
+    #[test]
+    fn udp_exchange_pairs_a_query_with_its_sized_answer() {
+        let (q, r) = udp_exchange(&v6(), 77, b"x.pirate.sea", rtype::TXT, 700);
+        let (q, r) = (parse(&q), parse(&r));
+        assert_eq!((q.src, r.dst), (v6().src, v6().src));
+        assert_eq!(r.payload.len(), 700);
+        let (mq, mr) = (
+            Message::from_vec(&q.payload).unwrap(),
+            Message::from_vec(&r.payload).unwrap(),
+        );
+        assert_eq!((mq.metadata.id, mr.metadata.id), (77, 77));
+        assert_eq!(mr.queries[0].name(), mq.queries[0].name());
     }
 
     #[test]

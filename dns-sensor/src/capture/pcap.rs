@@ -23,6 +23,10 @@ pub const MAX_CAPLEN: usize = 256 * 1024;
 /// in a `u32`.
 const MAX_BUFFERED_BLOCK: usize = MAX_CAPLEN + 64 * 1024;
 
+/// Most interfaces one pcapng section may describe: real files have a handful, and the
+/// bound keeps a hostile file from growing the interface table without end.
+const MAX_INTERFACES: usize = 4096;
+
 const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
 const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
@@ -161,7 +165,8 @@ impl CaptureReader {
         Self::from_reader(&name, file)
     }
 
-    /// Reads from any byte stream; `name` stands for the file in errors.
+    /// Reads from any byte stream; `name` stands for the file in errors. The file header
+    /// is read and judged as in [`open`](Self::open).
     pub fn from_reader(
         name: &str,
         reader: impl std::io::Read + Send + 'static,
@@ -477,7 +482,13 @@ impl CaptureReader {
                 _ => {}
             }
         }
-        // Bounded by the file: each interface costs a block of at least 20 bytes.
+        if interfaces.len() >= MAX_INTERFACES {
+            return Err(CaptureError::Malformed {
+                path: self.name.clone(),
+                offset: start,
+                what: format!("more than {MAX_INTERFACES} interfaces in one section"),
+            });
+        }
         interfaces.push(iface);
         Ok(())
     }
@@ -1403,6 +1414,39 @@ mod tests {
             } else {
                 assert!(!got.is_empty(), "{name}");
             }
+        }
+    }
+
+    #[test]
+    fn reader_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<CaptureReader>();
+        let bytes = written(LinkType::Ethernet, &sample_frames());
+        let r = reader(bytes).unwrap();
+        let n = std::thread::spawn(move || {
+            let mut r = r;
+            drain(&mut r).0.len()
+        });
+        assert_eq!(n.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn pcapng_interface_table_is_bounded() {
+        let mut ng = Ng {
+            be: false,
+            out: Vec::new(),
+        };
+        ng.shb();
+        for _ in 0..MAX_INTERFACES {
+            ng.idb(1, None, None);
+        }
+        ng.epb(MAX_INTERFACES as u32 - 1, 1, b"last");
+        let at = ng.idb(1, None, None);
+        let (got, err) = drain(&mut reader(ng.out).unwrap());
+        assert_eq!(got.len(), 1);
+        match err {
+            Some(CaptureError::Malformed { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("{other:?}"),
         }
     }
 
