@@ -19,6 +19,7 @@ pub mod detect;
 pub mod domain;
 pub mod pipeline;
 pub mod sketch;
+pub mod synth;
 
 /// Nanoseconds since the Unix epoch: the one time unit used between modules.
 ///
