@@ -752,7 +752,7 @@ pub fn pcap_bytes<F: AsRef<[u8]>>(
 
 /// DNS payloads a decoder must survive: each is counted as malformed and skipped,
 /// never followed forever, never read past its end. Wrap them with
-/// [`udp_frame`](super::udp_frame).
+/// [`udp_frame`].
 pub mod hostile {
     use super::{push_header, push_u16s, SplitMix64, FLAGS_QUERY};
 

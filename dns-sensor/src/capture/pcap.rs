@@ -39,7 +39,7 @@ const PCAPNG_EPB: u32 = 6;
 /// The snaplen written by [`PcapWriter`]; longer frames are cut to it.
 pub const WRITER_SNAPLEN: u32 = 262_144;
 
-/// How one pcapng interface (or the single classic pcap "interface") stamps time.
+/// How one pcapng interface stamps time (`if_tsresol`); classic pcap needs no table.
 #[derive(Clone, Copy, Debug)]
 enum TsScale {
     /// Units of 10^-v s with v <= 9: multiply by 10^(9-v) to get nanoseconds.
@@ -363,7 +363,7 @@ impl CaptureReader {
                 8 => {}
                 _ => return Err(self.truncated(start, "pcapng block header")),
             }
-            let big_endian = self.pcapng_big_endian();
+            let big_endian = self.big_endian();
             let btype = rd_u32(&hdr[0..4], big_endian);
             if btype == PCAPNG_SHB {
                 self.read_shb(start, [hdr[4], hdr[5], hdr[6], hdr[7]])?;
@@ -402,7 +402,7 @@ impl CaptureReader {
         }
     }
 
-    fn pcapng_big_endian(&self) -> bool {
+    fn big_endian(&self) -> bool {
         match self.format {
             Format::Pcapng { big_endian, .. } => big_endian,
             Format::Pcap { big_endian, .. } => big_endian,
@@ -439,7 +439,7 @@ impl CaptureReader {
     }
 
     fn check_trailer(&self, rest: usize, total: usize, start: u64) -> Result<(), CaptureError> {
-        let big_endian = self.pcapng_big_endian();
+        let big_endian = self.big_endian();
         let trailer = rd_u32(&self.buf[rest - 4..rest], big_endian) as usize;
         if trailer != total {
             return Err(self.malformed(
