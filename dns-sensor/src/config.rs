@@ -178,7 +178,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e} (write e.g. \"4h\", \"15m\", \"90s\")"))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (write e.g. \"4h\", \"15m\", \"90s\")")
+    })
 }
 
 fn any_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
@@ -242,7 +244,11 @@ mod tests {
         assert_eq!(settings.rule.max_domains, 1000);
         assert_eq!(settings.decode.ports, vec![53]);
         assert!(settings.domain.include_private);
-        assert!(settings.domain.whitelist.iter().any(|d| d == "amazonaws.com"));
+        assert!(settings
+            .domain
+            .whitelist
+            .iter()
+            .any(|d| d == "amazonaws.com"));
         assert!(settings.domain.whitelist.iter().any(|d| d == "ip6.arpa"));
     }
 
@@ -309,14 +315,20 @@ whitelist = ["example.com"]
 
     #[test]
     fn the_shipped_example_is_valid_and_matches_the_defaults() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/dns-sensor.toml"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/dns-sensor.toml"
+        ));
         assert_eq!(Config::load(path).unwrap(), Config::default());
     }
 
     #[test]
     fn durations_read_as_people_write_them() {
         assert_eq!(parse_duration("4h").unwrap(), Duration::from_secs(14_400));
-        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5_400));
+        assert_eq!(
+            parse_duration("1h 30m").unwrap(),
+            Duration::from_secs(5_400)
+        );
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("soon").is_err());
     }

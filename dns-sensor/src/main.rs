@@ -139,7 +139,11 @@ fn print_summary(report: &ReplayReport) {
     let s = &report.summary;
     let w = &s.workers;
     let secs = report.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { w.decode.frames as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        w.decode.frames as f64 / secs
+    } else {
+        0.0
+    };
     eprintln!(
         "dns-sensor: {} frames read, {} DNS messages ({} queries, {} responses), {} malformed \
          ({} frames, {} DNS), {} not IP, {} not DNS, {} whitelisted, {} without a registered \

@@ -20,7 +20,7 @@ use crate::capture::{CaptureError, CaptureReader, Frame};
 use crate::decode::{parse_question, DecodeSettings, DecodeStats, Decoder, DnsPacket, Name};
 use crate::detect::{Alert, Detector, RuleSettings};
 use crate::domain::{Classifier, DomainError, DomainSettings, Verdict};
-use crate::sketch::{SketchSettings, Shard};
+use crate::sketch::{Shard, SketchSettings};
 use crate::Nanos;
 
 /// Everything the pipeline's steps are configured with.
@@ -301,11 +301,16 @@ impl Coordinator {
 
     /// Takes messages until every worker is done, then evaluates once more at the end
     /// of the input.
-    pub fn run(mut self, from_workers: Receiver<WorkerMessage>) -> Result<RunSummary, PipelineError> {
+    pub fn run(
+        mut self,
+        from_workers: Receiver<WorkerMessage>,
+    ) -> Result<RunSummary, PipelineError> {
         let mut running = self.frontier.len();
         let mut last_ts: Option<Nanos> = None;
         while running > 0 {
-            let Ok(message) = from_workers.recv() else { break };
+            let Ok(message) = from_workers.recv() else {
+                break;
+            };
             match message {
                 WorkerMessage::Slot {
                     worker,
@@ -322,7 +327,8 @@ impl Coordinator {
                     }
                     self.summary.shed_domains += shard.shed_domains();
                     self.detector.add(shard);
-                    self.summary.peak_domains = self.summary.peak_domains.max(self.detector.tracked());
+                    self.summary.peak_domains =
+                        self.summary.peak_domains.max(self.detector.tracked());
                     self.frontier[worker] = Some(next_start);
                     self.evaluate_passed_boundaries()?;
                 }
@@ -445,7 +451,9 @@ pub fn replay(
         })
         .map_err(|_| PipelineError::WorkerPanicked)?;
     let summary = coordinator.run(from_workers);
-    let truncated = reading.join().map_err(|_| PipelineError::WorkerPanicked)??;
+    let truncated = reading
+        .join()
+        .map_err(|_| PipelineError::WorkerPanicked)??;
     Ok(ReplayReport {
         summary: summary?,
         elapsed: started.elapsed(),

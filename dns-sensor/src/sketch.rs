@@ -72,7 +72,14 @@ impl Shard {
         todo!()
     }
     /// Records one query for `name` under `domain`. Allocates only for a new domain.
-    pub fn record_query(&mut self, domain: &[u8], name: &[u8], client: IpAddr, qtype: u16, size: u32) {
+    pub fn record_query(
+        &mut self,
+        domain: &[u8],
+        name: &[u8],
+        client: IpAddr,
+        qtype: u16,
+        size: u32,
+    ) {
         let _ = (domain, name, client, qtype, size);
         todo!()
     }

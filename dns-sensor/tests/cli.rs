@@ -36,7 +36,11 @@ fn bad_config_value_exits_2_naming_the_line() {
         capture("dmachard-iodine.pcap").as_os_str(),
     ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("{}:2", config.display())), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{}:2", config.display())),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -45,8 +49,18 @@ fn config_file_settings_apply_and_flags_override_them() {
     let config = dir.path("sensor.toml");
     std::fs::write(&config, "threshold = 10\nwhitelist = []\n").unwrap();
     let iodine = capture("dmachard-iodine.pcap");
-    let from_file = dns_sensor(["replay".as_ref(), "--config".as_ref(), config.as_os_str(), iodine.as_os_str()]);
-    assert_eq!(from_file.domains(), vec!["biillpi.com"], "{}", from_file.stderr);
+    let from_file = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        iodine.as_os_str(),
+    ]);
+    assert_eq!(
+        from_file.domains(),
+        vec!["biillpi.com"],
+        "{}",
+        from_file.stderr
+    );
 
     let overridden = dns_sensor([
         "replay".as_ref(),
@@ -56,7 +70,10 @@ fn config_file_settings_apply_and_flags_override_them() {
         "12".as_ref(),
         iodine.as_os_str(),
     ]);
-    assert!(overridden.alerts.is_empty(), "12 unique names do not exceed 12");
+    assert!(
+        overridden.alerts.is_empty(),
+        "12 unique names do not exceed 12"
+    );
 
     let whitelisted = dns_sensor([
         "replay".as_ref(),
@@ -73,7 +90,10 @@ fn config_file_settings_apply_and_flags_override_them() {
 fn usage_errors_exit_2() {
     assert_eq!(dns_sensor(["replay"]).code, 2);
     assert_eq!(dns_sensor(["replay", "--threshold", "0", "x.pcap"]).code, 2);
-    assert_eq!(dns_sensor(["replay", "--window", "a while", "x.pcap"]).code, 2);
+    assert_eq!(
+        dns_sensor(["replay", "--window", "a while", "x.pcap"]).code,
+        2
+    );
     assert_eq!(dns_sensor(["frobnicate"]).code, 2);
 }
 
@@ -81,7 +101,11 @@ fn usage_errors_exit_2() {
 fn missing_file_exits_2_naming_it() {
     let run = dns_sensor(["replay", "/nonexistent/capture.pcap"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("/nonexistent/capture.pcap"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/capture.pcap"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -100,9 +124,18 @@ fn a_cut_short_capture_reports_what_it_read_with_a_warning() {
     let cut = dir.path("cut.pcap");
     // Cut in the middle of a record, well past the half of the tunnel.
     std::fs::write(&cut, &whole[..whole.len() * 3 / 4]).unwrap();
-    let run = dns_sensor(["replay".as_ref(), "--threshold".as_ref(), "100".as_ref(), cut.as_os_str()]);
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--threshold".as_ref(),
+        "100".as_ref(),
+        cut.as_os_str(),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("cut short at byte offset"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cut short at byte offset"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("cut.pcap"), "{}", run.stderr);
     assert_eq!(run.domains(), vec!["pirate.sea"]);
     let unique = run.alerts[0]["unique_hostnames"].as_u64().unwrap();
@@ -125,9 +158,19 @@ fn every_peer_capture_replays_cleanly() {
         if !is_capture {
             continue;
         }
-        let run = dns_sensor(["replay".as_ref(), "--config".as_ref(), config.as_os_str(), path.as_os_str()]);
+        let run = dns_sensor([
+            "replay".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            path.as_os_str(),
+        ]);
         assert_eq!(run.code, 0, "{}: {}", path.display(), run.stderr);
-        assert!(run.stderr.contains("frames read"), "{}: {}", path.display(), run.stderr);
+        assert!(
+            run.stderr.contains("frames read"),
+            "{}: {}",
+            path.display(),
+            run.stderr
+        );
         for alert in &run.alerts {
             for name in alert["sample_names"].as_array().unwrap() {
                 let name = name.as_str().unwrap();

@@ -7,7 +7,10 @@ use common::{capture, dns_sensor};
 
 #[test]
 fn iodine_tunnel_gives_exactly_one_alert_with_the_reference_figures() {
-    let run = dns_sensor(["replay".as_ref(), capture("elastic-iodine-tunnel.pcap").as_os_str()]);
+    let run = dns_sensor([
+        "replay".as_ref(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.domains(), vec!["pirate.sea"], "{}", run.stderr);
     let alert = &run.alerts[0];
@@ -20,20 +23,46 @@ fn iodine_tunnel_gives_exactly_one_alert_with_the_reference_figures() {
     assert_eq!(alert["top_clients"][0]["requests"], 222);
     assert_eq!(alert["qtypes"]["NULL"], 222);
     // The window ends at the last frame (24.5 s after the first) and reaches back 4 h.
-    assert!(alert["@timestamp"].as_str().unwrap().starts_with("2010-08-21T02:11:04"), "{alert}");
-    assert!(alert["window_end"].as_str().unwrap().starts_with("2010-08-21T02:11:04"), "{alert}");
-    assert!(alert["window_start"].as_str().unwrap().starts_with("2010-08-20T22:11:04"), "{alert}");
+    assert!(
+        alert["@timestamp"]
+            .as_str()
+            .unwrap()
+            .starts_with("2010-08-21T02:11:04"),
+        "{alert}"
+    );
+    assert!(
+        alert["window_end"]
+            .as_str()
+            .unwrap()
+            .starts_with("2010-08-21T02:11:04"),
+        "{alert}"
+    );
+    assert!(
+        alert["window_start"]
+            .as_str()
+            .unwrap()
+            .starts_with("2010-08-20T22:11:04"),
+        "{alert}"
+    );
 }
 
 #[test]
 fn iodine_names_with_high_bytes_are_escaped_not_printed_raw() {
     let path = capture("elastic-iodine-tunnel.pcap");
-    let run = dns_sensor(["replay".as_ref(), "--threshold".as_ref(), "1".as_ref(), path.as_os_str()]);
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--threshold".as_ref(),
+        "1".as_ref(),
+        path.as_os_str(),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     for name in run.alerts[0]["sample_names"].as_array().unwrap() {
         let name = name.as_str().unwrap();
         assert!(name.ends_with(".pirate.sea"), "{name}");
-        assert!(name.bytes().all(|b| (0x21..=0x7e).contains(&b)), "unescaped byte in {name:?}");
+        assert!(
+            name.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+            "unescaped byte in {name:?}"
+        );
     }
 }
 
@@ -60,9 +89,18 @@ fn small_tunnels_are_quiet_by_default_and_alert_at_threshold_10() {
         let path = capture(file);
         let quiet = dns_sensor(["replay".as_ref(), path.as_os_str()]);
         assert_eq!(quiet.code, 0, "{file}: {}", quiet.stderr);
-        assert!(quiet.alerts.is_empty(), "{file} alerted at the default threshold: {:?}", quiet.alerts);
+        assert!(
+            quiet.alerts.is_empty(),
+            "{file} alerted at the default threshold: {:?}",
+            quiet.alerts
+        );
 
-        let loud = dns_sensor(["replay".as_ref(), "--threshold".as_ref(), "10".as_ref(), path.as_os_str()]);
+        let loud = dns_sensor([
+            "replay".as_ref(),
+            "--threshold".as_ref(),
+            "10".as_ref(),
+            path.as_os_str(),
+        ]);
         assert_eq!(loud.code, 0, "{file}: {}", loud.stderr);
         assert_eq!(loud.domains(), vec![domain], "{file}");
         assert_eq!(loud.alerts[0]["unique_hostnames"], unique, "{file}");
@@ -90,7 +128,10 @@ fn several_files_replay_together_in_time_order() {
 
 #[test]
 fn summary_reports_what_was_read() {
-    let run = dns_sensor(["replay".as_ref(), capture("elastic-iodine-tunnel.pcap").as_os_str()]);
+    let run = dns_sensor([
+        "replay".as_ref(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
     assert!(run.stderr.contains("438 frames read"), "{}", run.stderr);
     assert!(run.stderr.contains("434 DNS messages"), "{}", run.stderr);
     assert!(run.stderr.contains("1 alerts"), "{}", run.stderr);

@@ -38,7 +38,17 @@ pub fn run() -> anyhow::Result<()> {
         );
     }
     run_cmd("cargo", &["fmt", "--all", "--check"])?;
-    run_cmd("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    run_cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     run_cmd("cargo", &["test", "--workspace"])?;
     Ok(())
 }

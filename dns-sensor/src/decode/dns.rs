@@ -16,7 +16,10 @@ pub struct Name {
 impl Name {
     /// An empty name, ready to be filled by [`parse_question`].
     pub fn new() -> Self {
-        Self { buf: [0; MAX_NAME_LEN], len: 0 }
+        Self {
+            buf: [0; MAX_NAME_LEN],
+            len: 0,
+        }
     }
 
     /// The canonical bytes.

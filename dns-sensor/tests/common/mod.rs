@@ -28,7 +28,10 @@ pub struct Run {
 impl Run {
     /// The alerts for `domain`.
     pub fn for_domain(&self, domain: &str) -> Vec<&Value> {
-        self.alerts.iter().filter(|a| a["domain"] == domain).collect()
+        self.alerts
+            .iter()
+            .filter(|a| a["domain"] == domain)
+            .collect()
     }
 
     /// The domains alerted, in output order.
@@ -69,7 +72,8 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     /// Creates `$TMPDIR/dns-sensor-test-<name>-<pid>`.
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("dns-sensor-test-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("dns-sensor-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self(dir)
