@@ -14,7 +14,7 @@ use crate::ci::{run_cmd, workspace_root};
 /// The captures `gen` knows, with what each holds.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("demo", "30 min of ordinary traffic from 50 clients with an iodine-like NULL tunnel (400 names) hidden in it"),
-    ("mix", "the benchmark mix: ordinary traffic with TXT, NULL and TCP-free tunnels and a random-subdomain flood (--frames N)"),
+    ("mix", "the benchmark mix: ordinary traffic with a TXT and a NULL tunnel and a random-subdomain flood (--frames N)"),
 ];
 
 /// Writes scenario `name` to `out`.
