@@ -173,16 +173,22 @@ impl Detector {
             self.slots = self.slots.split_off(&cutoff);
         }
     }
-    /// Evaluates the rule over the window ending at `at`: every slot starting at or
-    /// after `at - window` (clamped at 0) and before `at`. Returns alerts, largest
-    /// first, with `window_start = at - window` and `window_end = at`.
+    /// Evaluates the rule over the window ending at `at`: every slot that overlaps
+    /// `[at - window, at)` (clamped at 0). Returns alerts, largest first, with
+    /// `window_start` the start of the oldest slot counted and `window_end = at`.
+    ///
+    /// On interval boundaries the window is exactly `window` long. The end-of-input
+    /// evaluation falls inside a slot; its window then reaches back to the start of the
+    /// slot holding `at - window`, at most one slot more than `window`, rather than
+    /// leaving out the traffic of that slot.
     ///
     /// Evaluations are expected at non-decreasing `at`: slots older than this window
     /// are dropped. Of the domains over the threshold, those reported less than
     /// `realert` ago are left out first, then the largest `max_domains` are returned
     /// (so domains already reported do not crowd out new ones).
     pub fn evaluate(&mut self, at: Nanos) -> Vec<Alert> {
-        let window_start = at.saturating_sub(self.settings.window);
+        let reach = at.saturating_sub(self.settings.window);
+        let window_start = reach - reach % self.slot;
         self.horizon = self.horizon.max(window_start);
         self.drop_before(self.horizon);
 
@@ -531,8 +537,15 @@ mod tests {
         let mut d = detector();
         d.add(shard(T0, "a.org", 0, 300));
         d.add(shard(T0 + 4 * HOUR, "a.org", 300, 1));
-        // At 4:07 the window [0:07, 4:07) holds the slot at 4:00 but not the one at 0:00.
-        assert!(d.evaluate(T0 + 4 * HOUR + 7 * MIN).is_empty());
+        // At 4:07 the window reaches back to the slot holding 0:07: the one at 0:00.
+        let alerts = d.evaluate(T0 + 4 * HOUR + 7 * MIN);
+        assert_eq!(alerts[0].unique_hostnames, 301);
+        assert_eq!(alerts[0].window_start, T0);
+        // At 4:15, a boundary, the window is exactly [0:15, 4:15): the slot at 0:00 is out.
+        let mut d = detector();
+        d.add(shard(T0, "a.org", 0, 300));
+        d.add(shard(T0 + 4 * HOUR, "a.org", 300, 1));
+        assert!(d.evaluate(T0 + 4 * HOUR + 15 * MIN).is_empty());
         let mut d = detector();
         d.add(shard(T0 + 15 * MIN, "a.org", 0, 300));
         let alerts = d.evaluate(T0 + 7 * MIN);
@@ -544,7 +557,7 @@ mod tests {
         d.add(shard(T0, "a.org", 0, 300));
         let alerts = d.evaluate(T0 + 7 * MIN);
         assert_eq!(alerts[0].window_end, T0 + 7 * MIN);
-        assert_eq!(alerts[0].window_start, T0 + 7 * MIN - 4 * HOUR);
+        assert_eq!(alerts[0].window_start, T0 - 4 * HOUR);
     }
 
     #[test]
