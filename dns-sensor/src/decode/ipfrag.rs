@@ -60,6 +60,8 @@ struct Partial {
     ranges: Vec<(usize, usize)>,
     /// Payload length, known once the last fragment (MF clear) has arrived.
     total: Option<usize>,
+    /// The datagram is known not to be DNS: its fragments are discarded on arrival.
+    ignored: bool,
 }
 
 impl Partial {
@@ -139,8 +141,7 @@ impl FragTable {
                     if now.saturating_sub(p.first_ts) < self.timeout {
                         break;
                     }
-                    self.remove(&key);
-                    stats.ip_fragments_dropped += 1;
+                    self.remove(&key, stats);
                 }
                 _ => {}
             }
@@ -165,19 +166,17 @@ impl FragTable {
             return None;
         }
         self.expire(ts, stats);
-        if !self.map.contains_key(&key) {
-            if self.max == 0 {
-                stats.ip_fragments_dropped += 1;
-                return None;
-            }
-            while self.map.len() >= self.max {
-                self.evict_oldest(stats);
-            }
-            self.start(key, ts);
+        if !self.map.contains_key(&key) && !self.start(key, ts, stats) {
+            stats.ip_fragments_dropped += 1;
+            return None;
         }
         let Entry::Occupied(mut entry) = self.map.entry(key) else {
             return None;
         };
+        if entry.get().ignored {
+            stats.not_dns += 1;
+            return None;
+        }
         match Self::apply(entry.get_mut(), frag, end) {
             Verdict::Held => None,
             Verdict::Duplicate => {
@@ -198,6 +197,21 @@ impl FragTable {
         }
     }
 
+    /// Marks the datagram under `key` as not DNS: what it holds is freed and its further
+    /// fragments are discarded until it expires.
+    pub(crate) fn ignore(&mut self, key: FragKey, ts: Nanos, stats: &mut DecodeStats) {
+        self.expire(ts, stats);
+        if !self.map.contains_key(&key) && !self.start(key, ts, stats) {
+            return;
+        }
+        if let Some(p) = self.map.get_mut(&key) {
+            p.ignored = true;
+            p.ranges = Vec::new();
+            let data = std::mem::take(&mut p.data);
+            self.recycle(data);
+        }
+    }
+
     /// Returns a buffer from [`FragTable::insert`] for reuse.
     pub(crate) fn recycle(&mut self, mut buf: Vec<u8>) {
         if self.pool.len() < POOL_SIZE {
@@ -206,8 +220,15 @@ impl FragTable {
         }
     }
 
-    /// Starts a new datagram under `key`.
-    fn start(&mut self, key: FragKey, ts: Nanos) {
+    /// Starts a new datagram under `key`, evicting the oldest if the table is full.
+    /// False if the table holds nothing at all (`max` is 0).
+    fn start(&mut self, key: FragKey, ts: Nanos, stats: &mut DecodeStats) -> bool {
+        if self.max == 0 {
+            return false;
+        }
+        while self.map.len() >= self.max {
+            self.evict_oldest(stats);
+        }
         let generation = self.next_generation;
         self.next_generation += 1;
         let data = self.pool.pop().unwrap_or_default();
@@ -219,6 +240,7 @@ impl FragTable {
                 data,
                 ranges: Vec::new(),
                 total: None,
+                ignored: false,
             },
         );
         self.order.push_back((key, generation));
@@ -229,6 +251,7 @@ impl FragTable {
             self.order
                 .retain(|(k, g)| map.get(k).is_some_and(|p| p.generation == *g));
         }
+        true
     }
 
     /// Drops the oldest datagram still held.
@@ -239,20 +262,22 @@ impl FragTable {
                 .get(&key)
                 .is_some_and(|p| p.generation == generation)
             {
-                self.remove(&key);
-                stats.ip_fragments_dropped += 1;
+                self.remove(&key, stats);
                 return;
             }
         }
         // The queue always covers every live datagram; this only guards the loop above.
         if let Some(&key) = self.map.keys().next() {
-            self.remove(&key);
-            stats.ip_fragments_dropped += 1;
+            self.remove(&key, stats);
         }
     }
 
-    fn remove(&mut self, key: &FragKey) {
+    /// Drops a datagram before completion, counting it unless it was being ignored.
+    fn remove(&mut self, key: &FragKey, stats: &mut DecodeStats) {
         if let Some(p) = self.map.remove(key) {
+            if !p.ignored {
+                stats.ip_fragments_dropped += 1;
+            }
             self.recycle(p.data);
         }
     }
@@ -395,6 +420,26 @@ mod tests {
             .insert(key(3), 201, frag(8, false, &[0; 8]), &mut st)
             .is_none());
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn ignored_datagrams_hold_nothing() {
+        let mut t = FragTable::new(8, 1_000);
+        let mut st = DecodeStats::default();
+        // The tail arrives first and is buffered, then the head says "not DNS".
+        assert!(t
+            .insert(key(1), 0, frag(8, true, &[1; 8]), &mut st)
+            .is_none());
+        t.ignore(key(1), 1, &mut st);
+        assert!(t.map[&key(1)].data.is_empty());
+        assert!(t
+            .insert(key(1), 2, frag(16, false, &[1; 8]), &mut st)
+            .is_none());
+        assert_eq!(st.not_dns, 1);
+        // Expiring an ignored datagram is not a loss.
+        t.expire(5_000, &mut st);
+        assert_eq!(t.len(), 0);
+        assert_eq!(st.ip_fragments_dropped, 0);
     }
 
     #[test]

@@ -27,6 +27,10 @@ use crate::Nanos;
 /// Shortest plausible DNS message: its header.
 const MIN_MESSAGE: usize = 12;
 
+/// Furthest behind the expected sequence number a segment is still taken for a
+/// retransmission; DNS streams never have this much data in flight.
+const MAX_REWIND: u32 = 1 << 20;
+
 /// A partial-message buffer larger than this is released once emptied instead of kept,
 /// so idle flows do not pin large allocations.
 const KEEP_CAPACITY: usize = 4096;
@@ -136,10 +140,12 @@ impl TcpTable {
     /// Drops flows idle for `timeout` or more; does the work at most a few times per
     /// timeout so that calling it on every frame costs nothing.
     pub(crate) fn expire(&mut self, now: Nanos, stats: &mut DecodeStats) {
-        if now < self.next_sweep {
+        let interval = (self.timeout / 4).max(1);
+        // A clock that jumped back (merged captures) must not postpone sweeps for long.
+        if now < self.next_sweep && self.next_sweep - now <= interval {
             return;
         }
-        self.next_sweep = now.saturating_add((self.timeout / 4).max(1));
+        self.next_sweep = now.saturating_add(interval);
         let timeout = self.timeout;
         self.flows.retain(|_, f| {
             let keep = now.saturating_sub(f.last_seen) < timeout;
@@ -178,7 +184,8 @@ impl TcpTable {
                 *f = Flow::new(seq, ts, true);
             } else if self.flows.len() < self.max_flows {
                 self.flows.insert(key, Flow::new(seq, ts, true));
-            } else if !seg.payload.is_empty() || !seg.fin {
+            } else if seg.payload.is_empty() {
+                // With a payload, the data path below counts the refusal.
                 stats.tcp_flows_refused += 1;
             }
         }
@@ -232,7 +239,7 @@ impl TcpTable {
         let ahead = seq.wrapping_sub(flow.next_seq) as i32;
         let data = if ahead == 0 {
             payload
-        } else if ahead < 0 {
+        } else if ahead < 0 && ahead.unsigned_abs() <= MAX_REWIND {
             let seen = ahead.unsigned_abs() as usize;
             if seen >= payload.len() {
                 stats.tcp_retransmits += 1;
@@ -240,6 +247,8 @@ impl TcpTable {
             }
             &payload[seen..]
         } else {
+            // Ahead, or so far behind that it cannot be a retransmission (a new connection
+            // on the same ports whose SYN was missed): resync.
             stats.tcp_gaps += 1;
             flow.drop_partial(stats);
             flow.synced = false;
@@ -539,6 +548,14 @@ mod tests {
         assert_eq!(h.stats.tcp_flows_refused, 1);
         assert_eq!(h.out, vec![message(2, 20), message(3, 12)]);
         assert_eq!(h.stats.tcp_bytes_dropped, 102 + 6);
+        // A segment far behind is a new stream, not a retransmission: resync on it.
+        h.feed(
+            key(),
+            3,
+            seg(50u32.wrapping_sub(1 << 24), &framed(&[message(5, 12)])),
+        );
+        assert_eq!(h.out.last(), Some(&message(5, 12)));
+        assert_eq!(h.stats.tcp_gaps, 1);
         // Idle past the timeout: swept.
         h.table.expire(5_000, &mut h.stats);
         assert_eq!(h.table.len(), 0);
