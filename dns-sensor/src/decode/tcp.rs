@@ -31,9 +31,15 @@ const MIN_MESSAGE: usize = 12;
 /// retransmission; DNS streams never have this much data in flight.
 const MAX_REWIND: u32 = 1 << 20;
 
+/// Bytes of partial-message buffers (their capacity) held across all flows: without it,
+/// a flood of flows each holding a large split message could pin `max_flows` times
+/// `max_buffer` (a gibibyte with the defaults).
+const MAX_TOTAL_BUFFERED: usize = 64 << 20;
+
 /// A partial-message buffer larger than this is released once emptied instead of kept,
-/// so idle flows do not pin large allocations.
-const KEEP_CAPACITY: usize = 4096;
+/// so idle flows do not pin large allocations (kept ones still count against
+/// `MAX_TOTAL_BUFFERED`: 512 bytes times the default flow limit is 8 MiB of it).
+const KEEP_CAPACITY: usize = 512;
 
 /// One direction of a TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,6 +112,14 @@ impl Flow {
         self.buf.clear();
         self.skip = 0;
     }
+
+    /// Starts the flow over at `next_seq`, keeping the buffer's allocation.
+    fn restart(&mut self, next_seq: u32, ts: Nanos, synced: bool, stats: &mut DecodeStats) {
+        self.drop_partial(stats);
+        self.next_seq = next_seq;
+        self.last_seen = ts;
+        self.synced = synced;
+    }
 }
 
 /// The flow table.
@@ -116,6 +130,10 @@ pub(crate) struct TcpTable {
     timeout: Nanos,
     /// Capture time at or after which idle flows are next swept.
     next_sweep: Nanos,
+    /// Sum of the capacities of all flows' buffers.
+    buffered: usize,
+    /// Most `buffered` may reach.
+    max_total: usize,
 }
 
 impl TcpTable {
@@ -128,6 +146,8 @@ impl TcpTable {
             max_buffer,
             timeout,
             next_sweep: 0,
+            buffered: 0,
+            max_total: MAX_TOTAL_BUFFERED,
         }
     }
 
@@ -147,10 +167,12 @@ impl TcpTable {
         }
         self.next_sweep = now.saturating_add(interval);
         let timeout = self.timeout;
+        let buffered = &mut self.buffered;
         self.flows.retain(|_, f| {
             let keep = now.saturating_sub(f.last_seen) < timeout;
             if !keep {
                 stats.tcp_bytes_dropped += f.buf.len() as u64;
+                *buffered = buffered.saturating_sub(f.buf.capacity());
             }
             keep
         });
@@ -169,9 +191,7 @@ impl TcpTable {
         if seg.rst {
             // The connection is gone in both directions; data on a RST is not delivered.
             for k in [key, key.reverse()] {
-                if let Some(mut f) = self.flows.remove(&k) {
-                    f.drop_partial(stats);
-                }
+                self.remove(&k, stats);
             }
             return;
         }
@@ -180,8 +200,7 @@ impl TcpTable {
             // A new connection: whatever was kept under this key belongs to an old one.
             seq = seq.wrapping_add(1);
             if let Some(f) = self.flows.get_mut(&key) {
-                f.drop_partial(stats);
-                *f = Flow::new(seq, ts, true);
+                f.restart(seq, ts, true, stats);
             } else if self.flows.len() < self.max_flows {
                 self.flows.insert(key, Flow::new(seq, ts, true));
             } else if seg.payload.is_empty() {
@@ -196,9 +215,7 @@ impl TcpTable {
             f.last_seen = ts;
         }
         if seg.fin {
-            if let Some(mut f) = self.flows.remove(&key) {
-                f.drop_partial(stats);
-            }
+            self.remove(&key, stats);
         }
     }
 
@@ -220,8 +237,7 @@ impl TcpTable {
                 let f = e.into_mut();
                 if ts.saturating_sub(f.last_seen) >= timeout {
                     // Idle past the timeout but not yet swept: start over as if new.
-                    f.drop_partial(stats);
-                    *f = Flow::new(seq, ts, false);
+                    f.restart(seq, ts, false, stats);
                 }
                 f
             }
@@ -255,7 +271,37 @@ impl TcpTable {
             payload
         };
         flow.next_seq = end_seq;
-        consume(flow, data, self.max_buffer, stats, emit);
+        let before = flow.buf.capacity();
+        let limits = Limits {
+            max_buffer: self.max_buffer,
+            budget: self.max_total.saturating_sub(self.buffered),
+        };
+        consume(flow, data, limits, stats, emit);
+        self.buffered = (self.buffered + flow.buf.capacity()).saturating_sub(before);
+    }
+
+    /// Forgets flow `key`, counting its partial message as dropped.
+    fn remove(&mut self, key: &FlowKey, stats: &mut DecodeStats) {
+        if let Some(mut f) = self.flows.remove(key) {
+            f.drop_partial(stats);
+            self.buffered = self.buffered.saturating_sub(f.buf.capacity());
+        }
+    }
+}
+
+/// How much one flow may buffer.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// Per flow.
+    max_buffer: usize,
+    /// Bytes the table may still allocate across all flows.
+    budget: usize,
+}
+
+impl Limits {
+    /// Whether `flow` may buffer a message of `need` bytes (prefix included).
+    fn allows(&self, flow: &Flow, need: usize) -> bool {
+        need <= self.max_buffer && need.saturating_sub(flow.buf.capacity()) <= self.budget
     }
 }
 
@@ -263,7 +309,7 @@ impl TcpTable {
 fn consume<F: FnMut(&[u8])>(
     flow: &mut Flow,
     data: &[u8],
-    max_buffer: usize,
+    limits: Limits,
     stats: &mut DecodeStats,
     emit: &mut F,
 ) {
@@ -295,13 +341,15 @@ fn consume<F: FnMut(&[u8])>(
             }
         }
         let need = 2 + usize::from(u16::from_be_bytes([flow.buf[0], flow.buf[1]]));
-        if need > max_buffer {
+        if !limits.allows(flow, need) {
             // Only reachable when the prefix itself was split: skip the rest of it.
             stats.tcp_bytes_dropped += flow.buf.len() as u64;
             flow.skip = need - flow.buf.len();
             flow.buf.clear();
-            return consume(flow, rest, max_buffer, stats, emit);
+            return consume(flow, rest, limits, stats, emit);
         }
+        // Reserve exactly what the message needs, as the budget check assumed.
+        flow.buf.reserve_exact(need - flow.buf.len());
         let take = (need - flow.buf.len()).min(rest.len());
         flow.buf.extend_from_slice(&rest[..take]);
         rest = &rest[take..];
@@ -328,7 +376,7 @@ fn consume<F: FnMut(&[u8])>(
     } else {
         2
     };
-    if need > max_buffer {
+    if !limits.allows(flow, need) {
         stats.tcp_bytes_dropped += rest.len() as u64;
         flow.skip = need - rest.len();
     } else {
@@ -437,6 +485,8 @@ mod tests {
             let out = &mut self.out;
             self.table
                 .segment(k, ts, s, &mut self.stats, |m| out.push(m.to_vec()));
+            let held: usize = self.table.flows.values().map(|f| f.buf.capacity()).sum();
+            assert_eq!(self.table.buffered, held);
         }
     }
 
@@ -559,6 +609,42 @@ mod tests {
         // Idle past the timeout: swept.
         h.table.expire(5_000, &mut h.stats);
         assert_eq!(h.table.len(), 0);
+    }
+
+    #[test]
+    fn total_buffered_bytes_are_bounded() {
+        let mut h = Harness::new(100, 65_537);
+        h.table.max_total = 1000;
+        let msg = framed(&[message(1, 400)]);
+        let mut k = key();
+        for port in 0..4u16 {
+            k.sport = port;
+            h.feed(k, 0, seg(0, &msg[..100]));
+        }
+        // Two partial 402-byte messages fit in 1000 bytes, the next two do not.
+        assert_eq!(h.stats.tcp_bytes_dropped, 200);
+        for port in 0..4u16 {
+            k.sport = port;
+            h.feed(k, 1, seg(100, &msg[100..]));
+        }
+        assert_eq!(h.out.len(), 2);
+        assert_eq!(
+            h.stats.tcp_bytes_dropped,
+            200 + 2 * (msg.len() as u64 - 100)
+        );
+        // Finished flows give their bytes back.
+        for port in 0..4u16 {
+            k.sport = port;
+            h.feed(
+                k,
+                2,
+                Segment {
+                    fin: true,
+                    ..seg(msg.len() as u32, &[])
+                },
+            );
+        }
+        assert_eq!(h.table.buffered, 0);
     }
 
     #[test]
