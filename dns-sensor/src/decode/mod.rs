@@ -218,7 +218,12 @@ impl Decoder {
             return;
         };
         let ihl = usize::from(hdr[0] & 0x0f) * 4;
-        let total = usize::from(be16(hdr, 2));
+        // Zero is what a capture on a host with segmentation offload records for the large
+        // segments it hands to the NIC: the captured length is all there is to go by.
+        let total = match be16(hdr, 2) {
+            0 => ip.len(),
+            n => usize::from(n),
+        };
         if hdr[0] >> 4 != 4 || ihl < 20 || total < ihl || ip.len() < ihl {
             self.stats.malformed_frames += 1;
             return;
@@ -257,7 +262,11 @@ impl Decoder {
             self.stats.malformed_frames += 1;
             return;
         }
-        let total = 40 + usize::from(be16(hdr, 4));
+        // Zero: a jumbogram or an offloaded segment (see `ipv4`); trust the capture.
+        let total = match be16(hdr, 4) {
+            0 => ip.len(),
+            n => 40 + usize::from(n),
+        };
         let (end, truncated) = if total <= ip.len() {
             (total, false)
         } else {
@@ -882,6 +891,13 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].message, q[..20].to_vec());
         assert_eq!(st.udp_truncated, 1);
+        // A zero total length (segmentation offload) falls back to the captured length.
+        let mut offloaded = padded[..padded.len() - 20].to_vec();
+        offloaded[14 + 2..14 + 4].copy_from_slice(&[0, 0]);
+        let (out, st) = decode_all(LinkType::Ethernet, &[offloaded]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].message, q);
+        assert_eq!(st.malformed_frames, 0);
         // Cut inside the IP header: malformed.
         let (out, st) = decode_all(LinkType::Ethernet, &[padded[..14 + 24].to_vec()]);
         assert!(out.is_empty());
