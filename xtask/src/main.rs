@@ -3,6 +3,7 @@
 
 mod captures;
 mod ci;
+mod psl;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,8 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Refreshes the embedded Public Suffix List and its provenance note.
+    RefreshPsl(psl::RefreshPsl),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,5 +61,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Task::BenchReplay { frames, runs } => captures::bench_replay(frames, runs),
+        Task::RefreshPsl(args) => psl::refresh(&args),
     }
 }
