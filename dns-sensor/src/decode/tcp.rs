@@ -655,6 +655,46 @@ mod tests {
     }
 
     #[test]
+    fn random_segments_keep_the_table_consistent() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut h = Harness::new(2, 300);
+        h.table.max_total = 700;
+        let mut payload = [0u8; 400];
+        for i in 0..50_000u64 {
+            let mut k = key();
+            k.sport = rand(3) as u16;
+            if rand(2) == 0 {
+                k = k.reverse();
+            }
+            let len = rand(payload.len());
+            for b in &mut payload[..len] {
+                // Mostly small bytes, so that length prefixes are often plausible.
+                *b = if rand(4) == 0 {
+                    rand(256) as u8
+                } else {
+                    rand(3) as u8
+                };
+            }
+            let s = Segment {
+                seq: 1000u32.wrapping_add(rand(2000) as u32),
+                syn: rand(20) == 0,
+                fin: rand(20) == 0,
+                rst: rand(50) == 0,
+                payload: &payload[..len],
+            };
+            h.feed(k, i * 10_000, s);
+            h.out.clear();
+        }
+        assert!(h.table.len() <= 2);
+    }
+
+    #[test]
     fn total_buffered_bytes_are_bounded() {
         let mut h = Harness::new(100, 65_537);
         h.table.max_total = 1000;
