@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use publicsuffix::{List, Psl};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use xxhash_rust::xxh3::xxh3_64;
 
 /// The Public Suffix List compiled into the binary.
 pub const PUBLIC_SUFFIX_LIST: &str = include_str!("../data/public_suffix_list.dat");
@@ -78,9 +78,16 @@ pub struct Classifier {
     /// few megabytes, which every worker's classifier should not repeat.
     list: &'static List,
     /// Normalised whitelist entries.
-    whitelist: HashSet<Box<[u8]>, Xxh3DefaultBuilder>,
+    whitelist: HashSet<Box<[u8]>>,
+    /// Sorted one-shot xxh3 hashes of the entries: a cheap first test for each
+    /// suffix (the hasher `HashSet` needs costs several times more per probe), with
+    /// `whitelist` confirming hits.
+    whitelist_hashes: Vec<u64>,
     /// Label count of the longest entry: suffixes with more labels cannot match.
     whitelist_max_labels: usize,
+    /// Byte length of the longest entry: tunnel names have long labels, and hashing
+    /// suffixes that cannot match would cost more than the rest of `classify`.
+    whitelist_max_len: usize,
 }
 
 impl Classifier {
@@ -99,8 +106,9 @@ impl Classifier {
             })
             .as_ref()
             .map_err(|e| DomainError::BadList(e.clone()))?;
-        let mut whitelist = HashSet::with_hasher(Xxh3DefaultBuilder);
+        let mut whitelist = HashSet::new();
         let mut whitelist_max_labels = 0;
+        let mut whitelist_max_len = 0;
         for entry in &settings.whitelist {
             let normal = normalise_entry(entry).map_err(|why| DomainError::BadEntry {
                 origin: "config".to_string(),
@@ -109,12 +117,17 @@ impl Classifier {
             })?;
             let labels = normal.split('.').count();
             whitelist_max_labels = whitelist_max_labels.max(labels);
+            whitelist_max_len = whitelist_max_len.max(normal.len());
             whitelist.insert(normal.into_bytes().into_boxed_slice());
         }
+        let mut whitelist_hashes: Vec<u64> = whitelist.iter().map(|e| xxh3_64(e)).collect();
+        whitelist_hashes.sort_unstable();
         Ok(Self {
             list,
             whitelist,
+            whitelist_hashes,
             whitelist_max_labels,
+            whitelist_max_len,
         })
     }
 
@@ -144,20 +157,28 @@ impl Classifier {
     }
 
     /// Whether `name` or a suffix of it on a label boundary is a whitelist entry.
-    /// Costs at most one hash lookup per label, up to the longest entry's label count.
+    /// Costs at most one hash lookup per label, up to the longest entry's label count
+    /// and length.
     fn is_whitelisted(&self, name: &[u8]) -> bool {
         if self.whitelist.is_empty() {
             return false;
         }
         let mut labels = RevLabels::new(name);
         for _ in 0..self.whitelist_max_labels {
-            match labels.next_start() {
-                Some(start) => {
-                    if self.whitelist.contains(&name[start..]) {
-                        return true;
-                    }
-                }
-                None => return false,
+            let Some(start) = labels.next_start() else {
+                return false;
+            };
+            let suffix = &name[start..];
+            if suffix.len() > self.whitelist_max_len {
+                return false;
+            }
+            if self
+                .whitelist_hashes
+                .binary_search(&xxh3_64(suffix))
+                .is_ok()
+                && self.whitelist.contains(suffix)
+            {
+                return true;
             }
         }
         false

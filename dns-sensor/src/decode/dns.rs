@@ -82,7 +82,8 @@ pub enum DnsError {
     /// A label or the question runs past the end of the message.
     #[error("question runs past the end of the message")]
     Truncated,
-    /// A compression pointer points at or after itself, or loops.
+    /// A compression pointer points at or after itself, back into its own name (a
+    /// loop), or is one too many in a chain.
     #[error("bad compression pointer")]
     BadPointer,
     /// A label type other than a plain label or a pointer (0x40, 0x80).
@@ -173,7 +174,7 @@ fn read_name(message: &[u8], start: usize, name: &mut Name) -> Result<usize, Dns
                 lowest = target;
                 pos = target;
             }
-            // 0x40 (extended label types, RFC 6891) and 0x80 (reserved).
+            // 0x40 (extended labels, long deprecated) and 0x80 (reserved).
             _ => return Err(DnsError::BadLabel),
         }
     }
