@@ -126,7 +126,13 @@ impl Config {
         toml::from_str(text).map_err(|e: toml::de::Error| {
             let line = e
                 .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+                .map(|span| {
+                    text.as_bytes()[..span.start.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1
+                })
                 .unwrap_or(0);
             ConfigError::Invalid {
                 path: origin.to_string(),

@@ -24,7 +24,8 @@ pub struct RuleSettings {
     pub interval: Nanos,
     /// Alerts per evaluation at most, largest first.
     pub max_domains: usize,
-    /// A domain already alerted is reported again only after this long (0: every time).
+    /// A domain already alerted is reported again only after this long, and only if it
+    /// was queried since its last report (0: at every evaluation, as the reference does).
     pub realert: Nanos,
     /// Client addresses listed per alert.
     pub top_clients: usize,
@@ -247,18 +248,24 @@ impl Detector {
                 .then_with(|| a.domain.cmp(&b.domain))
         });
 
-        // An entry older than `realert` no longer suppresses anything: forgetting it
-        // changes nothing and keeps the table at the domains reported in that time.
+        // An entry matters while it suppresses (younger than `realert`) or while traffic
+        // from before it can still be in the window; past both, forgetting it changes
+        // nothing, and the table holds only domains reported that recently.
         let realert = self.settings.realert;
+        let remembered = realert.max(self.settings.window);
         self.last_alerted
-            .retain(|_, last| at.saturating_sub(*last) < realert);
+            .retain(|_, last| at.saturating_sub(*last) < remembered);
         let mut reported = Vec::with_capacity(alerts.len().min(self.settings.max_domains));
         for alert in alerts {
             if reported.len() >= self.settings.max_domains {
                 break;
             }
-            if self.last_alerted.contains_key(&alert.domain) {
-                continue;
+            if let Some(&last) = self.last_alerted.get(&alert.domain) {
+                // A tunnel that stopped stays over the threshold until its traffic leaves
+                // the window: report it again only if it went on after the last report.
+                if at.saturating_sub(last) < realert || !self.queried_since(&alert.domain, last) {
+                    continue;
+                }
             }
             if realert > 0 {
                 self.last_alerted.insert(alert.domain.clone(), at);
@@ -266,6 +273,12 @@ impl Detector {
             reported.push(alert);
         }
         reported
+    }
+    /// Whether `domain` was queried in a slot starting at or after `since`.
+    fn queried_since(&self, domain: &[u8], since: Nanos) -> bool {
+        self.slots
+            .range(since..)
+            .any(|(_, shard)| shard.get(domain).is_some_and(|c| c.requests() > 0))
     }
     /// Domains held across the window's slots (a domain in several slots counts once per slot).
     pub fn tracked(&self) -> usize {
@@ -436,7 +449,8 @@ mod tests {
             }
             at
         };
-        assert_eq!(feed(&mut detector()), vec![15, 75, 135, 195]);
+        // A tunnel that stopped is reported once, not again every hour it stays over.
+        assert_eq!(feed(&mut detector()), vec![15]);
         let mut every = Detector::new(RuleSettings {
             realert: 0,
             ..RuleSettings::default()
@@ -444,6 +458,23 @@ mod tests {
         let expected: Vec<Nanos> = (1..=16).map(|k| k * 15).collect();
         assert_eq!(feed(&mut every), expected);
         assert_eq!(every.last_alerted.len(), 0);
+    }
+
+    #[test]
+    fn a_tunnel_that_goes_on_is_reported_again_each_realert() {
+        let mut d = detector();
+        let mut alerted = Vec::new();
+        // 300 names up front, then a few more names every slot: it keeps going.
+        d.add(shard(T0, "t.org", 0, 300));
+        let mut t = T0 + 15 * MIN;
+        let mut next_name = 300;
+        while t <= T0 + 3 * HOUR {
+            alerted.extend(d.evaluate(t).iter().map(|a| (a.at - T0) / MIN));
+            d.add(shard(t, "t.org", next_name, 5));
+            next_name += 5;
+            t += 15 * MIN;
+        }
+        assert_eq!(alerted, vec![15, 75, 135]);
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn print_summary(report: &ReplayReport) {
     };
     eprintln!(
         "dns-sensor: {} frames read, {} DNS messages ({} queries, {} responses), {} malformed \
-         ({} frames, {} DNS), {} not IP, {} not DNS, {} whitelisted, {} without a registered \
+         ({} frames, {} DNS), {} without a question, {} not IP, {} not DNS, {} whitelisted, {} without a registered \
          domain, {} IPv4 fragments ({} reassembled, {} dropped), {} TCP bytes dropped, \
          peak {} domains in the window, {} shed, {} evaluations, {} alerts, {:.3} s, {:.0} frames/s",
         w.decode.frames,
@@ -156,6 +156,7 @@ fn print_summary(report: &ReplayReport) {
         w.malformed(),
         w.decode.malformed_frames,
         w.malformed_dns,
+        w.no_question,
         w.decode.not_ip,
         w.decode.not_dns,
         w.whitelisted,

@@ -17,7 +17,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::alert::{AlertError, Sink};
 use crate::capture::{CaptureError, CaptureReader, Frame};
-use crate::decode::{parse_question, DecodeSettings, DecodeStats, Decoder, DnsPacket, Name};
+use crate::decode::{
+    parse_question, DecodeSettings, DecodeStats, Decoder, DnsError, DnsPacket, Name,
+};
 use crate::detect::{Alert, Detector, RuleSettings};
 use crate::domain::{Classifier, DomainError, DomainSettings, Verdict};
 use crate::sketch::{Shard, SketchSettings};
@@ -60,6 +62,9 @@ pub struct WorkerStats {
     pub decode: DecodeStats,
     /// DNS messages whose header or question did not parse.
     pub malformed_dns: u64,
+    /// Well-formed messages without a question (mDNS announcements, some updates):
+    /// no name to count them under.
+    pub no_question: u64,
     /// Queries counted (QR=0).
     pub queries: u64,
     /// Responses counted (QR=1).
@@ -73,19 +78,9 @@ pub struct WorkerStats {
 impl WorkerStats {
     /// Adds another worker's counters into these.
     pub fn add(&mut self, other: &WorkerStats) {
-        let d = &mut self.decode;
-        let o = &other.decode;
-        d.frames += o.frames;
-        d.dns_messages += o.dns_messages;
-        d.not_ip += o.not_ip;
-        d.not_dns += o.not_dns;
-        d.malformed_frames += o.malformed_frames;
-        d.ip_fragments += o.ip_fragments;
-        d.ip_reassembled += o.ip_reassembled;
-        d.ip_fragments_dropped += o.ip_fragments_dropped;
-        d.tcp_segments += o.tcp_segments;
-        d.tcp_bytes_dropped += o.tcp_bytes_dropped;
+        self.decode.add(&other.decode);
         self.malformed_dns += other.malformed_dns;
+        self.no_question += other.no_question;
         self.queries += other.queries;
         self.responses += other.responses;
         self.whitelisted += other.whitelisted;
@@ -174,6 +169,10 @@ impl Worker {
         self.decoder.decode(frame, |packet: DnsPacket<'_>| {
             let question = match parse_question(packet.message, name) {
                 Ok(q) => q,
+                Err(DnsError::NoQuestion) => {
+                    stats.no_question += 1;
+                    return;
+                }
                 Err(_) => {
                     stats.malformed_dns += 1;
                     return;
@@ -215,7 +214,10 @@ impl Worker {
     /// Sends the last slot and the counters; the worker is done.
     pub fn finish(mut self) {
         if let Some(shard) = self.shard.take() {
-            self.send_slot(shard, self.slot_end);
+            // Time stopped at the last frame: the boundary ending this slot was never
+            // reached, so it must not be evaluated.
+            let reached = self.last_ts.map_or(shard.start(), |t| t.saturating_add(1));
+            self.send_slot(shard, reached);
         }
         self.stats.decode = self.decoder.stats().clone();
         let _ = self.to_coordinator.send(WorkerMessage::Done {

@@ -109,6 +109,27 @@ pub struct DecodeStats {
     pub tcp_bytes_dropped: u64,
 }
 
+impl DecodeStats {
+    /// Adds another decoder's counters into these (one decoder per worker).
+    pub fn add(&mut self, other: &DecodeStats) {
+        self.frames += other.frames;
+        self.dns_messages += other.dns_messages;
+        self.not_ip += other.not_ip;
+        self.not_dns += other.not_dns;
+        self.malformed_frames += other.malformed_frames;
+        self.ip_fragments += other.ip_fragments;
+        self.ip_reassembled += other.ip_reassembled;
+        self.ip_fragments_dropped += other.ip_fragments_dropped;
+        self.ip_fragments_duplicate += other.ip_fragments_duplicate;
+        self.udp_truncated += other.udp_truncated;
+        self.tcp_segments += other.tcp_segments;
+        self.tcp_retransmits += other.tcp_retransmits;
+        self.tcp_gaps += other.tcp_gaps;
+        self.tcp_flows_refused += other.tcp_flows_refused;
+        self.tcp_bytes_dropped += other.tcp_bytes_dropped;
+    }
+}
+
 /// Ethertypes of VLAN tags: 802.1Q, 802.1ad, and the pre-standard QinQ value.
 const VLAN_TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 /// Most VLAN tags skipped in one frame; real networks stack two, rarely three.

@@ -283,7 +283,7 @@ pub fn background(
     let mut rng = SplitMix64::new(seed);
     let mut traffic = Traffic::new();
     let total = duration / SECOND * per_second;
-    let step = if total > 0 { duration / total } else { 0 };
+    let step = duration.checked_div(total).unwrap_or(0);
     for i in 0..total {
         // Rank r is picked with weight about 1/(r+1): the head dominates, the tail shows up.
         let rank =
