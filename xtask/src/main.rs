@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <task>`. Everything a developer or CI runs beyond plain
 //! cargo lives here, so the README's commands stay one line each.
 
+mod bench_pipeline;
 mod captures;
 mod ci;
 mod psl;
@@ -42,6 +43,19 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Benchmarks the whole pipeline (N workers and the coordinator) over a generated
+    /// mix held in memory, and the per-frame cost of each step.
+    BenchPipeline {
+        /// Frames in the generated mix.
+        #[arg(long, default_value_t = 2_000_000)]
+        frames: u64,
+        /// Runs per measurement; medians are reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Worker counts to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+    },
     /// Refreshes the embedded Public Suffix List and its provenance note.
     RefreshPsl(psl::RefreshPsl),
 }
@@ -61,6 +75,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Task::BenchReplay { frames, runs } => captures::bench_replay(frames, runs),
+        Task::BenchPipeline {
+            frames,
+            runs,
+            workers,
+        } => bench_pipeline::run(frames, runs, &workers),
         Task::RefreshPsl(args) => psl::refresh(&args),
     }
 }

@@ -546,6 +546,31 @@ fn network(link: LinkType, data: &[u8]) -> Network<'_> {
     }
 }
 
+/// A hash of a frame's IP source and destination addresses, the same for both
+/// directions, or 0 for a frame that carries no IP packet.
+///
+/// Splitting frames between workers by it keeps together what one decoder must see
+/// together: every segment of a TCP stream and every fragment of an IP datagram (which
+/// carry no ports after the first), as a NIC's receive-side scaling does with a
+/// two-tuple hash. Counting itself needs no such split: shards of the same slot merge
+/// exactly, whichever worker counted a query.
+pub fn flow_hash(frame: &Frame<'_>) -> u64 {
+    let (a, b) = match network(frame.link, frame.data) {
+        Network::Ip(4, ip) => (ip.get(12..16), ip.get(16..20)),
+        Network::Ip(_, ip) => (ip.get(8..24), ip.get(24..40)),
+        Network::NotIp | Network::Malformed => return 0,
+    };
+    let (Some(a), Some(b)) = (a, b) else {
+        return 0;
+    };
+    // Order the pair so that a query and its response hash alike.
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    let mut key = [0u8; 32];
+    key[..low.len()].copy_from_slice(low);
+    key[16..16 + high.len()].copy_from_slice(high);
+    xxhash_rust::xxh3::xxh3_64(&key)
+}
+
 /// Skips VLAN tags after an ethertype and maps the final one.
 fn ethertype(mut ethertype: u16, mut rest: &[u8]) -> Network<'_> {
     let mut tags = 0;
@@ -1485,5 +1510,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn flow_hash_keeps_both_directions_and_fragments_together() {
+        use crate::synth::scenario::{ipv6_flow, v4};
+        use crate::synth::{ipv4_udp_fragments, query, udp_frame, Flow};
+        let hash = |data: &[u8]| {
+            flow_hash(&Frame {
+                ts: 0,
+                link: LinkType::Ethernet,
+                data,
+            })
+        };
+        let flow = Flow::to_dns(v4(10, 1, 0, 66), 41_000, v4(192, 0, 2, 53));
+        let message = query(1, b"a.pirate.sea", 16);
+        let there = hash(&udp_frame(&flow, &message));
+        assert_ne!(there, 0);
+        assert_eq!(hash(&udp_frame(&flow.reply(), &message)), there);
+        // Another source port of the same client: same pair, same hash.
+        let other_port = Flow::to_dns(v4(10, 1, 0, 66), 52_000, v4(192, 0, 2, 53));
+        assert_eq!(hash(&udp_frame(&other_port, &message)), there);
+        // Fragments after the first carry no UDP header; all hash like the flow.
+        let fragments = ipv4_udp_fragments(&flow.reply(), &[7u8; 900], 9, 200);
+        assert!(fragments.len() >= 4);
+        for f in &fragments {
+            assert_eq!(hash(f), there);
+        }
+        let other_client = Flow::to_dns(v4(10, 1, 0, 67), 41_000, v4(192, 0, 2, 53));
+        assert_ne!(hash(&udp_frame(&other_client, &message)), there);
+        let v6 = ipv6_flow();
+        let v6_hash = hash(&udp_frame(&v6, &message));
+        assert_ne!(v6_hash, 0);
+        assert_ne!(v6_hash, there);
+        assert_eq!(hash(&udp_frame(&v6.reply(), &message)), v6_hash);
+        // No IP packet: 0, without panicking on short input.
+        assert_eq!(hash(&[0u8; 10]), 0);
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        assert_eq!(hash(&arp), 0);
+        let mut cut = udp_frame(&flow, &message);
+        cut.truncate(14 + 15);
+        assert_eq!(hash(&cut), 0);
     }
 }

@@ -1,0 +1,219 @@
+//! `cargo xtask bench-pipeline`: the whole pipeline over frames held in memory, with N
+//! workers and the coordinator, and the per-frame cost of each step of the hot path.
+//!
+//! The capture file is left out on purpose: live, frames come from the NIC's rings, not
+//! from a file, so this measures what the sensor itself costs per frame. Frames are
+//! split between workers by the flow hash of their IP addresses before the clock starts,
+//! as the NIC's receive-side scaling splits them between queues.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use dns_sensor::capture::{Frame, LinkType};
+use dns_sensor::config::Config;
+use dns_sensor::decode::{parse_question, Decoder, Name};
+use dns_sensor::domain::{Classifier, Verdict};
+use dns_sensor::pipeline::{partition_by_flow, run_frames, Settings};
+use dns_sensor::sketch::Shard;
+use dns_sensor::synth::scenario::{mix, EPOCH};
+use dns_sensor::Nanos;
+
+use crate::ci::run_cmd;
+
+/// Median, minimum and maximum of `samples` (not empty).
+fn spread(mut samples: Vec<f64>) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    (
+        samples[samples.len() / 2],
+        samples[0],
+        samples[samples.len() - 1],
+    )
+}
+
+/// Times `f` `runs` times; returns nanoseconds per frame for each run.
+fn per_frame(runs: usize, frames: usize, mut f: impl FnMut() -> u64) -> Vec<f64> {
+    (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(f());
+            started.elapsed().as_nanos() as f64 / frames as f64
+        })
+        .collect()
+}
+
+/// The hot path cut after each step, on one thread: each stage does everything the
+/// previous one did plus one step, so the differences are the steps' own costs.
+fn stages(
+    frames: &[Frame<'_>],
+    settings: &Settings,
+    runs: usize,
+) -> anyhow::Result<Vec<(&'static str, Vec<f64>)>> {
+    let classifier = Classifier::new(&settings.domain).context("classifier")?;
+    let n = frames.len();
+    let mut out = Vec::new();
+    out.push((
+        "frame decode (link, IP, UDP/TCP, reassembly)",
+        per_frame(runs, n, || {
+            let mut decoder = Decoder::new(settings.decode.clone());
+            let mut bytes = 0u64;
+            for f in frames {
+                decoder.decode(f, |p| bytes += p.message.len() as u64);
+            }
+            bytes
+        }),
+    ));
+    out.push((
+        "+ DNS question, lower-cased name",
+        per_frame(runs, n, || {
+            let mut decoder = Decoder::new(settings.decode.clone());
+            let mut name = Name::new();
+            let mut len = 0u64;
+            for f in frames {
+                decoder.decode(f, |p| {
+                    if parse_question(p.message, &mut name).is_ok() {
+                        len += name.as_bytes().len() as u64;
+                    }
+                });
+            }
+            len
+        }),
+    ));
+    out.push((
+        "+ registered domain and whitelist",
+        per_frame(runs, n, || {
+            let mut decoder = Decoder::new(settings.decode.clone());
+            let mut name = Name::new();
+            let mut len = 0u64;
+            for f in frames {
+                decoder.decode(f, |p| {
+                    if parse_question(p.message, &mut name).is_ok() {
+                        if let Verdict::Registered(d) = classifier.classify(name.as_bytes()) {
+                            len += d.len() as u64;
+                        }
+                    }
+                });
+            }
+            len
+        }),
+    ));
+    out.push((
+        "+ count update (xxh3, exact set, clients, qtypes)",
+        per_frame(runs, n, || {
+            let mut decoder = Decoder::new(settings.decode.clone());
+            let mut name = Name::new();
+            let mut shard = Shard::new(0, &settings.sketch);
+            for f in frames {
+                decoder.decode(f, |p| {
+                    let Ok(q) = parse_question(p.message, &mut name) else {
+                        return;
+                    };
+                    if let Verdict::Registered(d) = classifier.classify(name.as_bytes()) {
+                        let size = p.message.len() as u32;
+                        if q.is_response {
+                            shard.record_response(d, size);
+                        } else {
+                            shard.record_query(d, name.as_bytes(), p.src, q.qtype, size);
+                        }
+                    }
+                });
+            }
+            shard.len() as u64
+        }),
+    ));
+    Ok(out)
+}
+
+/// Generates a mix of `frames` frames in memory and benchmarks it.
+pub fn run(frames: u64, runs: usize, workers: &[usize]) -> anyhow::Result<()> {
+    if runs == 0 || workers.is_empty() {
+        bail!("need at least one run and one worker count");
+    }
+    if cfg!(debug_assertions) {
+        // `cargo xtask` builds xtask without optimisation; the pipeline runs inside this
+        // process, so measure it from an optimised build of xtask itself.
+        let workers: Vec<String> = workers.iter().map(usize::to_string).collect();
+        return run_cmd(
+            "cargo",
+            &[
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "xtask",
+                "--",
+                "bench-pipeline",
+                "--frames",
+                &frames.to_string(),
+                "--runs",
+                &runs.to_string(),
+                "--workers",
+                &workers.join(","),
+            ],
+        );
+    }
+    let started = Instant::now();
+    let owned: Vec<(Nanos, Vec<u8>)> = mix(frames, EPOCH).into_sorted();
+    let views: Vec<Frame<'_>> = owned
+        .iter()
+        .map(|(ts, data)| Frame {
+            ts: *ts,
+            link: LinkType::Ethernet,
+            data,
+        })
+        .collect();
+    let n = views.len();
+    eprintln!(
+        "generated the mix in memory: {n} frames in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let settings = Config::default().settings().context("default settings")?;
+
+    println!("per-frame cost of each step, one thread, {runs} runs (median, min-max):");
+    let mut previous = 0.0;
+    for (label, samples) in stages(&views, &settings, runs)? {
+        let (median, min, max) = spread(samples);
+        println!(
+            "  {label:<52} {median:>6.1} ns/frame cumulative ({min:.1}-{max:.1}), step {:.1} ns",
+            median - previous
+        );
+        previous = median;
+    }
+
+    let mut first_alerts: Option<u64> = None;
+    let mut one_worker: Option<f64> = None;
+    println!("whole pipeline (workers + coordinator), frames from memory, {runs} runs:");
+    for &w in workers {
+        let parts = partition_by_flow(views.iter().copied(), w);
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        let mut rates = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let report = run_frames(&parts, &settings, Vec::new()).context("pipeline")?;
+            let alerts = report.summary.alerts;
+            match first_alerts {
+                None => first_alerts = Some(alerts),
+                Some(a) if a != alerts => {
+                    bail!("{w} workers raised {alerts} alerts, the first run {a}")
+                }
+                Some(_) => {}
+            }
+            rates.push(n as f64 / report.elapsed.as_secs_f64());
+        }
+        let (median, min, max) = spread(rates);
+        let scaling = match one_worker {
+            Some(base) => format!(", {:.2}x one worker", median / base),
+            None => String::new(),
+        };
+        if w == 1 {
+            one_worker = Some(median);
+        }
+        println!(
+            "  {w} worker(s): median {median:.0} frames/s ({min:.0}-{max:.0}), {:.1} ns/frame{scaling}; frames per worker {sizes:?}",
+            1e9 / median
+        );
+    }
+    println!(
+        "alerts per run: {} (the same for every worker count)",
+        first_alerts.unwrap_or(0)
+    );
+    Ok(())
+}
