@@ -348,7 +348,7 @@ fn shard_update(c: &mut Criterion) {
         })
         .collect();
     let small = SketchSettings {
-        max_domains: 5_000,
+        max_bytes: 2 << 20,
         ..sketch.clone()
     };
     let client = IpAddr::from([10, 9, 9, 9]);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::decode::DecodeSettings;
 use crate::detect::RuleSettings;
 use crate::domain::{read_whitelist_file, DomainError, DomainSettings};
-use crate::pipeline::Settings;
+use crate::pipeline::{shard_budget, Settings};
 use crate::sketch::SketchSettings;
 use crate::Nanos;
 
@@ -91,7 +91,15 @@ pub struct Config {
     pub whitelist: Vec<String>,
     /// Files of further whitelisted domains, one per line, `#` comments.
     pub whitelist_files: Vec<PathBuf>,
+    /// Bytes the window's per-domain tables may take in all (estimated from their
+    /// sizes); past it the least active small domains are shed. Written with a binary
+    /// unit: `"1GiB"`, `"512MiB"`.
+    #[serde(deserialize_with = "byte_size")]
+    pub memory_cap: u64,
 }
+
+/// The default [`Config::memory_cap`]: 1 GiB.
+pub const DEFAULT_MEMORY_CAP: u64 = 1 << 30;
 
 impl Default for Config {
     fn default() -> Self {
@@ -107,6 +115,7 @@ impl Default for Config {
             ports: vec![53],
             whitelist: DEFAULT_WHITELIST.iter().map(|d| d.to_string()).collect(),
             whitelist_files: Vec::new(),
+            memory_cap: DEFAULT_MEMORY_CAP,
         }
     }
 }
@@ -142,12 +151,28 @@ impl Config {
         })
     }
 
-    /// The settings every step runs with, reading the whitelist files.
+    /// The settings every step runs with, for one worker, reading the whitelist files.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
+        self.settings_for_workers(1)
+    }
+
+    /// The settings for `workers` workers: the memory cap is shared between the
+    /// window's slots and every worker's open shards
+    /// ([`shard_budget`](crate::pipeline::shard_budget)).
+    pub fn settings_for_workers(&self, workers: usize) -> Result<Settings, ConfigError> {
         let mut whitelist = self.whitelist.clone();
         for file in &self.whitelist_files {
             whitelist.extend(read_whitelist_file(file)?);
         }
+        let rule = RuleSettings {
+            threshold: self.threshold,
+            window: nanos(self.window),
+            interval: nanos(self.interval),
+            max_domains: self.max_domains,
+            realert: nanos(self.realert),
+            top_clients: self.top_clients,
+        };
+        let memory_cap = usize::try_from(self.memory_cap).unwrap_or(usize::MAX);
         Ok(Settings {
             decode: DecodeSettings {
                 ports: self.ports.clone(),
@@ -159,16 +184,12 @@ impl Config {
             },
             sketch: SketchSettings {
                 max_samples: self.sample_names,
+                max_bytes: shard_budget(memory_cap, &rule, workers),
+                // Half the threshold in one slot is near it: never shed such a domain.
+                protect_names: (self.threshold / 2).max(1),
                 ..SketchSettings::default()
             },
-            rule: RuleSettings {
-                threshold: self.threshold,
-                window: nanos(self.window),
-                interval: nanos(self.interval),
-                max_domains: self.max_domains,
-                realert: nanos(self.realert),
-                top_clients: self.top_clients,
-            },
+            rule,
         })
     }
 }
@@ -212,6 +233,43 @@ fn positive_u64<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
 fn positive_usize<'de, D: Deserializer<'de>>(de: D) -> Result<usize, D::Error> {
     match usize::deserialize(de)? {
         0 => Err(serde::de::Error::custom("must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+/// Parses a size as the settings file writes it: a whole number of bytes, or a number
+/// with a binary unit (`KiB`, `MiB`, `GiB`, `TiB`; spaces allowed), e.g. `"1GiB"`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: write e.g. \"1GiB\" or \"512MiB\""))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {text:?}: use B, KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(de)?;
+    match parse_byte_size(&text).map_err(serde::de::Error::custom)? {
+        // Below this even a few domains per slot would not fit.
+        n if n < 1 << 20 => Err(serde::de::Error::custom("must be at least 1MiB")),
         n => Ok(n),
     }
 }
@@ -271,6 +329,7 @@ sample_names = 2
 include_private_suffixes = false
 ports = [53, 5353]
 whitelist = ["example.com"]
+memory_cap = "256MiB"
 "#;
         let config = Config::parse(text, "t").unwrap();
         assert_eq!(config.threshold, 50);
@@ -283,6 +342,37 @@ whitelist = ["example.com"]
         assert!(!config.include_private_suffixes);
         assert_eq!(config.ports, vec![53, 5353]);
         assert_eq!(config.whitelist, vec!["example.com".to_string()]);
+        assert_eq!(config.memory_cap, 256 << 20);
+        let settings = config.settings().unwrap();
+        // 1h window, 5m interval: 13 slots held, one being merged, two per worker.
+        assert_eq!(settings.sketch.max_bytes, (256 << 20) / 16);
+        assert_eq!(settings.sketch.protect_names, 25);
+        assert_eq!(
+            config.settings_for_workers(4).unwrap().sketch.max_bytes,
+            (256 << 20) / 22
+        );
+    }
+
+    #[test]
+    fn memory_cap_reads_binary_units_and_refuses_nonsense() {
+        assert_eq!(parse_byte_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_byte_size(" 512 MiB "), Ok(512 << 20));
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert_eq!(parse_byte_size("2TiB"), Ok(2 << 40));
+        assert!(parse_byte_size("1GB").unwrap_err().contains("GiB"));
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("99999999999TiB").is_err());
+        let (line, message) = invalid("threshold = 10\nmemory_cap = \"1 gigabyte\"\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("unit"), "{message}");
+        let (_, message) = invalid("memory_cap = \"512KiB\"\n");
+        assert!(message.contains("at least 1MiB"), "{message}");
+        let (line, _) = invalid("memory_cap = 1024\n");
+        assert_eq!(line, 1);
+        // The default: 1 GiB over the 4 h window's 17 slots, one merging, one worker.
+        let settings = Config::default().settings().unwrap();
+        assert_eq!(settings.sketch.max_bytes, (1 << 30) / 20);
+        assert_eq!(settings.sketch.protect_names, 100);
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct Detector {
     last_alerted: HashMap<Box<[u8]>, Nanos, foldhash::fast::RandomState>,
     /// Shards refused because their slot had already left the window.
     late_shards: u64,
+    /// Records lost to shedding in every shard handed in, and in the window's merges.
+    shed_records: u64,
+    /// Domains shed likewise.
+    evicted_domains: u64,
 }
 
 impl Detector {
@@ -113,6 +117,8 @@ impl Detector {
             horizon: 0,
             last_alerted: HashMap::default(),
             late_shards: 0,
+            shed_records: 0,
+            evicted_domains: 0,
         }
     }
     /// The rule in use.
@@ -145,14 +151,26 @@ impl Detector {
             self.late_shards = self.late_shards.saturating_add(1);
             return;
         }
-        match self.slots.entry(start) {
+        // A merge adds the incoming shard's shedding counters to the held one's, plus
+        // whatever the merge itself sheds: the difference is what is new.
+        let (shed, evicted) = match self.slots.entry(start) {
             std::collections::btree_map::Entry::Occupied(mut held) => {
-                held.get_mut().merge_owned(shard)
+                let held = held.get_mut();
+                let before = (held.shed_domains(), held.evicted_domains());
+                held.merge_owned(shard);
+                (
+                    held.shed_domains().saturating_sub(before.0),
+                    held.evicted_domains().saturating_sub(before.1),
+                )
             }
             std::collections::btree_map::Entry::Vacant(free) => {
+                let counted = (shard.shed_domains(), shard.evicted_domains());
                 free.insert(shard);
+                counted
             }
-        }
+        };
+        self.shed_records = self.shed_records.saturating_add(shed);
+        self.evicted_domains = self.evicted_domains.saturating_add(evicted);
         self.drop_before(cutoff);
     }
     /// Oldest slot start still needed.
@@ -296,6 +314,19 @@ impl Detector {
     /// [`Shard::shed_domains`]).
     pub fn shed(&self) -> u64 {
         self.slots.values().map(Shard::shed_domains).sum()
+    }
+    /// Records lost to shedding since the start, in the workers' shards and in the
+    /// window's merges, including slots no longer held.
+    pub fn shed_records_total(&self) -> u64 {
+        self.shed_records
+    }
+    /// Domains shed since the start (a domain shed from several slots counts in each).
+    pub fn evicted_domains_total(&self) -> u64 {
+        self.evicted_domains
+    }
+    /// Estimated bytes of the window's per-domain tables (see [`Shard::bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.slots.values().map(Shard::bytes).sum()
     }
 }
 

@@ -148,7 +148,8 @@ fn print_summary(report: &ReplayReport) {
         "dns-sensor: {} frames read, {} DNS messages ({} queries, {} responses), {} malformed \
          ({} frames, {} DNS), {} without a question, {} not IP, {} not DNS, {} whitelisted, {} without a registered \
          domain, {} IPv4 fragments ({} reassembled, {} dropped), {} TCP bytes dropped, \
-         peak {} domains in the window, {} shed, {} evaluations, {} alerts, {:.3} s, {:.0} frames/s",
+         peak {} domains in the window ({:.1} MiB of tables), {} domains shed for room ({} records), \
+         {} evaluations, {} alerts, {:.3} s, {:.0} frames/s",
         w.decode.frames,
         w.decode.dns_messages,
         w.queries,
@@ -166,6 +167,8 @@ fn print_summary(report: &ReplayReport) {
         w.decode.ip_fragments_dropped,
         w.decode.tcp_bytes_dropped,
         s.peak_domains,
+        s.peak_bytes as f64 / f64::from(1u32 << 20),
+        s.evicted_domains,
         s.shed_domains,
         s.evaluations,
         s.alerts,

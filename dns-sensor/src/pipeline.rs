@@ -253,6 +253,21 @@ impl Worker {
     }
 }
 
+/// The byte budget of one shard when the window's per-domain tables may take
+/// `memory_cap` bytes in all: the cap shared between every shard alive at once, that is
+/// the slots the window holds (a window and an interval's worth, as
+/// [`Detector::add`] keeps them), the slot being merged, and per worker its open slot
+/// and one closed slot on its way to the coordinator.
+pub fn shard_budget(memory_cap: usize, rule: &RuleSettings, workers: usize) -> usize {
+    let slot = crate::detect::slot_length(rule.window, rule.interval).max(1);
+    let held = rule.window.saturating_add(rule.interval) / slot;
+    let shares = usize::try_from(held)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1)
+        .saturating_add(workers.max(1).saturating_mul(2));
+    memory_cap / shares.max(1)
+}
+
 /// Totals of a run, for the summary.
 #[derive(Clone, Debug, Default)]
 pub struct RunSummary {
@@ -264,8 +279,13 @@ pub struct RunSummary {
     pub evaluations: u64,
     /// Most domains held in the window at once.
     pub peak_domains: usize,
-    /// Domains not tracked because a shard was full.
+    /// Records (queries and responses) lost because their domain was shed or refused
+    /// for lack of room in a shard.
     pub shed_domains: u64,
+    /// Domains shed to make room (one per slot it was shed from).
+    pub evicted_domains: u64,
+    /// Largest estimated size of the window's per-domain tables, in bytes.
+    pub peak_bytes: usize,
     /// Time of the first and last frame.
     pub span: Option<(Nanos, Nanos)>,
 }
@@ -327,10 +347,12 @@ impl Coordinator {
                             Some((first, last)) => (first.min(start), last.max(end)),
                         });
                     }
-                    self.summary.shed_domains += shard.shed_domains();
                     self.detector.add(shard);
                     self.summary.peak_domains =
                         self.summary.peak_domains.max(self.detector.tracked());
+                    self.summary.peak_bytes = self.summary.peak_bytes.max(self.detector.bytes());
+                    self.summary.shed_domains = self.detector.shed_records_total();
+                    self.summary.evicted_domains = self.detector.evicted_domains_total();
                     self.frontier[worker] = Some(next_start);
                     self.evaluate_passed_boundaries()?;
                 }
@@ -708,6 +730,76 @@ mod tests {
             assert_eq!(summary.alerts, one_summary.alerts);
             assert_eq!(summary.span, one_summary.span);
         }
+    }
+
+    const IODINE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/captures/elastic-iodine-tunnel.pcap"
+    );
+
+    #[test]
+    fn tunnel_inside_a_flood_of_new_domains_is_detected_under_a_small_cap() {
+        use crate::synth::{mix64, query, rtype, udp_frame};
+        let mut reader = CaptureReader::open(std::path::Path::new(IODINE)).expect("capture");
+        let mut frames: Vec<(Nanos, LinkType, Vec<u8>)> = Vec::new();
+        while let Some(f) = reader.next_frame().expect("readable") {
+            frames.push((f.ts, f.link, f.data.to_vec()));
+        }
+        let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
+        // 20 000 queries from 50 bots over the tunnel's 24.5 s, every one for a new
+        // registered domain, never answered: 90 flood domains per tunnel query.
+        let flood = 20_000u64;
+        for i in 0..flood {
+            let ts = first + (last - first) * i / flood;
+            let bot = v4(10, 66, 0, (i % 50) as u8 + 1);
+            let flow = Flow::to_dns(bot, 30_000 + (i % 1000) as u16, v4(192, 0, 2, 1));
+            let name = format!("www.x{:x}.example", mix64(i));
+            let frame = udp_frame(&flow, &query(i as u16, name.as_bytes(), rtype::A));
+            frames.push((ts, LinkType::Ethernet, frame));
+        }
+        frames.sort_by_key(|f| f.0);
+        let views: Vec<Frame<'_>> = frames
+            .iter()
+            .map(|(ts, link, data)| Frame {
+                ts: *ts,
+                link: *link,
+                data,
+            })
+            .collect();
+        // 32 MiB for the window: about 1.6 MB per shard, a few hundred small domains.
+        let cap = 32u64 << 20;
+        let settings = Config {
+            memory_cap: cap,
+            ..Config::default()
+        }
+        .settings()
+        .expect("settings");
+        assert!(settings.sketch.max_bytes < 2 << 20);
+        let alerts = Arc::new(Mutex::new(Vec::new()));
+        let report =
+            run_frames(&[views], &settings, vec![Box::new(Collect(alerts.clone()))]).expect("runs");
+        let alerts = alerts.lock().expect("not poisoned").clone();
+        let summary = report.summary;
+
+        // The flood went through the cap, was shed, and every record of it is counted.
+        // The capture spans one slot: the window held at most that slot's share.
+        assert!(
+            summary.peak_bytes <= settings.sketch.max_bytes,
+            "{} bytes",
+            summary.peak_bytes
+        );
+        assert!(summary.evicted_domains > flood - 2_000, "{summary:?}");
+        assert!(summary.peak_domains < 2_000, "{summary:?}");
+        assert_eq!(summary.shed_domains, summary.evicted_domains);
+        // The real tunnel, with the figures it has alone (tests/real_tunnels.rs).
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let alert = &alerts[0];
+        assert_eq!(&*alert.domain, b"pirate.sea");
+        assert_eq!(alert.total_requests, 222);
+        assert_eq!(alert.unique_hostnames, 222);
+        assert_eq!(alert.total_bytes_in, 16_812);
+        assert_eq!(alert.total_bytes_out, 35_212);
+        assert_eq!(alert.top_clients, vec![(v4(10, 0, 2, 30), 222)]);
     }
 
     #[test]

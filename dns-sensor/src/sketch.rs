@@ -59,21 +59,33 @@ pub struct SketchSettings {
     pub max_clients: usize,
     /// Sample names kept per domain.
     pub max_samples: usize,
-    /// Domains tracked per shard; past it new domains are shed and counted.
+    /// Domains tracked per shard; past it the least active small domains are shed
+    /// (see [`Shard`]).
     pub max_domains: usize,
+    /// Estimated bytes one shard may hold (its table, names, clients, samples); past it
+    /// the least active small domains are shed. The pipeline derives it from the
+    /// window's memory cap (`pipeline::shard_budget`).
+    pub max_bytes: usize,
+    /// Domains with at least this many unique names in the shard (or an estimated
+    /// count) are never shed: they are near or over the threshold.
+    pub protect_names: u64,
 }
 
 impl Default for SketchSettings {
     /// `exact_limit` 1 024 (the rule promises exact counts up to at least 1 000, and the
     /// default threshold of 200 sits far inside), 64 clients, 5 samples, 100 000 domains
     /// per shard (an enterprise resolver sees a few tens of thousands of registered
-    /// domains in 15 minutes).
+    /// domains in 15 minutes), 1/20 of 1 GiB per shard (the default window holds 17
+    /// slots, plus the workers' open shards), and domains with 100 names (half the
+    /// default threshold) protected.
     fn default() -> Self {
         Self {
             exact_limit: 1024,
             max_clients: 64,
             max_samples: 5,
             max_domains: 100_000,
+            max_bytes: (1 << 30) / 20,
+            protect_names: 100,
         }
     }
 }
@@ -345,6 +357,9 @@ pub struct DomainCounts {
     qtypes: TopCounts<u16>,
     exact_limit: usize,
     max_samples: usize,
+    /// The shard's record counter when this domain was last recorded: the tie-break
+    /// between equally small domains when shedding (the least recent goes first).
+    last_seen: u64,
 }
 
 impl DomainCounts {
@@ -361,7 +376,48 @@ impl DomainCounts {
             qtypes: TopCounts::new(MAX_QTYPES),
             exact_limit: settings.exact_limit,
             max_samples: settings.max_samples,
+            last_seen: 0,
         }
+    }
+
+    /// Estimated heap bytes held (not counting the struct itself): the exact set's
+    /// table, or the estimate's registers, the clients, samples and query types.
+    /// Capacities, not lengths, because that is what is allocated.
+    pub fn heap_bytes(&self) -> usize {
+        let names = match &self.names {
+            // hashbrown: a bucket of 8 bytes and a control byte per slot, slots a power
+            // of two at least 8/7 of the capacity.
+            UniqueNames::Exact(set) => set.capacity() * 9 * 8 / 7,
+            UniqueNames::Estimated { .. } => HLL_REGISTERS + std::mem::size_of::<Hll>(),
+        };
+        let samples = self.samples.capacity() * std::mem::size_of::<Box<[u8]>>()
+            + self.samples.iter().map(|s| s.len()).sum::<usize>();
+        names
+            + samples
+            + self.clients.entries.capacity() * std::mem::size_of::<(IpAddr, u64)>()
+            + self.qtypes.entries.capacity() * std::mem::size_of::<(u16, u64)>()
+    }
+
+    /// Whether shedding must leave this domain alone: it has many names already.
+    fn is_protected(&self, protect_names: u64) -> bool {
+        match &self.names {
+            UniqueNames::Exact(set) => set.len() as u64 >= protect_names,
+            UniqueNames::Estimated { .. } => true,
+        }
+    }
+
+    /// Shedding order, least active first: fewest names, then fewest records, then
+    /// least recently seen.
+    fn shed_rank(&self) -> (u64, u64, u64) {
+        let names = match &self.names {
+            UniqueNames::Exact(set) => set.len() as u64,
+            UniqueNames::Estimated { floor, .. } => *floor,
+        };
+        (
+            names,
+            self.requests.saturating_add(self.responses),
+            self.last_seen,
+        )
     }
 
     /// Queries (QR=0).
@@ -415,6 +471,7 @@ impl DomainCounts {
         self.names.merge(&other.names, self.exact_limit);
         self.clients.merge(&other.clients);
         self.qtypes.merge(&other.qtypes);
+        self.last_seen = self.last_seen.max(other.last_seen);
         for sample in &other.samples {
             if self.samples.len() >= self.max_samples {
                 break;
@@ -453,13 +510,42 @@ impl DomainCounts {
 type DomainState = foldhash::fast::RandomState;
 
 /// Per-domain counts for one slot `[start, start + len)`.
+///
+/// Bounded twice: at most [`SketchSettings::max_domains`] domains and about
+/// [`SketchSettings::max_bytes`] estimated bytes. When a new domain does not fit, or a
+/// domain's growth passes the byte bound, the shard sheds its least active small
+/// domains (fewest names, then fewest records, then least recently seen) until it is
+/// back under three quarters of both bounds, so shedding runs once per many new
+/// domains. Domains with [`SketchSettings::protect_names`] names or more are never
+/// shed; if only they are left, the new domain is refused instead. A flood of new
+/// registered domains (a DGA, a random-domain attack) therefore churns through the
+/// small entries while a tunnel, whose every query adds a name, climbs out of reach.
+/// Everything shed is counted.
 #[derive(Clone, Debug)]
 pub struct Shard {
     start: Nanos,
     settings: SketchSettings,
     domains: HashMap<Box<[u8]>, DomainCounts, DomainState>,
+    /// Records (queries and responses) lost to shedding or refusal.
     shed: u64,
+    /// Domains shed to make room.
+    evicted: u64,
+    /// Estimated bytes of the keys and the counts' heap (the table itself is added
+    /// from its capacity in [`bytes`](Self::bytes)).
+    held_bytes: usize,
+    /// Records seen: the clock of `DomainCounts::last_seen`.
+    records: u64,
+    /// Every domain left is protected and the shard is full: nothing can be shed
+    /// until the shard is gone, so new domains are refused without another scan.
+    blocked: bool,
+    /// Largest capacity the domain table has had. The table never shrinks, and
+    /// removals leave tombstones that lower `capacity()` without freeing anything, so
+    /// this, not `capacity()`, is what the table holds allocated.
+    table_capacity: usize,
 }
+
+/// Bytes of one slot of the domain table: key, counts, control byte.
+const TABLE_SLOT_BYTES: usize = std::mem::size_of::<(Box<[u8]>, DomainCounts)>() + 1;
 
 impl Shard {
     /// An empty shard for the slot starting at `start`.
@@ -469,6 +555,11 @@ impl Shard {
             settings: settings.clone(),
             domains: HashMap::default(),
             shed: 0,
+            evicted: 0,
+            held_bytes: 0,
+            records: 0,
+            blocked: false,
+            table_capacity: 0,
         }
     }
     /// The slot's start.
@@ -490,63 +581,192 @@ impl Shard {
         size: u32,
     ) {
         let hash = xxh3_64(name);
+        self.records = self.records.wrapping_add(1);
+        let now = self.records;
         if let Some(counts) = self.domains.get_mut(domain) {
+            let before = counts.heap_bytes();
             counts.record_query(name, hash, client, qtype, size);
-            return;
-        }
-        if self.domains.len() >= self.settings.max_domains {
-            self.shed = self.shed.saturating_add(1);
+            counts.last_seen = now;
+            let after = counts.heap_bytes();
+            self.held_bytes = (self.held_bytes + after).saturating_sub(before);
+            if self.bytes() > self.settings.max_bytes && !self.blocked {
+                self.shed_to_fit(0);
+            }
             return;
         }
         let mut counts = DomainCounts::new(&self.settings);
         counts.record_query(name, hash, client, qtype, size);
-        self.domains.insert(domain.into(), counts);
+        counts.last_seen = now;
+        self.admit(domain.into(), counts);
     }
     /// Records one response of `size` bytes under `domain`.
     pub fn record_response(&mut self, domain: &[u8], size: u32) {
+        self.records = self.records.wrapping_add(1);
+        let now = self.records;
         if let Some(counts) = self.domains.get_mut(domain) {
             counts.record_response(size);
-            return;
-        }
-        if self.domains.len() >= self.settings.max_domains {
-            self.shed = self.shed.saturating_add(1);
+            counts.last_seen = now;
             return;
         }
         let mut counts = DomainCounts::new(&self.settings);
         counts.record_response(size);
-        self.domains.insert(domain.into(), counts);
+        counts.last_seen = now;
+        self.admit(domain.into(), counts);
     }
     /// Adds another shard of the same slot into this one (the caller matches slots).
-    /// Domains that do not fit under this shard's `max_domains` are shed.
+    /// Past this shard's bounds the least active small domains are shed.
     pub fn merge(&mut self, other: &Shard) {
-        self.shed = self.shed.saturating_add(other.shed);
+        self.absorb_counters(other);
         for (domain, theirs) in &other.domains {
             if let Some(mine) = self.domains.get_mut(&**domain) {
+                let before = mine.heap_bytes();
                 mine.merge(theirs);
-            } else if self.domains.len() < self.settings.max_domains {
-                self.domains.insert(domain.clone(), theirs.clone());
+                self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
             } else {
-                self.shed_counts(theirs);
+                self.admit(domain.clone(), theirs.clone());
             }
+        }
+        if self.bytes() > self.settings.max_bytes && !self.blocked {
+            self.shed_to_fit(0);
         }
     }
     /// Like [`merge`](Self::merge), but takes `other` by value, moving its domains
     /// instead of copying them.
     pub fn merge_owned(&mut self, other: Shard) {
-        self.shed = self.shed.saturating_add(other.shed);
+        self.absorb_counters(&other);
         for (domain, theirs) in other.domains {
             if let Some(mine) = self.domains.get_mut(&*domain) {
+                let before = mine.heap_bytes();
                 mine.merge(&theirs);
-            } else if self.domains.len() < self.settings.max_domains {
-                self.domains.insert(domain, theirs);
+                self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
             } else {
-                self.shed_counts(&theirs);
+                self.admit(domain, theirs);
             }
         }
+        if self.bytes() > self.settings.max_bytes && !self.blocked {
+            self.shed_to_fit(0);
+        }
     }
-    fn shed_counts(&mut self, counts: &DomainCounts) {
-        let records = counts.requests.saturating_add(counts.responses);
-        self.shed = self.shed.saturating_add(records);
+    fn absorb_counters(&mut self, other: &Shard) {
+        self.shed = self.shed.saturating_add(other.shed);
+        self.evicted = self.evicted.saturating_add(other.evicted);
+        // Recency from the other shard's clock is not comparable to this one's; start
+        // this clock past both so that what is recorded next is the most recent.
+        self.records = self.records.max(other.records);
+    }
+    /// Inserts a domain not yet held, shedding others first if it does not fit.
+    fn admit(&mut self, domain: Box<[u8]>, counts: DomainCounts) {
+        // A full table doubles on insert: count what that would add.
+        let growth = if self.domains.len() >= self.domains.capacity()
+            && self.domains.len() + 1 > self.table_capacity / 2
+        {
+            Self::doubled_table_bytes(self.table_capacity).saturating_sub(self.table_bytes())
+        } else {
+            0
+        };
+        let cost = domain.len() + counts.heap_bytes() + growth;
+        let table_full = self.domains.len() >= self.domain_room();
+        if (table_full || self.bytes() + cost > self.settings.max_bytes)
+            && (self.blocked || !self.shed_to_fit(cost))
+        {
+            let records = counts.requests.saturating_add(counts.responses);
+            self.shed = self.shed.saturating_add(records);
+            return;
+        }
+        self.held_bytes += domain.len() + counts.heap_bytes();
+        self.domains.insert(domain, counts);
+        self.table_capacity = self.table_capacity.max(self.domains.capacity());
+    }
+    /// Sheds the least active unprotected domains until the shard is under three
+    /// quarters of its bounds (with `extra` bytes and one domain to spare). Returns
+    /// whether there is room for that domain afterwards.
+    fn shed_to_fit(&mut self, extra: usize) -> bool {
+        let room = self.domain_room();
+        let max_bytes = self.settings.max_bytes;
+        let target_domains = (room - room / 4).min(room.saturating_sub(1));
+        let target_bytes = (max_bytes - max_bytes / 4).saturating_sub(extra);
+        let table = self.table_bytes();
+        let protect = self.settings.protect_names;
+        // Candidates, least active first, with what shedding each would free.
+        let mut candidates: Vec<((u64, u64, u64), usize)> = self
+            .domains
+            .iter()
+            .filter(|(_, c)| !c.is_protected(protect))
+            .map(|(d, c)| (c.shed_rank(), d.len() + c.heap_bytes()))
+            .collect();
+        candidates.sort_unstable();
+        let mut domains = self.domains.len();
+        let mut bytes = self.held_bytes + table;
+        let mut cut: Option<(u64, u64, u64)> = None;
+        let mut shed = 0usize;
+        for (rank, freed) in &candidates {
+            if domains <= target_domains && bytes <= target_bytes {
+                break;
+            }
+            domains -= 1;
+            bytes = bytes.saturating_sub(*freed);
+            cut = Some(*rank);
+            shed += 1;
+        }
+        if let Some(cut) = cut {
+            // Ranks from merged shards' clocks can tie: of those at the cut, only as many
+            // as planned go.
+            let mut ties = candidates[..shed].iter().filter(|c| c.0 == cut).count();
+            let mut evicted = 0u64;
+            let mut shed_records = 0u64;
+            let mut freed = 0usize;
+            self.domains.retain(|d, c| {
+                if c.is_protected(protect) {
+                    return true;
+                }
+                let rank = c.shed_rank();
+                if rank > cut || (rank == cut && ties == 0) {
+                    return true;
+                }
+                if rank == cut {
+                    ties -= 1;
+                }
+                evicted += 1;
+                shed_records = shed_records.saturating_add(c.requests.saturating_add(c.responses));
+                freed += d.len() + c.heap_bytes();
+                false
+            });
+            self.evicted = self.evicted.saturating_add(evicted);
+            self.shed = self.shed.saturating_add(shed_records);
+            self.held_bytes = self.held_bytes.saturating_sub(freed);
+        }
+        let fits = self.domains.len() < room && self.bytes() + extra <= max_bytes;
+        // Every candidate was shed if it still does not fit: only protected domains
+        // are left, and they stay until the slot leaves the window.
+        self.blocked = !fits && cut == candidates.last().map(|c| c.0);
+        fits
+    }
+    /// Bytes of the domain table's slots (allocated whether used or not; the table
+    /// never shrinks).
+    fn table_bytes(&self) -> usize {
+        self.table_capacity * TABLE_SLOT_BYTES * 8 / 7
+    }
+    /// Domains the shard may hold now: `max_domains`, unless growing the table
+    /// (doubling) would take it past half the byte budget, so that the rest is left to
+    /// the domains' own counts. Then at most half the table's capacity, the most
+    /// hashbrown rehashes in place (clearing tombstones) rather than growing.
+    fn domain_room(&self) -> usize {
+        if Self::doubled_table_bytes(self.table_capacity) > self.settings.max_bytes / 2 {
+            self.settings
+                .max_domains
+                .min((self.table_capacity / 2).max(1))
+        } else {
+            self.settings.max_domains
+        }
+    }
+    /// Bytes of the table once a full table of `capacity` has grown.
+    fn doubled_table_bytes(capacity: usize) -> usize {
+        (capacity.max(3) + 1) * 2 * TABLE_SLOT_BYTES * 8 / 7
+    }
+    /// Estimated bytes held: the domain table, keys, and every domain's names, clients,
+    /// samples and query types. What [`SketchSettings::max_bytes`] bounds.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.table_bytes() + self.held_bytes
     }
     /// Domains and their counts.
     pub fn domains(&self) -> impl Iterator<Item = (&[u8], &DomainCounts)> {
@@ -566,11 +786,15 @@ impl Shard {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Domains not tracked because the shard was full, counted in records: each query
-    /// or response dropped because its domain was new and the shard full counts once
-    /// (a distinct count of shed domains would itself need unbounded memory).
+    /// Records (queries and responses) lost because their domain was shed or refused
+    /// for lack of room, this shard's and those of the shards merged into it. Counted
+    /// in records: a distinct count of lost domains would itself need unbounded memory.
     pub fn shed_domains(&self) -> u64 {
         self.shed
+    }
+    /// Domains shed to make room, here and in the shards merged into this one.
+    pub fn evicted_domains(&self) -> u64 {
+        self.evicted
     }
 }
 
@@ -812,36 +1036,150 @@ mod tests {
     }
 
     #[test]
-    fn domains_past_the_bound_are_shed() {
+    fn least_active_domains_are_shed_past_the_bound() {
         let settings = SketchSettings {
             max_domains: 3,
             ..SketchSettings::default()
         };
         let mut shard = Shard::new(42, &settings);
-        for d in [
-            &b"a.org"[..],
-            b"b.org",
-            b"c.org",
-            b"d.org",
-            b"e.org",
-            b"a.org",
-        ] {
+        // a is the most active; b the oldest of the small ones.
+        for d in [&b"a.org"[..], b"a.org", b"b.org", b"c.org", b"d.org"] {
             shard.record_query(d, b"www", CLIENT, 1, 50);
         }
-        shard.record_response(b"d.org", 100);
         assert_eq!(shard.start(), 42);
         assert_eq!(shard.len(), 3);
-        assert_eq!(shard.shed_domains(), 3);
+        assert!(
+            shard.get(b"b.org").is_none(),
+            "the least active, oldest, went"
+        );
         assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(2));
-        assert!(shard.get(b"d.org").is_none());
+        assert!(shard.get(b"c.org").is_some() && shard.get(b"d.org").is_some());
+        assert_eq!(shard.evicted_domains(), 1);
+        assert_eq!(shard.shed_domains(), 1);
+        // A response for a new domain sheds the oldest small one (c) too.
+        shard.record_response(b"e.org", 100);
+        assert!(shard.get(b"c.org").is_none());
+        assert_eq!(shard.evicted_domains(), 2);
+        assert_eq!(shard.shed_domains(), 2);
 
+        // A merge past the bound sheds as well, and carries the other's counters.
         let mut other = Shard::new(42, &settings);
         other.record_query(b"a.org", b"www", CLIENT, 1, 50);
+        other.record_query(b"a.org", b"www", CLIENT, 1, 50);
         other.record_query(b"f.org", b"www", CLIENT, 1, 50);
-        other.record_response(b"f.org", 80);
+        other.record_query(b"g.org", b"www", CLIENT, 1, 50);
+        other.record_query(b"h.org", b"www", CLIENT, 1, 50);
+        assert_eq!(other.evicted_domains(), 1);
         shard.merge(&other);
         assert_eq!(shard.len(), 3);
-        assert_eq!(shard.shed_domains(), 5);
-        assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(3));
+        assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(4));
+        assert!(shard.evicted_domains() >= 4);
+        assert_eq!(shard.shed_domains(), shard.evicted_domains());
+    }
+
+    #[test]
+    fn flood_of_new_domains_stays_under_the_byte_bound_and_keeps_the_tunnel() {
+        let settings = SketchSettings {
+            max_bytes: 1 << 20,
+            ..SketchSettings::default()
+        };
+        let mut shard = Shard::new(0, &settings);
+        let mut peak = 0;
+        // The tunnel queries once per 100 new flood domains: well within the few
+        // thousand small domains that 1 MiB holds, so its first name is never the
+        // oldest small entry, and from its second it outranks every flood domain.
+        let tunnel_names = 400u64;
+        let flood = tunnel_names * 100;
+        for i in 0..flood {
+            let domain = format!("dga{i:x}.example");
+            shard.record_query(
+                domain.as_bytes(),
+                format!("www.{domain}").as_bytes(),
+                CLIENT,
+                1,
+                40,
+            );
+            shard.record_response(domain.as_bytes(), 56);
+            if i % 100 == 0 {
+                shard.record_query(b"pirate.sea", &name(i / 100), CLIENT, 10, 90);
+            }
+            peak = peak.max(shard.bytes());
+        }
+
+        assert!(peak <= settings.max_bytes, "peak {peak} bytes");
+        let tunnel = shard.get(b"pirate.sea").expect("the tunnel is kept");
+        assert_eq!(tunnel.requests(), tunnel_names);
+        assert_eq!(tunnel.unique_names(), tunnel_names);
+        assert_eq!(tunnel.bytes_in(), tunnel_names * 90);
+        // Most of the flood went, and every record of it is counted.
+        assert!(shard.len() < 10_000, "{} domains", shard.len());
+        let evicted = shard.evicted_domains();
+        assert!(evicted > flood - 10_000);
+        let held_flood = shard.len() as u64 - 1;
+        assert_eq!(evicted + held_flood, flood);
+        assert_eq!(shard.shed_domains(), 2 * evicted);
+        // The estimate is not far from what is really allocated: the bound is real.
+        assert!(shard.bytes() > shard.len() * 300, "{} bytes", shard.bytes());
+    }
+
+    #[test]
+    fn protected_domains_are_never_shed() {
+        let settings = SketchSettings {
+            max_domains: 4,
+            protect_names: 10,
+            ..SketchSettings::default()
+        };
+        let mut shard = Shard::new(0, &settings);
+        // Four domains with 10 names each, all older than anything that follows.
+        for d in 0..4u64 {
+            let domain = format!("busy{d}.org");
+            for i in 0..10 {
+                shard.record_query(domain.as_bytes(), &name(i), CLIENT, 1, 50);
+            }
+        }
+        for i in 0..1000u64 {
+            let domain = format!("new{i}.org");
+            shard.record_query(domain.as_bytes(), b"www", CLIENT, 1, 50);
+        }
+        assert_eq!(shard.len(), 4);
+        for d in 0..4u64 {
+            let counts = shard.get(format!("busy{d}.org").as_bytes()).expect("kept");
+            assert_eq!(counts.unique_names(), 10);
+        }
+        // Every new domain was refused (nothing could be shed) and counted.
+        assert_eq!(shard.evicted_domains(), 0);
+        assert_eq!(shard.shed_domains(), 1000);
+        // A protected domain still counts its own traffic.
+        shard.record_query(b"busy0.org", &name(99), CLIENT, 1, 50);
+        assert_eq!(
+            shard.get(b"busy0.org").map(DomainCounts::unique_names),
+            Some(11)
+        );
+    }
+
+    #[test]
+    fn merged_shards_stay_under_the_byte_bound() {
+        let settings = SketchSettings {
+            max_bytes: 256 * 1024,
+            ..SketchSettings::default()
+        };
+        let mut merged = Shard::new(0, &settings);
+        for part in 0..8u64 {
+            let mut shard = Shard::new(0, &settings);
+            for i in 0..5_000u64 {
+                let domain = format!("p{part}d{i}.example");
+                shard.record_query(domain.as_bytes(), b"www", CLIENT, 1, 40);
+            }
+            shard.record_query(b"pirate.sea", &name(part), CLIENT, 10, 75);
+            assert!(shard.bytes() <= settings.max_bytes);
+            merged.merge_owned(shard);
+            assert!(merged.bytes() <= settings.max_bytes, "{}", merged.bytes());
+        }
+        assert_eq!(
+            merged.get(b"pirate.sea").map(DomainCounts::unique_names),
+            Some(8)
+        );
+        let held = merged.len() as u64 - 1;
+        assert_eq!(merged.evicted_domains() + held, 8 * 5_000);
     }
 }
