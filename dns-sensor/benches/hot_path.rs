@@ -23,7 +23,7 @@ use dns_sensor::config::Config;
 use dns_sensor::decode::{parse_question, Decoder, Name};
 use dns_sensor::detect::{Detector, RuleSettings};
 use dns_sensor::domain::{Classifier, Verdict};
-use dns_sensor::pipeline::Settings;
+use dns_sensor::pipeline::{Settings, VerdictCache};
 use dns_sensor::sketch::{Shard, SketchSettings};
 use dns_sensor::synth::scenario::{mix, EPOCH, MINUTE};
 use dns_sensor::synth::{randomize_case, tunnel_name};
@@ -273,6 +273,19 @@ fn registered_domain(c: &mut Criterion) {
             })
         });
     }
+    group.throughput(Throughput::Elements(inputs.mix_names.len() as u64));
+    group.bench_function("mix_through_verdict_cache", |b| {
+        let mut cache = VerdictCache::new();
+        b.iter(|| {
+            let mut len = 0usize;
+            for n in &inputs.mix_names {
+                if let Verdict::Registered(d) = cache.classify(&classifier, n) {
+                    len += d.len();
+                }
+            }
+            black_box(len)
+        })
+    });
     group.finish();
 }
 
