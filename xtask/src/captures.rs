@@ -15,6 +15,7 @@ use crate::ci::{run_cmd, workspace_root};
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("demo", "30 min of ordinary traffic from 50 clients with an iodine-like NULL tunnel (400 names) hidden in it"),
     ("mix", "the benchmark mix: ordinary traffic with a TXT and a NULL tunnel and a random-subdomain flood (--frames N)"),
+    ("window", "a full 4 h window: --frames N queries (default 1 M; 20 M for the memory bar) for N/20 registered domains, 20 names each, each domain active in one 15-minute slot, and a 300-name tunnel across the window"),
 ];
 
 /// Writes scenario `name` to `out`.
@@ -31,6 +32,7 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
             traffic
         }
         "mix" => mix(frames, EPOCH),
+        "window" => return write_window(out, frames),
         other => bail!("no scenario {other:?}; known: {}", names()),
     };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -39,6 +41,68 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
     traffic
         .write_pcap(out)
         .with_context(|| format!("writing {}", out.display()))
+}
+
+/// Writes the `window` scenario straight to `out` in time order (it is too large to
+/// hold and sort in memory): `queries` queries, 20 distinct names per registered domain,
+/// domain `d` queried only in slot `d % 16` of the 4 h window, from 1 000 clients, no
+/// responses; plus a tunnel of 300 names spread over the whole window (one alert).
+fn write_window(out: &Path, queries: u64) -> anyhow::Result<usize> {
+    use dns_sensor::capture::{LinkType, PcapWriter};
+    use dns_sensor::synth::scenario::{v4, HOUR};
+    use dns_sensor::synth::{query, tunnel_name, udp_frame, Flow};
+
+    const SLOTS: u64 = 16;
+    const NAMES_PER_DOMAIN: u64 = 20;
+    const TUNNEL_NAMES: u64 = 300;
+    let domains = (queries / NAMES_PER_DOMAIN).max(SLOTS);
+    let slot = 4 * HOUR / SLOTS;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut pcap = PcapWriter::new(std::io::BufWriter::new(file), LinkType::Ethernet)?;
+    let server = v4(192, 0, 2, 1);
+    let tunnel_flow = Flow::to_dns(v4(10, 1, 0, 66), 41_000, v4(192, 0, 2, 53));
+    let per_tunnel = 4 * HOUR / TUNNEL_NAMES;
+    let mut tunnel_sent = 0u64;
+    let mut written = 0usize;
+    for s in 0..SLOTS {
+        // Domains of this slot: d = s, s + 16, s + 32, ...
+        let in_slot = (domains - s).div_ceil(SLOTS);
+        let total = in_slot * NAMES_PER_DOMAIN;
+        let step = slot / total.max(1);
+        for k in 0..total {
+            let ts = EPOCH + s * slot + k * step;
+            while tunnel_sent < TUNNEL_NAMES && EPOCH + tunnel_sent * per_tunnel <= ts {
+                let name = tunnel_name(tunnel_sent, "exfil-window.example");
+                let frame = udp_frame(
+                    &tunnel_flow,
+                    &query(tunnel_sent as u16, name.as_bytes(), rtype::TXT),
+                );
+                pcap.write(EPOCH + tunnel_sent * per_tunnel, &frame)?;
+                tunnel_sent += 1;
+                written += 1;
+            }
+            // Interleaved so that each domain's names spread over its slot.
+            let d = s + (k % in_slot) * SLOTS;
+            let n = k / in_slot;
+            let name = format!("h{n}x{:x}.d{d}.example", dns_sensor::synth::mix64(k));
+            let client = (k % 1000) as u32;
+            let flow = Flow::to_dns(
+                v4(10, 2, (client / 250) as u8, (client % 250) as u8 + 1),
+                20_000 + (k % 40_000) as u16,
+                server,
+            );
+            pcap.write(
+                ts,
+                &udp_frame(&flow, &query(k as u16, name.as_bytes(), rtype::A)),
+            )?;
+            written += 1;
+        }
+    }
+    pcap.finish()?;
+    Ok(written)
 }
 
 fn names() -> String {
