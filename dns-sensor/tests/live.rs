@@ -373,6 +373,10 @@ const QUEUES: u32 = 4;
 
 impl VethPair {
     fn new(tag: &str) -> Self {
+        Self::with_queues(tag, QUEUES)
+    }
+
+    fn with_queues(tag: &str, queues: u32) -> Self {
         let pid = std::process::id();
         let pair = VethPair {
             ns_a: format!("dnss-{tag}-{pid}-a"),
@@ -384,7 +388,7 @@ impl VethPair {
         // Constructed before the first command: a failure below still cleans up.
         ip(&["netns", "add", &pair.ns_a]);
         ip(&["netns", "add", &pair.ns_b]);
-        let q = QUEUES.to_string();
+        let q = queues.to_string();
         ip(&[
             "-n",
             &pair.ns_a,
@@ -812,4 +816,159 @@ fn veth_start_up_errors_are_typed() {
     })
     .join()
     .expect("namespace thread");
+}
+
+// ---------------------------------------------------------------- throughput
+
+/// Sends `count` frames cycling through `pool` at about `rate` frames/s (0: flat out)
+/// with sendmmsg on a raw AF_PACKET socket that bypasses the qdisc. Returns the frames
+/// sent and the seconds it took.
+fn blast(ifname: &str, pool: &[Vec<u8>], count: usize, rate: u64) -> (usize, f64) {
+    const BATCH: usize = 64;
+    let name = std::ffi::CString::new(ifname).expect("name");
+    // SAFETY: plain libc calls on a socket this function owns and closes; the iovecs and
+    // msghdrs point into `pool` and `addr`, alive for every call.
+    unsafe {
+        let index = libc::if_nametoindex(name.as_ptr());
+        assert!(index > 0, "no {ifname}");
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        assert!(fd >= 0);
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            (&one as *const libc::c_int).cast(),
+            4,
+        );
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = index as i32;
+        addr.sll_halen = 6;
+        let mut iov: Vec<libc::iovec> = vec![std::mem::zeroed(); BATCH];
+        let mut msgs: Vec<libc::mmsghdr> = vec![std::mem::zeroed(); BATCH];
+        let start = Instant::now();
+        let mut sent = 0usize;
+        while sent < count {
+            if rate > 0 {
+                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                while start.elapsed() < due {
+                    std::hint::spin_loop();
+                }
+            }
+            let n = BATCH.min(count - sent);
+            for i in 0..n {
+                let f = &pool[(sent + i) % pool.len()];
+                iov[i] = libc::iovec {
+                    iov_base: f.as_ptr() as *mut libc::c_void,
+                    iov_len: f.len(),
+                };
+                msgs[i].msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
+                msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                msgs[i].msg_hdr.msg_iov = &mut iov[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            let r = libc::sendmmsg(fd, msgs.as_mut_ptr(), n as u32, 0);
+            if r > 0 {
+                sent += r as usize;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        libc::close(fd);
+        (sent, secs)
+    }
+}
+
+/// Highest rate one queue and one worker take without loss, copy mode on veth. Prints a
+/// table (rate asked, rate sent, received, kernel and ring drops); asserts nothing lost
+/// at the lowest rate. Run in release: `cargo xtask test-live --release bench`.
+#[test]
+#[ignore = "root, benchmark: cargo xtask test-live --release bench"]
+fn bench_one_queue_copy_mode() {
+    let pair = VethPair::with_queues("b", 1);
+    let pool: Vec<Vec<u8>> = (0..65536u32)
+        .map(|i| {
+            udp4_dns(
+                1024 + (i % 60000) as u16,
+                i as u16,
+                &format!("n{i:08x}.tun"),
+            )
+        })
+        .collect();
+    let per_run = 2_000_000usize;
+    eprintln!("rate asked | rate sent | received | receiver capacity (frames / busy s) | redirect_failed | ring drops (rx_dropped+rx_ring_full) | fill ring empty");
+    for rate in [100_000u64, 200_000, 0] {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let if_b = pair.if_b.clone();
+        let sensor = VethPair::in_ns(&pair.ns_b, move || {
+            afxdp::pin_current_thread(1).expect("pin receiver");
+            let mut prog = XdpProgram::load(&XdpSettings::default()).expect("load");
+            prog.attach(&if_b, AttachMode::Auto).expect("attach");
+            let mut sockets =
+                afxdp::open_all(&if_b, 1, &AfXdpSettings::default(), &mut prog).expect("socket");
+            let s = &mut sockets[0];
+            ready_tx.send(()).expect("test alive");
+            let mut received = 0u64;
+            // Work per frame: touch the name bytes, as a decoder would.
+            let mut sum = 0u64;
+            // Busy-polls (timeout 0) and sums the time spent in calls that returned frames:
+            // the receiver's own cost, whatever the sender manages.
+            let mut busy = Duration::ZERO;
+            let mut idle_since = Instant::now();
+            loop {
+                let t = Instant::now();
+                let n = s
+                    .poll(Duration::ZERO, |f| {
+                        for &b in f.data.get(54..).unwrap_or_default() {
+                            sum = sum.wrapping_mul(31).wrapping_add(u64::from(b));
+                        }
+                    })
+                    .expect("poll");
+                if n > 0 {
+                    busy += t.elapsed();
+                    received += n as u64;
+                    idle_since = Instant::now();
+                } else if idle_since.elapsed() > Duration::from_millis(100)
+                    && stop_rx.try_recv().is_ok()
+                {
+                    break;
+                }
+            }
+            std::hint::black_box(sum);
+            let st = s.stats().expect("stats");
+            (received, busy, prog.counters().expect("counters"), st)
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ready");
+        let if_a = pair.if_a.clone();
+        let pool2 = pool.clone();
+        let (sent, secs) = VethPair::in_ns(&pair.ns_a, move || {
+            afxdp::pin_current_thread(0).expect("pin sender");
+            blast(&if_a, &pool2, per_run, rate)
+        })
+        .join()
+        .expect("sender");
+        thread::sleep(Duration::from_millis(300));
+        stop_tx.send(()).expect("receiver alive");
+        let (received, busy, counters, st) = sensor.join().expect("receiver");
+        eprintln!(
+            "{:>10} | {:>9.0} | {:>8} | {:>9.0} | {:>15} | {:>12} | {}",
+            if rate == 0 {
+                "max".to_string()
+            } else {
+                rate.to_string()
+            },
+            sent as f64 / secs,
+            received,
+            received as f64 / busy.as_secs_f64(),
+            counters.redirect_failed,
+            st.rx_dropped + st.rx_ring_full,
+            st.fill_ring_empty
+        );
+        if rate == 100_000 {
+            assert_eq!(received, sent as u64, "nothing lost at 100 k/s");
+        }
+    }
 }

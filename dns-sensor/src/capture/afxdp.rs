@@ -421,6 +421,23 @@ pub enum OpenAllError {
     Register(#[from] super::xdp::XdpError),
 }
 
+/// Pins the calling thread to `cpu` (one worker per queue, each on its own core, keeps
+/// a queue's frames in one core's cache).
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET stays within it for cpu < CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// The arrival clock: wall-clock nanoseconds since the Unix epoch.
 fn now_nanos() -> Nanos {
     SystemTime::now()
