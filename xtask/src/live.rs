@@ -28,8 +28,14 @@ pub fn run(args: &Args) -> Result<()> {
         cmd.arg("--release");
     }
     cmd.args(["--", "--ignored", "--test-threads=1", "--nocapture"]);
-    if let Some(f) = &args.filter {
-        cmd.arg(f);
+    match &args.filter {
+        Some(f) => {
+            cmd.arg(f);
+        }
+        // The benchmark takes a minute and means something only in release: on request.
+        None => {
+            cmd.args(["--skip", "bench_"]);
+        }
     }
     let st = cmd.status().context("running cargo test")?;
     if !st.success() {
