@@ -11,6 +11,8 @@
 //! `config` reads the settings file and `pipeline` wires the steps into workers and a
 //! coordinator.
 
+#![warn(missing_docs)]
+
 pub mod alert;
 pub mod capture;
 pub mod config;
