@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `config` reads the settings file and `pipeline` wires the steps into workers and a
-//! coordinator.
+//! coordinator. `synth` builds traffic with known answers for tests, demos and
+//! benchmarks; it is not part of the data flow.
 
 #![warn(missing_docs)]
 

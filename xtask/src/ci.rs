@@ -16,9 +16,15 @@ pub fn workspace_root() -> PathBuf {
 
 /// Runs `program args` in the workspace root, failing with the command line if it fails.
 pub fn run_cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    run_cmd_env(program, args, &[])
+}
+
+/// As [`run_cmd`], with extra environment variables.
+pub fn run_cmd_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("+ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(workspace_root())
         .status()
         .with_context(|| format!("starting {program}"))?;
@@ -48,6 +54,12 @@ pub fn run() -> anyhow::Result<()> {
             "-D",
             "warnings",
         ],
+    )?;
+    // Every public item is documented, and the docs' links resolve.
+    run_cmd_env(
+        "cargo",
+        &["doc", "--workspace", "--no-deps", "--quiet"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     let totals = run_tests(&["test", "--workspace"])?;
     // One closing line for the whole run: cargo prints one per test binary, the last
