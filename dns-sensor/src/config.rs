@@ -1,2 +1,351 @@
 //! Config: the settings file (TOML) and its defaults, validated with errors that name
-//! the key and line. Produces the settings each step takes.
+//! the file, the key and the line. Produces the [`Settings`] the pipeline runs with.
+//!
+//! Every key is optional; a missing key keeps the default, and the defaults reproduce
+//! the reference rule (Packetbeat + Watcher): more than 200 unique hostnames per
+//! registered domain over 4 hours, evaluated every 15 minutes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::decode::DecodeSettings;
+use crate::detect::RuleSettings;
+use crate::domain::{read_whitelist_file, DomainError, DomainSettings};
+use crate::pipeline::Settings;
+use crate::sketch::SketchSettings;
+use crate::Nanos;
+
+/// The whitelist used when the file sets none: the reference watch's list plus
+/// `ip6.arpa`, the IPv6 twin of its `in-addr.arpa`.
+pub const DEFAULT_WHITELIST: &[&str] = &[
+    "akadns.net",
+    "amazonaws.com",
+    "apple.com",
+    "apple-dns.net",
+    "cloudfront.net",
+    "icloud.com",
+    "in-addr.arpa",
+    "google.com",
+    "yahoo.com",
+    "ip6.arpa",
+];
+
+/// A settings file or value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong kind.
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line of the offending key or value (0 when unknown).
+        line: usize,
+        /// What is wrong, as the TOML reader put it.
+        message: String,
+    },
+    /// A whitelist entry or file is bad.
+    #[error(transparent)]
+    Whitelist(#[from] DomainError),
+}
+
+/// The settings file as written. Field names are the file's keys.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Alert when a domain's unique hostnames in the window exceed this.
+    #[serde(deserialize_with = "positive_u64")]
+    pub threshold: u64,
+    /// How much traffic each evaluation looks back over (e.g. `"4h"`).
+    #[serde(deserialize_with = "positive_duration")]
+    pub window: Duration,
+    /// How often the rule is evaluated (at every multiple since the Unix epoch).
+    #[serde(deserialize_with = "positive_duration")]
+    pub interval: Duration,
+    /// A domain already alerted is reported again only after this long (`"0s"`: every
+    /// evaluation, as the reference does).
+    #[serde(deserialize_with = "any_duration")]
+    pub realert: Duration,
+    /// Alerts per evaluation at most, largest first.
+    #[serde(deserialize_with = "positive_usize")]
+    pub max_domains: usize,
+    /// Client addresses listed in each alert.
+    pub top_clients: usize,
+    /// Sample names listed in each alert.
+    pub sample_names: usize,
+    /// Whether the Public Suffix List's private section (e.g. `blogspot.com`) counts.
+    pub include_private_suffixes: bool,
+    /// UDP and TCP ports that carry DNS.
+    #[serde(deserialize_with = "port_list")]
+    pub ports: Vec<u16>,
+    /// Whitelisted domains; replaces the default list when present.
+    pub whitelist: Vec<String>,
+    /// Files of further whitelisted domains, one per line, `#` comments.
+    pub whitelist_files: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            threshold: 200,
+            window: Duration::from_secs(4 * 3600),
+            interval: Duration::from_secs(15 * 60),
+            realert: Duration::from_secs(3600),
+            max_domains: 1000,
+            top_clients: 5,
+            sample_names: 5,
+            include_private_suffixes: true,
+            ports: vec![53],
+            whitelist: DEFAULT_WHITELIST.iter().map(|d| d.to_string()).collect(),
+            whitelist_files: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a settings file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses settings from `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|span| {
+                    text.as_bytes()[..span.start.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1
+                })
+                .unwrap_or(0);
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                message: e.message().to_string(),
+            }
+        })
+    }
+
+    /// The settings every step runs with, reading the whitelist files.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let mut whitelist = self.whitelist.clone();
+        for file in &self.whitelist_files {
+            whitelist.extend(read_whitelist_file(file)?);
+        }
+        Ok(Settings {
+            decode: DecodeSettings {
+                ports: self.ports.clone(),
+                ..DecodeSettings::default()
+            },
+            domain: DomainSettings {
+                include_private: self.include_private_suffixes,
+                whitelist,
+            },
+            sketch: SketchSettings {
+                max_samples: self.sample_names,
+                ..SketchSettings::default()
+            },
+            rule: RuleSettings {
+                threshold: self.threshold,
+                window: nanos(self.window),
+                interval: nanos(self.interval),
+                max_domains: self.max_domains,
+                realert: nanos(self.realert),
+                top_clients: self.top_clients,
+            },
+        })
+    }
+}
+
+fn nanos(d: Duration) -> Nanos {
+    d.as_nanos().min(Nanos::MAX as u128) as Nanos
+}
+
+/// Parses a duration the way the settings file and the command line write it:
+/// `"4h"`, `"15m"`, `"1h 30m"`, `"90s"`, or `"0"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (write e.g. \"4h\", \"15m\", \"90s\")")
+    })
+}
+
+fn any_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn positive_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let d = any_duration(de)?;
+    if d.is_zero() {
+        return Err(serde::de::Error::custom("must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn positive_u64<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+    match u64::deserialize(de)? {
+        0 => Err(serde::de::Error::custom("must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+fn positive_usize<'de, D: Deserializer<'de>>(de: D) -> Result<usize, D::Error> {
+    match usize::deserialize(de)? {
+        0 => Err(serde::de::Error::custom("must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+fn port_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u16>, D::Error> {
+    let ports = Vec::<u16>::deserialize(de)?;
+    if ports.is_empty() {
+        return Err(serde::de::Error::custom("at least one port is needed"));
+    }
+    if ports.contains(&0) {
+        return Err(serde::de::Error::custom("port 0 is not a port"));
+    }
+    Ok(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(text: &str) -> (usize, String) {
+        match Config::parse(text, "test.toml") {
+            Err(ConfigError::Invalid { line, message, .. }) => (line, message),
+            other => panic!("expected an invalid-config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_the_reference_defaults() {
+        let config = Config::parse("", "empty").unwrap();
+        assert_eq!(config, Config::default());
+        let settings = config.settings().unwrap();
+        assert_eq!(settings.rule.threshold, 200);
+        assert_eq!(settings.rule.window, 4 * 3600 * crate::NANOS_PER_SEC);
+        assert_eq!(settings.rule.interval, 15 * 60 * crate::NANOS_PER_SEC);
+        assert_eq!(settings.rule.realert, 3600 * crate::NANOS_PER_SEC);
+        assert_eq!(settings.rule.max_domains, 1000);
+        assert_eq!(settings.decode.ports, vec![53]);
+        assert!(settings.domain.include_private);
+        assert!(settings
+            .domain
+            .whitelist
+            .iter()
+            .any(|d| d == "amazonaws.com"));
+        assert!(settings.domain.whitelist.iter().any(|d| d == "ip6.arpa"));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let text = r#"
+threshold = 50
+window = "1h"
+interval = "5m"
+realert = "0"
+max_domains = 10
+top_clients = 3
+sample_names = 2
+include_private_suffixes = false
+ports = [53, 5353]
+whitelist = ["example.com"]
+"#;
+        let config = Config::parse(text, "t").unwrap();
+        assert_eq!(config.threshold, 50);
+        assert_eq!(config.window, Duration::from_secs(3600));
+        assert_eq!(config.interval, Duration::from_secs(300));
+        assert_eq!(config.realert, Duration::ZERO);
+        assert_eq!(config.max_domains, 10);
+        assert_eq!(config.top_clients, 3);
+        assert_eq!(config.sample_names, 2);
+        assert!(!config.include_private_suffixes);
+        assert_eq!(config.ports, vec![53, 5353]);
+        assert_eq!(config.whitelist, vec!["example.com".to_string()]);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let (line, message) = invalid("threshold = 10\n\nthreshhold = 20\n");
+        assert_eq!(line, 3);
+        assert!(message.contains("threshhold"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let (line, message) = invalid("threshold = 10\nwindow = \"4 fortnights\"\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("invalid duration"), "{message}");
+
+        let (line, message) = invalid("\nthreshold = 0\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("at least 1"), "{message}");
+
+        let (line, _) = invalid("ports = [53, 70000]\n");
+        assert_eq!(line, 1);
+
+        let (line, message) = invalid("interval = \"0s\"\n");
+        assert_eq!(line, 1);
+        assert!(message.contains("longer than zero"), "{message}");
+
+        let (line, _) = invalid("threshold = \"many\"\n");
+        assert_eq!(line, 1);
+    }
+
+    #[test]
+    fn broken_toml_is_reported_with_a_line() {
+        let (line, _) = invalid("threshold = 10\nwindow = \"4h\n");
+        assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_matches_the_defaults() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/dns-sensor.toml"
+        ));
+        assert_eq!(Config::load(path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("4h").unwrap(), Duration::from_secs(14_400));
+        assert_eq!(
+            parse_duration("1h 30m").unwrap(),
+            Duration::from_secs(5_400)
+        );
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn missing_whitelist_file_is_an_error_naming_it() {
+        let config = Config {
+            whitelist_files: vec![PathBuf::from("/nonexistent/dns-sensor-whitelist")],
+            ..Config::default()
+        };
+        let err = config.settings().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/dns-sensor-whitelist"), "{err}");
+    }
+}

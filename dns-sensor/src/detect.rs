@@ -1,10 +1,17 @@
 //! Detect: the window (a ring of closed slots), the rule evaluated over it every
 //! interval, and re-alert suppression. Produces [`Alert`]s; knows nothing of sinks.
+//!
+//! The window is a map of closed slots by start time. Workers hand in one shard per slot
+//! each; shards of the same slot merge. An evaluation at `at` covers the slots starting
+//! in `[at - window, at)`: on interval boundaries (multiples of the slot length) that is
+//! exactly the window; the final evaluation at the end of a capture may fall between
+//! boundaries, and then covers the whole slots starting in that range.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use crate::sketch::Shard;
-use crate::Nanos;
+use crate::sketch::{DomainCounts, Shard};
+use crate::{Nanos, NANOS_PER_SEC};
 
 /// The rule's parameters.
 #[derive(Clone, Debug)]
@@ -17,10 +24,27 @@ pub struct RuleSettings {
     pub interval: Nanos,
     /// Alerts per evaluation at most, largest first.
     pub max_domains: usize,
-    /// A domain already alerted is reported again only after this long (0: every time).
+    /// A domain already alerted is reported again only after this long, and only if it
+    /// was queried since its last report (0: at every evaluation, as the reference does).
     pub realert: Nanos,
     /// Client addresses listed per alert.
     pub top_clients: usize,
+}
+
+impl Default for RuleSettings {
+    /// The reference rule: more than 200 unique hostnames in 4 hours, evaluated every
+    /// 15 minutes, at most 1 000 alerts per evaluation; re-alert after 1 hour; 10
+    /// clients per alert.
+    fn default() -> Self {
+        Self {
+            threshold: 200,
+            window: 4 * 3600 * NANOS_PER_SEC,
+            interval: 15 * 60 * NANOS_PER_SEC,
+            max_domains: 1000,
+            realert: 3600 * NANOS_PER_SEC,
+            top_clients: 10,
+        }
+    }
 }
 
 /// One domain over the threshold in one evaluation.
@@ -51,39 +75,531 @@ pub struct Alert {
 }
 
 /// The slot length the window is cut into: the largest that divides both the window
-/// and the interval, so every evaluation falls on a slot boundary.
+/// and the interval, so every evaluation falls on a slot boundary. `gcd(x, 0) = x`, and
+/// 0 only when both are 0 (settings validation rejects that; [`Detector`] then uses 1).
 pub fn slot_length(window: Nanos, interval: Nanos) -> Nanos {
-    let _ = (window, interval);
-    todo!()
+    let (mut a, mut b) = (window, interval);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Holds the window and evaluates the rule over it.
-pub struct Detector {}
+pub struct Detector {
+    settings: RuleSettings,
+    slot: Nanos,
+    /// Closed slots by start.
+    slots: BTreeMap<Nanos, Shard>,
+    /// Latest slot start handed in.
+    newest: Option<Nanos>,
+    /// Start of the window of the latest evaluation: older slots are never needed again.
+    horizon: Nanos,
+    /// When each recently alerted domain was last reported.
+    last_alerted: HashMap<Box<[u8]>, Nanos, foldhash::fast::RandomState>,
+    /// Shards refused because their slot had already left the window.
+    late_shards: u64,
+}
 
 impl Detector {
     /// An empty window.
     pub fn new(settings: RuleSettings) -> Self {
-        let _ = settings;
-        todo!()
+        let slot = slot_length(settings.window, settings.interval).max(1);
+        Self {
+            settings,
+            slot,
+            slots: BTreeMap::new(),
+            newest: None,
+            horizon: 0,
+            last_alerted: HashMap::default(),
+            late_shards: 0,
+        }
+    }
+    /// The rule in use.
+    pub fn settings(&self) -> &RuleSettings {
+        &self.settings
     }
     /// The slot length in use.
     pub fn slot_length(&self) -> Nanos {
-        todo!()
+        self.slot
+    }
+    /// The start of the slot holding time `t`.
+    pub fn slot_start(&self, t: Nanos) -> Nanos {
+        t - t % self.slot
     }
     /// Adds a closed slot's shard (merged into any shard already held for that slot).
     /// Slots that have left the window are dropped.
+    ///
+    /// A slot leaves the window when the latest evaluation no longer covered it, or
+    /// when it is older than a full window plus one interval before the newest slot
+    /// handed in (evaluations may lag the shards by up to an interval: a fast worker
+    /// can hand in a slot before the coordinator evaluated the boundary before it).
+    /// A shard for a slot already gone is dropped and counted in
+    /// [`late_shards`](Self::late_shards).
     pub fn add(&mut self, shard: Shard) {
-        let _ = shard;
-        todo!()
+        let start = shard.start();
+        let newest = self.newest.map_or(start, |n| n.max(start));
+        self.newest = Some(newest);
+        let cutoff = self.cutoff();
+        if start < cutoff {
+            self.late_shards = self.late_shards.saturating_add(1);
+            return;
+        }
+        match self.slots.entry(start) {
+            std::collections::btree_map::Entry::Occupied(mut held) => {
+                held.get_mut().merge_owned(shard)
+            }
+            std::collections::btree_map::Entry::Vacant(free) => {
+                free.insert(shard);
+            }
+        }
+        self.drop_before(cutoff);
     }
-    /// Evaluates the rule over the window ending at `at`: every slot starting at or
-    /// after `at - window` and before `at`. Returns alerts, largest first.
+    /// Oldest slot start still needed.
+    fn cutoff(&self) -> Nanos {
+        let by_shards = self.newest.map_or(0, |newest| {
+            newest
+                .saturating_add(self.slot)
+                .saturating_sub(self.settings.window)
+                .saturating_sub(self.settings.interval)
+        });
+        by_shards.max(self.horizon)
+    }
+    fn drop_before(&mut self, cutoff: Nanos) {
+        if self
+            .slots
+            .first_key_value()
+            .is_some_and(|(&start, _)| start < cutoff)
+        {
+            self.slots = self.slots.split_off(&cutoff);
+        }
+    }
+    /// Evaluates the rule over the window ending at `at`: every slot that overlaps
+    /// `[at - window, at)` (clamped at 0). Returns alerts, largest first, with
+    /// `window_start` the start of the oldest slot counted and `window_end = at`.
+    ///
+    /// On interval boundaries the window is exactly `window` long. The end-of-input
+    /// evaluation falls inside a slot; its window then reaches back to the start of the
+    /// slot holding `at - window`, at most one slot more than `window`, rather than
+    /// leaving out the traffic of that slot.
+    ///
+    /// Evaluations are expected at non-decreasing `at`: slots older than this window
+    /// are dropped. Of the domains over the threshold, those reported less than
+    /// `realert` ago are left out first, then the largest `max_domains` are returned
+    /// (so domains already reported do not crowd out new ones).
     pub fn evaluate(&mut self, at: Nanos) -> Vec<Alert> {
-        let _ = at;
-        todo!()
+        let reach = at.saturating_sub(self.settings.window);
+        let window_start = reach - reach % self.slot;
+        self.horizon = self.horizon.max(window_start);
+        self.drop_before(self.horizon);
+
+        let threshold = self.settings.threshold;
+        let slots: Vec<&Shard> = self.slots.range(window_start..at).map(|(_, s)| s).collect();
+
+        // A domain's union of names is at most the sum of its per-slot counts, so only
+        // domains whose sum passes the threshold need their slots merged. An estimated
+        // slot has more names than the exact limit: always merge it.
+        let mut bounds: HashMap<&[u8], (u64, bool), foldhash::fast::RandomState> =
+            HashMap::default();
+        for shard in &slots {
+            for (domain, counts) in shard.domains() {
+                let bound = bounds.entry(domain).or_insert((0, false));
+                bound.0 = bound.0.saturating_add(counts.unique_names());
+                bound.1 |= counts.is_estimated();
+            }
+        }
+
+        let mut alerts = Vec::new();
+        for (domain, (sum, estimated)) in bounds {
+            if sum <= threshold && !estimated {
+                continue;
+            }
+            let mut merged: Option<DomainCounts> = None;
+            for shard in &slots {
+                if let Some(counts) = shard.get(domain) {
+                    match merged.as_mut() {
+                        Some(merged) => merged.merge(counts),
+                        None => merged = Some(counts.clone()),
+                    }
+                }
+            }
+            let Some(merged) = merged else { continue };
+            let unique = merged.unique_names();
+            if unique <= threshold {
+                continue;
+            }
+            alerts.push(Alert {
+                at,
+                domain: domain.into(),
+                total_requests: merged.requests(),
+                unique_hostnames: unique,
+                total_bytes_in: merged.bytes_in(),
+                total_bytes_out: merged.bytes_out(),
+                window_start,
+                window_end: at,
+                top_clients: merged.top_clients(self.settings.top_clients),
+                sample_names: merged.sample_names().to_vec(),
+                qtypes: merged.qtypes(),
+            });
+        }
+        alerts.sort_unstable_by(|a, b| {
+            b.unique_hostnames
+                .cmp(&a.unique_hostnames)
+                .then_with(|| a.domain.cmp(&b.domain))
+        });
+
+        // An entry matters while it suppresses (younger than `realert`) or while traffic
+        // from before it can still be in the window; past both, forgetting it changes
+        // nothing, and the table holds only domains reported that recently.
+        let realert = self.settings.realert;
+        let remembered = realert.max(self.settings.window);
+        self.last_alerted
+            .retain(|_, last| at.saturating_sub(*last) < remembered);
+        let mut reported = Vec::with_capacity(alerts.len().min(self.settings.max_domains));
+        for alert in alerts {
+            if reported.len() >= self.settings.max_domains {
+                break;
+            }
+            if let Some(&last) = self.last_alerted.get(&alert.domain) {
+                // A tunnel that stopped stays over the threshold until its traffic leaves
+                // the window: report it again only if it went on after the last report.
+                if at.saturating_sub(last) < realert || !self.queried_since(&alert.domain, last) {
+                    continue;
+                }
+            }
+            if realert > 0 {
+                self.last_alerted.insert(alert.domain.clone(), at);
+            }
+            reported.push(alert);
+        }
+        reported
+    }
+    /// Whether `domain` was queried in a slot starting at or after `since`.
+    fn queried_since(&self, domain: &[u8], since: Nanos) -> bool {
+        self.slots
+            .range(since..)
+            .any(|(_, shard)| shard.get(domain).is_some_and(|c| c.requests() > 0))
     }
     /// Domains held across the window's slots (a domain in several slots counts once per slot).
     pub fn tracked(&self) -> usize {
-        todo!()
+        self.slots.values().map(Shard::len).sum()
+    }
+    /// Slots held.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+    /// Shards dropped on arrival because their slot had already left the window.
+    pub fn late_shards(&self) -> u64 {
+        self.late_shards
+    }
+    /// Records shed by the held slots' shards for lack of room (see
+    /// [`Shard::shed_domains`]).
+    pub fn shed(&self) -> u64 {
+        self.slots.values().map(Shard::shed_domains).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sketch::SketchSettings;
+    use std::net::Ipv4Addr;
+
+    const MIN: Nanos = 60 * NANOS_PER_SEC;
+    const HOUR: Nanos = 60 * MIN;
+    /// A start aligned to 4 h (and so to 15 min): 2027-01-15T08:00:00Z.
+    const T0: Nanos = 1_800_000_000 * NANOS_PER_SEC;
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 30));
+
+    fn detector() -> Detector {
+        Detector::new(RuleSettings::default())
+    }
+
+    fn name(domain: &str, i: u64) -> Vec<u8> {
+        format!("n{i}.{domain}").into_bytes()
+    }
+
+    /// One shard per slot holding `count` distinct names `first..first + count` of
+    /// `domain`.
+    fn shard(start: Nanos, domain: &str, first: u64, count: u64) -> Shard {
+        let mut shard = Shard::new(start, &SketchSettings::default());
+        for i in first..first + count {
+            shard.record_query(domain.as_bytes(), &name(domain, i), CLIENT, 10, 75);
+            shard.record_response(domain.as_bytes(), 160);
+        }
+        shard
+    }
+
+    /// Feeds `names` query times (name i at `times[i]`) as slot shards, evaluating at
+    /// every interval boundary; returns the alerts with the evaluation time.
+    fn replay(detector: &mut Detector, domain: &str, times: &[Nanos], until: Nanos) -> Vec<Alert> {
+        let slot = detector.slot_length();
+        let mut alerts = Vec::new();
+        let mut t = T0;
+        while t <= until {
+            // Close the slot [t - slot, t) and evaluate at t.
+            if t > T0 {
+                let start = t - slot;
+                let mut s = Shard::new(start, &SketchSettings::default());
+                for (i, &when) in times.iter().enumerate() {
+                    if (start..t).contains(&when) {
+                        s.record_query(domain.as_bytes(), &name(domain, i as u64), CLIENT, 16, 80);
+                    }
+                }
+                detector.add(s);
+            }
+            alerts.extend(detector.evaluate(t));
+            t += slot;
+        }
+        alerts
+    }
+
+    #[test]
+    fn slot_is_gcd() {
+        assert_eq!(slot_length(4 * HOUR, 15 * MIN), 15 * MIN);
+        assert_eq!(slot_length(4 * HOUR, 25 * MIN), 5 * MIN);
+        assert_eq!(slot_length(HOUR, 0), HOUR);
+        assert_eq!(slot_length(0, 0), 0);
+        assert_eq!(
+            Detector::new(RuleSettings {
+                window: 0,
+                interval: 0,
+                ..RuleSettings::default()
+            })
+            .slot_length(),
+            1
+        );
+        assert_eq!(detector().slot_start(T0 + 20 * MIN), T0 + 15 * MIN);
+    }
+
+    #[test]
+    fn threshold_is_exceeded_not_reached() {
+        let mut d = detector();
+        d.add(shard(T0, "quiet.org", 0, 200));
+        d.add(shard(T0, "loud.org", 0, 201));
+        let alerts = d.evaluate(T0 + 15 * MIN);
+        assert_eq!(alerts.len(), 1);
+        let alert = &alerts[0];
+        assert_eq!(&*alert.domain, b"loud.org");
+        assert_eq!(alert.unique_hostnames, 201);
+        assert_eq!(alert.total_requests, 201);
+        assert_eq!(alert.total_bytes_in, 201 * 75);
+        assert_eq!(alert.total_bytes_out, 201 * 160);
+        assert_eq!(alert.at, T0 + 15 * MIN);
+        assert_eq!(alert.window_start, T0 + 15 * MIN - 4 * HOUR);
+        assert_eq!(alert.window_end, T0 + 15 * MIN);
+        assert_eq!(alert.top_clients, vec![(CLIENT, 201)]);
+        assert_eq!(alert.qtypes, vec![(10, 201)]);
+        assert_eq!(alert.sample_names.len(), 5);
+        assert_eq!(&*alert.sample_names[0], b"n0.loud.org");
+    }
+
+    #[test]
+    fn names_are_counted_once_across_slots() {
+        // 150 names, then the same 150 again plus 51 new ones: 201 distinct in the
+        // window though no slot has more than 201 and the sum is 351.
+        let mut d = detector();
+        d.add(shard(T0, "a.org", 0, 150));
+        d.add(shard(T0 + 15 * MIN, "a.org", 0, 150));
+        assert!(d.evaluate(T0 + 30 * MIN).is_empty());
+        d.add(shard(T0 + 30 * MIN, "a.org", 150, 51));
+        let alerts = d.evaluate(T0 + 45 * MIN);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].unique_hostnames, 201);
+        assert_eq!(alerts[0].total_requests, 351);
+    }
+
+    #[test]
+    fn names_spread_over_six_hours_stay_quiet() {
+        // 260 names evenly over 6 h: about 173 in any 4 h window.
+        let times: Vec<Nanos> = (0..260).map(|i| T0 + i * 6 * HOUR / 260).collect();
+        let mut d = detector();
+        let alerts = replay(&mut d, "slow.org", &times, T0 + 11 * HOUR);
+        assert!(alerts.is_empty(), "{alerts:?}");
+        // Old slots were dropped along the way: the window plus the newest slot.
+        assert!(d.slots() <= 17, "{} slots held", d.slots());
+    }
+
+    #[test]
+    fn slow_tunnel_over_three_and_a_half_hours_alerts() {
+        // 210 names over 3.5 h: one query a minute.
+        let times: Vec<Nanos> = (0..210).map(|i| T0 + i * MIN).collect();
+        let mut d = detector();
+        let alerts = replay(&mut d, "tunnel.org", &times, T0 + 5 * HOUR);
+        // First alert when the slot holding the 201st name closes (name 200 at 3:20).
+        assert_eq!(alerts[0].at, T0 + 3 * HOUR + 30 * MIN);
+        assert_eq!(alerts[0].unique_hostnames, 210);
+        assert_eq!(alerts[0].window_start, T0 + 3 * HOUR + 30 * MIN - 4 * HOUR);
+        // Suppressed at 3:45 and 4:00, then under the threshold before the hour is
+        // up (at 4:15 the window holds 195 names): no second alert.
+        let at: Vec<Nanos> = alerts.iter().map(|a| a.at).collect();
+        assert_eq!(at, vec![T0 + 3 * HOUR + 30 * MIN]);
+    }
+
+    #[test]
+    fn realert_after_an_hour_or_every_time() {
+        let feed = |d: &mut Detector| {
+            let mut at = Vec::new();
+            // 300 names in the first slot: over the threshold for 4 hours.
+            d.add(shard(T0, "t.org", 0, 300));
+            let mut t = T0 + 15 * MIN;
+            while t <= T0 + 5 * HOUR {
+                at.extend(d.evaluate(t).iter().map(|a| (a.at - T0) / MIN));
+                t += 15 * MIN;
+            }
+            at
+        };
+        // A tunnel that stopped is reported once, not again every hour it stays over.
+        assert_eq!(feed(&mut detector()), vec![15]);
+        let mut every = Detector::new(RuleSettings {
+            realert: 0,
+            ..RuleSettings::default()
+        });
+        let expected: Vec<Nanos> = (1..=16).map(|k| k * 15).collect();
+        assert_eq!(feed(&mut every), expected);
+        assert_eq!(every.last_alerted.len(), 0);
+    }
+
+    #[test]
+    fn a_tunnel_that_goes_on_is_reported_again_each_realert() {
+        let mut d = detector();
+        let mut alerted = Vec::new();
+        // 300 names up front, then a few more names every slot: it keeps going.
+        d.add(shard(T0, "t.org", 0, 300));
+        let mut t = T0 + 15 * MIN;
+        let mut next_name = 300;
+        while t <= T0 + 3 * HOUR {
+            alerted.extend(d.evaluate(t).iter().map(|a| (a.at - T0) / MIN));
+            d.add(shard(t, "t.org", next_name, 5));
+            next_name += 5;
+            t += 15 * MIN;
+        }
+        assert_eq!(alerted, vec![15, 75, 135]);
+    }
+
+    #[test]
+    fn capped_largest_first_ties_by_name() {
+        let mut d = Detector::new(RuleSettings {
+            max_domains: 3,
+            realert: 0,
+            ..RuleSettings::default()
+        });
+        for (domain, n) in [
+            ("e.org", 250),
+            ("b.org", 300),
+            ("c.org", 300),
+            ("a.org", 220),
+            ("d.org", 500),
+        ] {
+            d.add(shard(T0, domain, 0, n));
+        }
+        let alerts = d.evaluate(T0 + 15 * MIN);
+        let got: Vec<(&[u8], u64)> = alerts
+            .iter()
+            .map(|a| (&*a.domain, a.unique_hostnames))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(&b"d.org"[..], 500), (b"b.org", 300), (b"c.org", 300)]
+        );
+    }
+
+    #[test]
+    fn suppressed_domains_leave_room_for_new_ones() {
+        let mut d = Detector::new(RuleSettings {
+            max_domains: 1,
+            ..RuleSettings::default()
+        });
+        d.add(shard(T0, "big.org", 0, 500));
+        d.add(shard(T0, "small.org", 0, 250));
+        let first: Vec<Box<[u8]>> = d
+            .evaluate(T0 + 15 * MIN)
+            .into_iter()
+            .map(|a| a.domain)
+            .collect();
+        let second: Vec<Box<[u8]>> = d
+            .evaluate(T0 + 30 * MIN)
+            .into_iter()
+            .map(|a| a.domain)
+            .collect();
+        assert_eq!(first, vec![Box::from(&b"big.org"[..])]);
+        assert_eq!(second, vec![Box::from(&b"small.org"[..])]);
+    }
+
+    #[test]
+    fn shards_of_two_workers_merge() {
+        let mut d = detector();
+        // Two workers saw overlapping names of the same domain in the same slot.
+        d.add(shard(T0, "w.org", 0, 150));
+        d.add(shard(T0, "w.org", 100, 150));
+        assert_eq!(d.slots(), 1);
+        assert_eq!(d.tracked(), 1);
+        let alerts = d.evaluate(T0 + 15 * MIN);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].unique_hostnames, 250);
+        assert_eq!(alerts[0].total_requests, 300);
+        assert_eq!(alerts[0].total_bytes_out, 300 * 160);
+    }
+
+    #[test]
+    fn old_slots_are_dropped() {
+        let mut d = detector();
+        d.add(shard(T0, "old.org", 0, 300));
+        d.add(shard(T0 + 4 * HOUR, "new.org", 0, 10));
+        // Evaluating at 4:00 still sees the slot at 0:00; at 4:15 it has left.
+        assert_eq!(d.evaluate(T0 + 4 * HOUR).len(), 1);
+        assert_eq!(d.slots(), 2);
+        assert!(d.evaluate(T0 + 4 * HOUR + 15 * MIN).is_empty());
+        assert_eq!(d.slots(), 1);
+        assert_eq!(d.tracked(), 1);
+        // A straggler for a slot that left the window is refused.
+        d.add(shard(T0, "old.org", 0, 300));
+        assert_eq!(d.late_shards(), 1);
+        assert_eq!(d.slots(), 1);
+        // Without evaluations, shards far ahead push old slots out too.
+        let mut d = detector();
+        d.add(shard(T0, "old.org", 0, 300));
+        d.add(shard(T0 + 5 * HOUR, "new.org", 0, 10));
+        assert_eq!(d.slots(), 1);
+    }
+
+    #[test]
+    fn unaligned_final_evaluation() {
+        let mut d = detector();
+        d.add(shard(T0, "a.org", 0, 300));
+        d.add(shard(T0 + 4 * HOUR, "a.org", 300, 1));
+        // At 4:07 the window reaches back to the slot holding 0:07: the one at 0:00.
+        let alerts = d.evaluate(T0 + 4 * HOUR + 7 * MIN);
+        assert_eq!(alerts[0].unique_hostnames, 301);
+        assert_eq!(alerts[0].window_start, T0);
+        // At 4:15, a boundary, the window is exactly [0:15, 4:15): the slot at 0:00 is out.
+        let mut d = detector();
+        d.add(shard(T0, "a.org", 0, 300));
+        d.add(shard(T0 + 4 * HOUR, "a.org", 300, 1));
+        assert!(d.evaluate(T0 + 4 * HOUR + 15 * MIN).is_empty());
+        let mut d = detector();
+        d.add(shard(T0 + 15 * MIN, "a.org", 0, 300));
+        let alerts = d.evaluate(T0 + 7 * MIN);
+        assert_eq!(
+            alerts.len(),
+            0,
+            "slot starting after `at` is not in the window"
+        );
+        d.add(shard(T0, "a.org", 0, 300));
+        let alerts = d.evaluate(T0 + 7 * MIN);
+        assert_eq!(alerts[0].window_end, T0 + 7 * MIN);
+        assert_eq!(alerts[0].window_start, T0 - 4 * HOUR);
+    }
+
+    #[test]
+    fn estimated_domains_are_merged_and_reported() {
+        let mut d = detector();
+        d.add(shard(T0, "big.org", 0, 5000));
+        d.add(shard(T0 + 15 * MIN, "big.org", 2500, 5000));
+        let alerts = d.evaluate(T0 + 30 * MIN);
+        assert_eq!(alerts.len(), 1);
+        let unique = alerts[0].unique_hostnames as f64;
+        assert!((unique - 7500.0).abs() / 7500.0 < 0.02, "{unique}");
+        assert_eq!(alerts[0].total_requests, 10_000);
     }
 }

@@ -1,7 +1,28 @@
 //! Domain: from a query name to the registered domain (eTLD+1) it is counted under,
 //! using the Public Suffix List embedded in the binary, and the whitelist.
+//!
+//! The list is `data/public_suffix_list.dat` (provenance in `data/README.md`, refreshed
+//! by `cargo xtask refresh-psl`). Names are split into labels here, not by the
+//! `publicsuffix` crate, because canonical names may hold escaped dots (`\.`) inside a
+//! label: the crate is only asked to match labels we hand it, so a registered domain
+//! always starts on a real label boundary.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::OnceLock;
+
+use publicsuffix::{List, Psl};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The Public Suffix List compiled into the binary.
+pub const PUBLIC_SUFFIX_LIST: &str = include_str!("../data/public_suffix_list.dat");
+
+/// The line that starts the list's private section (suffixes run by companies, like
+/// `blogspot.com`), as opposed to the ICANN section above it.
+const PRIVATE_MARKER: &str = "===BEGIN PRIVATE DOMAINS===";
+
+/// Most labels a whitelist entry may have: DNS allows 127 in 255 bytes.
+const MAX_ENTRY_LABELS: usize = 127;
 
 /// How names are grouped and which are ignored.
 #[derive(Clone, Debug)]
@@ -45,28 +66,557 @@ pub enum DomainError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A Public Suffix List text does not parse (the embedded one is checked by a test,
+    /// so this comes from a list being refreshed).
+    #[error("public suffix list does not parse: {0}")]
+    BadList(String),
 }
 
 /// Maps canonical names (see [`crate::decode::Name`]) to registered domains.
-pub struct Classifier {}
+pub struct Classifier {
+    /// Parsed once per process and shared: parsing takes milliseconds and the trie a
+    /// few megabytes, which every worker's classifier should not repeat.
+    list: &'static List,
+    /// Normalised whitelist entries.
+    whitelist: HashSet<Box<[u8]>>,
+    /// Sorted one-shot xxh3 hashes of the entries: a cheap first test for each
+    /// suffix (the hasher `HashSet` needs costs several times more per probe), with
+    /// `whitelist` confirming hits.
+    whitelist_hashes: Vec<u64>,
+    /// Label count of the longest entry: suffixes with more labels cannot match.
+    whitelist_max_labels: usize,
+    /// Byte length of the longest entry: tunnel names have long labels, and hashing
+    /// suffixes that cannot match would cost more than the rest of `classify`.
+    whitelist_max_len: usize,
+}
 
 impl Classifier {
     /// Builds the classifier from the embedded list and the settings.
     pub fn new(settings: &DomainSettings) -> Result<Self, DomainError> {
-        let _ = settings;
-        todo!()
+        static WITH_PRIVATE: OnceLock<Result<List, String>> = OnceLock::new();
+        static ICANN_ONLY: OnceLock<Result<List, String>> = OnceLock::new();
+        let cell = if settings.include_private {
+            &WITH_PRIVATE
+        } else {
+            &ICANN_ONLY
+        };
+        let list = cell
+            .get_or_init(|| {
+                parse_list(PUBLIC_SUFFIX_LIST, settings.include_private).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| DomainError::BadList(e.clone()))?;
+        let mut whitelist = HashSet::new();
+        let mut whitelist_max_labels = 0;
+        let mut whitelist_max_len = 0;
+        for entry in &settings.whitelist {
+            let normal = normalise_entry(entry).map_err(|why| DomainError::BadEntry {
+                origin: "config".to_string(),
+                entry: entry.clone(),
+                why,
+            })?;
+            let labels = normal.split('.').count();
+            whitelist_max_labels = whitelist_max_labels.max(labels);
+            whitelist_max_len = whitelist_max_len.max(normal.len());
+            whitelist.insert(normal.into_bytes().into_boxed_slice());
+        }
+        let mut whitelist_hashes: Vec<u64> = whitelist.iter().map(|e| xxh3_64(e)).collect();
+        whitelist_hashes.sort_unstable();
+        Ok(Self {
+            list,
+            whitelist,
+            whitelist_hashes,
+            whitelist_max_labels,
+            whitelist_max_len,
+        })
     }
 
     /// Classifies one canonical name. Allocates nothing.
+    ///
+    /// Works on any bytes without panicking; bytes that are not a canonical name give
+    /// a verdict, just not a meaningful one. A TLD the list does not know is a public
+    /// suffix by the list's default rule `*`, so `x.y.pirate.sea` counts under
+    /// `pirate.sea`.
     pub fn classify<'n>(&self, name: &'n [u8]) -> Verdict<'n> {
-        let _ = name;
-        todo!()
+        if name.is_empty() {
+            return Verdict::NoDomain;
+        }
+        if self.is_whitelisted(name) {
+            return Verdict::Whitelisted;
+        }
+        let suffix_len = self.list.find(RevLabels::new(name)).len;
+        // The suffix is the name itself (or, on odd input, claims to be longer).
+        let Some(dot) = name.len().checked_sub(suffix_len + 1) else {
+            return Verdict::NoDomain;
+        };
+        // `dot` is the separator before the suffix; one more label makes the domain.
+        match RevLabels::new(&name[..dot]).next_start() {
+            Some(start) => Verdict::Registered(&name[start..]),
+            None => Verdict::NoDomain,
+        }
     }
+
+    /// Whether `name` or a suffix of it on a label boundary is a whitelist entry.
+    /// Costs at most one hash lookup per label, up to the longest entry's label count
+    /// and length.
+    fn is_whitelisted(&self, name: &[u8]) -> bool {
+        if self.whitelist.is_empty() {
+            return false;
+        }
+        let mut labels = RevLabels::new(name);
+        for _ in 0..self.whitelist_max_labels {
+            let Some(start) = labels.next_start() else {
+                return false;
+            };
+            let suffix = &name[start..];
+            if suffix.len() > self.whitelist_max_len {
+                return false;
+            }
+            if self
+                .whitelist_hashes
+                .binary_search(&xxh3_64(suffix))
+                .is_ok()
+                && self.whitelist.contains(suffix)
+            {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Labels of a canonical name from the rightmost one, as the `publicsuffix` crate
+/// wants them. A `.` is a separator unless escaped, i.e. preceded by an odd run of
+/// `\`; the scan skips each run of backslashes once, so a name is walked in linear
+/// time.
+struct RevLabels<'n> {
+    name: &'n [u8],
+    /// End (exclusive) of the next label to hand out.
+    end: usize,
+    done: bool,
+}
+
+impl<'n> RevLabels<'n> {
+    fn new(name: &'n [u8]) -> Self {
+        Self {
+            name,
+            end: name.len(),
+            done: false,
+        }
+    }
+
+    /// Start offset of the next label (from the right), in `name`.
+    fn next_start(&mut self) -> Option<usize> {
+        if self.done {
+            return None;
+        }
+        let mut i = self.end;
+        while i > 0 {
+            i -= 1;
+            if self.name[i] == b'.' {
+                let mut j = i;
+                while j > 0 && self.name[j - 1] == b'\\' {
+                    j -= 1;
+                }
+                if (i - j) % 2 == 0 {
+                    self.end = i;
+                    return Some(i + 1);
+                }
+                // Escaped: the backslashes belong to the label, skip them.
+                i = j;
+            }
+        }
+        self.done = true;
+        Some(0)
+    }
+}
+
+impl<'n> Iterator for RevLabels<'n> {
+    type Item = &'n [u8];
+
+    fn next(&mut self) -> Option<&'n [u8]> {
+        let end = self.end;
+        let start = self.next_start()?;
+        self.name.get(start..end)
+    }
+}
+
+/// Parses a Public Suffix List text, without its private section unless
+/// `include_private`.
+///
+/// The private section is cut off the text rather than filtered by the crate's
+/// `IcannList`: that one still walks private nodes of the shared trie, so a private
+/// rule can hide an ICANN wildcard beside it.
+fn parse_list(text: &str, include_private: bool) -> Result<List, publicsuffix::Error> {
+    let text = if include_private {
+        text
+    } else {
+        text.find(PRIVATE_MARKER).map_or(text, |at| &text[..at])
+    };
+    text.parse()
+}
+
+/// Checks that `text` is a usable Public Suffix List (for `cargo xtask refresh-psl`):
+/// both sections present and both variants parse.
+pub fn check_public_suffix_list(text: &str) -> Result<(), DomainError> {
+    if !text.contains("===BEGIN ICANN DOMAINS===") || !text.contains(PRIVATE_MARKER) {
+        return Err(DomainError::BadList(
+            "missing the ICANN or PRIVATE section marker".to_string(),
+        ));
+    }
+    for include_private in [false, true] {
+        parse_list(text, include_private).map_err(|e| DomainError::BadList(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Normalises a whitelist entry: lower-case, no trailing dot, no leading `*.` or `.`.
+/// Entries are written as text, so escapes, non-ASCII (write IDNs as `xn--`) and
+/// spaces are refused rather than guessed at.
+fn normalise_entry(entry: &str) -> Result<String, &'static str> {
+    let mut e = entry.trim();
+    e = e.strip_suffix('.').unwrap_or(e);
+    e = e
+        .strip_prefix("*.")
+        .or_else(|| e.strip_prefix('.'))
+        .unwrap_or(e);
+    if e.is_empty() {
+        return Err("empty");
+    }
+    if !e.is_ascii() {
+        return Err("not ASCII (write internationalised names in their xn-- form)");
+    }
+    if e.len() > 253 {
+        return Err("longer than 253 characters");
+    }
+    let mut labels = 0;
+    for label in e.split('.') {
+        labels += 1;
+        if label.is_empty() {
+            return Err("empty label");
+        }
+        if label.len() > 63 {
+            return Err("label longer than 63 characters");
+        }
+        if label
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'\\' || b == b'*')
+        {
+            return Err("contains a space, control character, '\\' or '*'");
+        }
+    }
+    if labels > MAX_ENTRY_LABELS {
+        return Err("too many labels");
+    }
+    Ok(e.to_ascii_lowercase())
 }
 
 /// Reads a whitelist file: one domain per line, `#` starts a comment, blank lines ignored.
 /// Errors name the file and line.
 pub fn read_whitelist_file(path: &Path) -> Result<Vec<String>, DomainError> {
-    let _ = path;
-    todo!()
+    let text = std::fs::read_to_string(path).map_err(|source| DomainError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        // Normalised here only to report the file and line; the classifier
+        // normalises again (entries from the config file go through it too).
+        if let Err(why) = normalise_entry(entry) {
+            return Err(DomainError::BadEntry {
+                origin: format!("{}:{}", path.display(), i + 1),
+                entry: entry.to_string(),
+                why,
+            });
+        }
+        entries.push(entry.to_string());
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classifier(include_private: bool, whitelist: &[&str]) -> Classifier {
+        Classifier::new(&DomainSettings {
+            include_private,
+            whitelist: whitelist.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
+    }
+
+    fn registered(c: &Classifier, name: &[u8]) -> Option<Vec<u8>> {
+        match c.classify(name) {
+            Verdict::Registered(d) => Some(d.to_vec()),
+            Verdict::NoDomain => None,
+            Verdict::Whitelisted => panic!("{} whitelisted", name.escape_ascii()),
+        }
+    }
+
+    fn reg(c: &Classifier, name: &str) -> Option<String> {
+        registered(c, name.as_bytes()).map(|d| String::from_utf8(d).unwrap())
+    }
+
+    #[test]
+    fn embedded_list_is_recent_and_parses() {
+        assert!(PUBLIC_SUFFIX_LIST.contains("// VERSION: 2026-"));
+        check_public_suffix_list(PUBLIC_SUFFIX_LIST).unwrap();
+        assert!(check_public_suffix_list("com\n").is_err());
+    }
+
+    #[test]
+    fn icann_suffixes() {
+        for private in [false, true] {
+            let c = classifier(private, &[]);
+            assert_eq!(reg(&c, "a.example.co.uk").as_deref(), Some("example.co.uk"));
+            assert_eq!(reg(&c, "example.co.uk").as_deref(), Some("example.co.uk"));
+            assert_eq!(reg(&c, "co.uk"), None);
+            assert_eq!(reg(&c, "uk"), None);
+            assert_eq!(reg(&c, "www.example.com").as_deref(), Some("example.com"));
+            // Wildcard and exception rules: *.ck, !www.ck.
+            assert_eq!(reg(&c, "a.b.foo.ck").as_deref(), Some("b.foo.ck"));
+            assert_eq!(reg(&c, "foo.ck"), None);
+            assert_eq!(reg(&c, "a.www.ck").as_deref(), Some("www.ck"));
+        }
+    }
+
+    #[test]
+    fn private_section_on_and_off() {
+        let with = classifier(true, &[]);
+        let without = classifier(false, &[]);
+        assert_eq!(
+            reg(&with, "foo.blogspot.com").as_deref(),
+            Some("foo.blogspot.com")
+        );
+        assert_eq!(reg(&with, "blogspot.com"), None);
+        assert_eq!(
+            reg(&without, "foo.blogspot.com").as_deref(),
+            Some("blogspot.com")
+        );
+        // *.compute-1.amazonaws.com is in the private section.
+        assert_eq!(reg(&with, "x.compute-1.amazonaws.com"), None);
+        assert_eq!(
+            reg(&with, "ec2.x.compute-1.amazonaws.com").as_deref(),
+            Some("ec2.x.compute-1.amazonaws.com")
+        );
+        assert_eq!(
+            reg(&without, "x.compute-1.amazonaws.com").as_deref(),
+            Some("amazonaws.com")
+        );
+    }
+
+    #[test]
+    fn unknown_tld_uses_default_rule() {
+        let c = classifier(true, &[]);
+        assert_eq!(reg(&c, "x.y.pirate.sea").as_deref(), Some("pirate.sea"));
+        assert_eq!(reg(&c, "pirate.sea").as_deref(), Some("pirate.sea"));
+        assert_eq!(reg(&c, "sea"), None);
+        assert_eq!(reg(&c, "localhost"), None);
+    }
+
+    #[test]
+    fn empty_and_single_label() {
+        let c = classifier(true, &["com"]);
+        assert_eq!(c.classify(b""), Verdict::NoDomain);
+        assert_eq!(c.classify(b"localhost"), Verdict::NoDomain);
+        assert_eq!(c.classify(b"com"), Verdict::Whitelisted);
+    }
+
+    #[test]
+    fn result_is_a_suffix_of_the_input() {
+        let c = classifier(true, &[]);
+        let name = b"a.b.example.org";
+        let Verdict::Registered(d) = c.classify(name) else {
+            panic!()
+        };
+        assert_eq!(d.as_ptr(), name[4..].as_ptr());
+        assert_eq!(d, b"example.org");
+    }
+
+    #[test]
+    fn escaped_dots_stay_inside_labels() {
+        let c = classifier(true, &[]);
+        // Label "a.example" (escaped), then com: cutting at the escaped dot would give
+        // "example.com", inside the label.
+        assert_eq!(
+            registered(&c, br"x.a\.example.com").as_deref(),
+            Some(&br"a\.example.com"[..])
+        );
+        assert_eq!(
+            registered(&c, br"a\.b.example.com").as_deref(),
+            Some(&b"example.com"[..])
+        );
+        // An escaped backslash before a real dot: "x\\" then "example" then "com".
+        assert_eq!(
+            registered(&c, br"x\\.example.com").as_deref(),
+            Some(&b"example.com"[..])
+        );
+        // "\\" then escaped dot: one label "x\.example"... plus "\\".
+        assert_eq!(
+            registered(&c, br"y.x\\\.example.com").as_deref(),
+            Some(&br"x\\\.example.com"[..])
+        );
+        // An escaped dot in the would-be TLD: the TLD is the whole label "co\.uk".
+        assert_eq!(
+            registered(&c, br"example.co\.uk").as_deref(),
+            Some(&br"example.co\.uk"[..])
+        );
+        // As the whole name.
+        assert_eq!(c.classify(br"co\.uk"), Verdict::NoDomain);
+    }
+
+    #[test]
+    fn high_bytes_and_junk_never_panic() {
+        let c = classifier(true, &["example.com"]);
+        assert_eq!(
+            registered(&c, b"\xc3\xa9t\xc3\xa9.\xff\x80.pirate.sea").as_deref(),
+            Some(&b"pirate.sea"[..])
+        );
+        assert_eq!(
+            registered(&c, b"x.\xff\xfe").as_deref(),
+            Some(&b"x.\xff\xfe"[..])
+        );
+        // UTF-8 rules in the list match raw UTF-8 bytes: 公司.cn is a suffix.
+        assert_eq!(
+            registered(&c, "a.b.公司.cn".as_bytes()).as_deref(),
+            Some("b.公司.cn".as_bytes())
+        );
+        // Not canonical, but must not panic: every short byte string.
+        let alphabet = [b'.', b'\\', b'a', b'c', b'k', 0xff, b'*', b'!'];
+        let mut buf = [0u8; 6];
+        for len in 0..=buf.len() {
+            let mut n = 0usize;
+            loop {
+                let mut k = n;
+                for b in buf[..len].iter_mut() {
+                    *b = alphabet[k % alphabet.len()];
+                    k /= alphabet.len();
+                }
+                if k != 0 {
+                    break;
+                }
+                if let Verdict::Registered(d) = c.classify(&buf[..len]) {
+                    assert!(buf[..len].ends_with(d));
+                }
+                n += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn whitelist_semantics() {
+        let c = classifier(true, &["amazonaws.com", "*.Example.ORG.", ".corp"]);
+        for name in [
+            "amazonaws.com",
+            "ec2.compute-1.amazonaws.com",
+            "a.b.x.compute-1.amazonaws.com",
+            "example.org",
+            "www.example.org",
+            "corp",
+            "host.corp",
+        ] {
+            assert_eq!(c.classify(name.as_bytes()), Verdict::Whitelisted, "{name}");
+        }
+        assert_eq!(
+            reg(&c, "notamazonaws.com").as_deref(),
+            Some("notamazonaws.com")
+        );
+        assert_eq!(
+            reg(&c, "amazonaws.com.evil.net").as_deref(),
+            Some("evil.net")
+        );
+        assert_eq!(
+            reg(&c, "www.example.org.uk").as_deref(),
+            Some("example.org.uk")
+        );
+        // "x.amazonaws" is one label (escaped dot): not under amazonaws.com.
+        assert_eq!(
+            registered(&c, br"a.x\.amazonaws.com").as_deref(),
+            Some(&br"x\.amazonaws.com"[..])
+        );
+        // But a real label boundary after an escaped label is.
+        assert_eq!(c.classify(br"x\.y.amazonaws.com"), Verdict::Whitelisted);
+    }
+
+    #[test]
+    fn bad_whitelist_entries() {
+        for bad in [
+            "",
+            ".",
+            "*.",
+            "a..b",
+            "a b.com",
+            "ex\\.com",
+            "a.*.com",
+            "münchen.de",
+        ] {
+            let e = Classifier::new(&DomainSettings {
+                include_private: true,
+                whitelist: vec![bad.to_string()],
+            })
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            match e {
+                DomainError::BadEntry { origin, entry, .. } => {
+                    assert_eq!(origin, "config");
+                    assert_eq!(entry, bad);
+                }
+                other => panic!("{other}"),
+            }
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        assert!(normalise_entry(&long_label).is_err());
+        assert_eq!(
+            normalise_entry(" WWW.Example.com. ").unwrap(),
+            "www.example.com"
+        );
+    }
+
+    #[test]
+    fn whitelist_file() {
+        let dir = std::env::temp_dir().join(format!("dns-sensor-wl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        std::fs::write(
+            &good,
+            "# trusted\n\namazonaws.com   # cloud\n  *.Example.org.\n\t\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_whitelist_file(&good).unwrap(),
+            ["amazonaws.com", "*.Example.org."]
+        );
+        let bad = dir.join("bad.txt");
+        std::fs::write(&bad, "ok.com\n# fine\nbad..com # oops\n").unwrap();
+        let err = read_whitelist_file(&bad).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}:3: ", bad.display())), "{err}");
+        assert!(err.contains("bad..com"), "{err}");
+        let missing = dir.join("missing.txt");
+        let err = read_whitelist_file(&missing).unwrap_err();
+        assert!(matches!(err, DomainError::Io { .. }));
+        assert!(err.to_string().starts_with(&missing.display().to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tunnel_names_from_the_parser() {
+        // Names as the DNS parser writes them, iodine's high bytes included.
+        let c = classifier(true, &[]);
+        let mut name = crate::decode::Name::new();
+        let msg = [
+            0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, b'P', 0xe9, b'.', b'z', 6, b'p', b'i', b'r',
+            b'a', b't', b'e', 3, b's', b'e', b'a', 0, 0, 10, 0, 1,
+        ];
+        crate::decode::parse_question(&msg, &mut name).unwrap();
+        assert_eq!(name.as_bytes(), b"p\xe9\\.z.pirate.sea");
+        assert_eq!(
+            c.classify(name.as_bytes()),
+            Verdict::Registered(b"pirate.sea")
+        );
+    }
 }

@@ -1,33 +1,78 @@
-//! Project tasks: `cargo xtask <command>`.
+//! Project tasks: `cargo xtask <task>`. Everything a developer or CI runs beyond plain
+//! cargo lives here, so the README's commands stay one line each.
 
+mod captures;
+mod ci;
 mod ebpf;
 mod live;
+mod psl;
 mod setup;
 
-use anyhow::Result;
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(about = "dns-sensor project tasks")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    task: Task,
 }
 
 #[derive(Subcommand)]
-enum Command {
-    /// Install the BPF toolchain and test tools (Debian packages, bpf-linker); idempotent.
+enum Task {
+    /// Installs what the tests need, then runs every check and test CI runs.
+    Ci,
+    /// Generates a capture with the demo tunnel and replays it: prints a real alert.
+    Demo,
+    /// Writes a generated capture (scenarios: demo, mix).
+    Gen {
+        /// Which scenario.
+        scenario: String,
+        /// Output file (default target/captures/SCENARIO.pcap).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Frames, for scenarios that take a size.
+        #[arg(long, default_value_t = 1_000_000)]
+        frames: u64,
+    },
+    /// Benchmarks replay throughput (frames/s, one worker) on a generated mix.
+    BenchReplay {
+        /// Frames in the generated capture.
+        #[arg(long, default_value_t = 2_000_000)]
+        frames: u64,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Refreshes the embedded Public Suffix List and its provenance note.
+    RefreshPsl(psl::RefreshPsl),
+    /// Installs the BPF toolchain and live-test tools (apt, bpf-linker); idempotent.
     Setup,
-    /// Build the XDP program alone and report where the object is.
+    /// Builds the XDP program alone and prints where the object is.
     BuildEbpf(ebpf::Args),
-    /// Run the live-capture tests (root: BPF, AF_XDP, network namespaces).
+    /// Runs the live-capture tests (root: BPF, AF_XDP, network namespaces).
     TestLive(live::Args),
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Setup => setup::run(),
-        Command::BuildEbpf(args) => ebpf::run(&args),
-        Command::TestLive(args) => live::run(&args),
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Ci => ci::run(),
+        Task::Demo => captures::demo(),
+        Task::Gen {
+            scenario,
+            out,
+            frames,
+        } => {
+            let out = out.unwrap_or_else(|| captures::out_dir().join(format!("{scenario}.pcap")));
+            let written = captures::generate(&scenario, &out, frames)?;
+            eprintln!("wrote {} ({written} frames)", out.display());
+            Ok(())
+        }
+        Task::BenchReplay { frames, runs } => captures::bench_replay(frames, runs),
+        Task::RefreshPsl(args) => psl::refresh(&args),
+        Task::Setup => setup::run(),
+        Task::BuildEbpf(args) => ebpf::run(&args),
+        Task::TestLive(args) => live::run(&args),
     }
 }

@@ -25,6 +25,34 @@ pub enum LinkType {
     BsdLoopback,
 }
 
+impl LinkType {
+    /// The link type for a pcap/pcapng `LINKTYPE_*` number, `None` for one this sensor
+    /// does not decode. Raw IP is accepted under all its numbers: 101, the
+    /// platform-specific DLT values 12 and 14 that some files carry, and the
+    /// IPv4-only / IPv6-only 228 and 229.
+    pub fn from_linktype(linktype: u32) -> Option<Self> {
+        match linktype {
+            1 => Some(LinkType::Ethernet),
+            113 => Some(LinkType::LinuxSll),
+            276 => Some(LinkType::LinuxSll2),
+            101 | 12 | 14 | 228 | 229 => Some(LinkType::RawIp),
+            0 | 108 => Some(LinkType::BsdLoopback),
+            _ => None,
+        }
+    }
+
+    /// The `LINKTYPE_*` number written to a pcap file header for this link type.
+    pub fn linktype(self) -> u32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+            LinkType::RawIp => 101,
+            LinkType::BsdLoopback => 0,
+        }
+    }
+}
+
 /// One captured frame, borrowed from the source's buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {

@@ -1,70 +1,1460 @@
 //! Classic pcap and pcapng files: a streaming reader and a classic pcap writer.
+//!
+//! The reader keeps one growable buffer for the record being read, so after the first
+//! few frames it allocates nothing. Every length read from the file is bounded before
+//! it is trusted, and a file that ends mid-record is reported as [`CaptureError::Truncated`]
+//! at the start of that record, after every complete frame before it was handed out.
 
+use std::fs::File;
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use super::{CaptureError, Frame, LinkType};
-use crate::Nanos;
+use crate::{Nanos, NANOS_PER_SEC};
+
+/// Largest captured length accepted for one frame (the snaplen tcpdump uses).
+///
+/// Anything above it is taken as a corrupt length field rather than a real frame, so a
+/// flipped bit cannot make the reader allocate gigabytes.
+pub const MAX_CAPLEN: usize = 256 * 1024;
+
+/// Largest pcapng block read into memory: a maximal packet plus room for its options.
+/// Blocks the reader does not use are skipped without buffering and only need to fit
+/// in a `u32`.
+const MAX_BUFFERED_BLOCK: usize = MAX_CAPLEN + 64 * 1024;
+
+/// Most interfaces one pcapng section may describe: real files have a handful, and the
+/// bound keeps a hostile file from growing the interface table without end.
+const MAX_INTERFACES: usize = 4096;
+
+const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
+const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
+const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
+const PCAPNG_BYTE_ORDER: u32 = 0x1a2b_3c4d;
+const PCAPNG_IDB: u32 = 1;
+const PCAPNG_PB: u32 = 2;
+const PCAPNG_SPB: u32 = 3;
+const PCAPNG_EPB: u32 = 6;
+
+/// The snaplen written by [`PcapWriter`]; longer frames are cut to it.
+pub const WRITER_SNAPLEN: u32 = 262_144;
+
+/// How one pcapng interface stamps time (`if_tsresol`); classic pcap needs no table.
+#[derive(Clone, Copy, Debug)]
+enum TsScale {
+    /// Units of 10^-v s with v <= 9: multiply by 10^(9-v) to get nanoseconds.
+    Mul(u64),
+    /// Units of 10^-v s with v > 9: divide by 10^(v-9).
+    Div(u128),
+    /// Units of 2^-v s.
+    Pow2(u32),
+}
+
+impl TsScale {
+    /// From a pcapng `if_tsresol` byte: high bit set means a power of two.
+    fn from_tsresol(v: u8) -> Self {
+        if v & 0x80 != 0 {
+            TsScale::Pow2(u32::from(v & 0x7f))
+        } else if v <= 9 {
+            TsScale::Mul(10u64.pow(9 - u32::from(v)))
+        } else {
+            // 10^38 is the largest power of ten a u128 holds; finer resolutions are
+            // nonsense, and clamping keeps the arithmetic total.
+            TsScale::Div(10u128.pow(u32::from(v.min(38)) - 9))
+        }
+    }
+
+    /// Converts a tick count to nanoseconds, saturating at `u64::MAX`.
+    fn to_nanos(self, ticks: u64) -> Nanos {
+        match self {
+            TsScale::Mul(m) => ticks.saturating_mul(m),
+            TsScale::Div(d) => saturate(u128::from(ticks) / d),
+            TsScale::Pow2(shift) => {
+                // ticks * 1e9 < 2^94: no overflow in u128; shifts >= 128 mean "zero".
+                let ns = u128::from(ticks) * u128::from(NANOS_PER_SEC);
+                saturate(ns.checked_shr(shift).unwrap_or(0))
+            }
+        }
+    }
+}
+
+fn saturate(v: u128) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// One pcapng Interface Description Block, as far as this reader cares.
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    /// `None` when the link type is not one the sensor decodes.
+    link: Option<LinkType>,
+    scale: TsScale,
+    /// `if_tsoffset`: seconds to add to every timestamp.
+    offset_secs: i64,
+}
+
+/// What kind of file is being read.
+#[derive(Debug)]
+enum Format {
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        link: Option<LinkType>,
+    },
+    Pcapng {
+        big_endian: bool,
+        /// Interfaces of the current section, indexed by interface id.
+        interfaces: Vec<Interface>,
+    },
+}
+
+/// A frame read into the buffer but not yet handed out.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    ts: Nanos,
+    link: LinkType,
+    start: usize,
+    len: usize,
+}
 
 /// Reads frames from one classic pcap (either byte order, micro- or nanosecond) or
 /// pcapng file, reusing one buffer: no allocation per frame.
-pub struct CaptureReader {}
+///
+/// Link types: Ethernet (1), Linux SLL (113), SLL2 (276), raw IP (101, 12, 14 and the
+/// IPv4/IPv6-only 228, 229) and BSD loopback (0, 108). Frames of any other link type
+/// are skipped and counted in [`skipped_frames`](Self::skipped_frames). pcapng Simple
+/// Packet Blocks carry no timestamp: they get the timestamp of the file's previous
+/// frame (0 before any).
+///
+/// Errors are final: after one is returned, the reader yields `Ok(None)`.
+pub struct CaptureReader {
+    name: String,
+    src: BufReader<Box<dyn Read + Send>>,
+    buf: Vec<u8>,
+    /// Bytes read from the file so far.
+    offset: u64,
+    format: Format,
+    pending: Option<Pending>,
+    skipped: u64,
+    last_ts: Nanos,
+    finished: bool,
+}
+
+impl std::fmt::Debug for CaptureReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureReader")
+            .field("name", &self.name)
+            .field("offset", &self.offset)
+            .field("format", &self.format)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
+}
 
 impl CaptureReader {
     /// Opens `path` and reads its file header.
+    ///
+    /// A file of fewer than 4 bytes (an empty file included) is `Truncated` at offset 0:
+    /// nothing says it is not a capture cut short. Four or more bytes that are neither
+    /// pcap magic nor a pcapng Section Header Block are `NotACapture`.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let _ = path;
-        todo!()
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|source| CaptureError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Self::from_reader(&name, file)
     }
 
-    /// Reads from any byte stream; `name` stands for the file in errors.
-    pub fn from_reader(name: &str, reader: impl std::io::Read + Send + 'static) -> Result<Self, CaptureError> {
-        let _ = (name, reader);
-        todo!()
+    /// Reads from any byte stream; `name` stands for the file in errors. The file header
+    /// is read and judged as in [`open`](Self::open).
+    pub fn from_reader(
+        name: &str,
+        reader: impl std::io::Read + Send + 'static,
+    ) -> Result<Self, CaptureError> {
+        let boxed: Box<dyn Read + Send> = Box::new(reader);
+        let mut me = CaptureReader {
+            name: name.to_string(),
+            src: BufReader::with_capacity(64 * 1024, boxed),
+            buf: Vec::new(),
+            offset: 0,
+            // Placeholder until the header is read below.
+            format: Format::Pcapng {
+                big_endian: false,
+                interfaces: Vec::new(),
+            },
+            pending: None,
+            skipped: 0,
+            last_ts: 0,
+            finished: false,
+        };
+        me.read_file_header()?;
+        Ok(me)
     }
 
     /// The timestamp of the next frame, reading it into the buffer if needed, without
     /// consuming it. `Ok(None)` at a clean end of file.
+    ///
+    /// Several readers can be merged in time order by always taking the frame of the
+    /// reader whose `peek_ts` is smallest.
     pub fn peek_ts(&mut self) -> Result<Option<Nanos>, CaptureError> {
-        todo!()
+        if self.pending.is_none() {
+            self.pending = self.fill_next()?;
+        }
+        Ok(self.pending.map(|p| p.ts))
     }
 
     /// The next frame. `Ok(None)` at a clean end of file; `Err(Truncated)` when the file
     /// ends inside a record (every complete frame before it was returned).
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        todo!()
+        let pending = match self.pending.take() {
+            Some(p) => Some(p),
+            None => self.fill_next()?,
+        };
+        Ok(pending.map(|p| Frame {
+            ts: p.ts,
+            link: p.link,
+            data: &self.buf[p.start..p.start + p.len],
+        }))
     }
 
-    /// Bytes of the file consumed so far.
+    /// Bytes of the file consumed so far (a frame seen by [`peek_ts`](Self::peek_ts)
+    /// counts as consumed: it has been read from the file).
     pub fn offset(&self) -> u64 {
-        todo!()
+        self.offset
     }
 
     /// Frames skipped because their link type is not one this sensor decodes.
     pub fn skipped_frames(&self) -> u64 {
-        todo!()
+        self.skipped
+    }
+
+    /// The link type of the file (classic pcap) or of its first interface (pcapng),
+    /// `None` when it is not one this sensor decodes or no interface was described yet.
+    pub fn link_type(&self) -> Option<LinkType> {
+        match &self.format {
+            Format::Pcap { link, .. } => *link,
+            Format::Pcapng { interfaces, .. } => interfaces.first().and_then(|i| i.link),
+        }
+    }
+
+    /// Reads the next frame of a decodable link type into the buffer, skipping others.
+    fn fill_next(&mut self) -> Result<Option<Pending>, CaptureError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let res = match self.format {
+            Format::Pcap { .. } => self.next_pcap_record(),
+            Format::Pcapng { .. } => self.next_pcapng_packet(),
+        };
+        match res {
+            Ok(Some(p)) => {
+                self.last_ts = p.ts;
+                Ok(Some(p))
+            }
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(e) => {
+                self.finished = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn read_file_header(&mut self) -> Result<(), CaptureError> {
+        let mut magic = [0u8; 4];
+        let n = self.read_up_to(&mut magic)?;
+        if n < magic.len() {
+            return Err(self.truncated(0, "file header (fewer than 4 bytes)"));
+        }
+        let be = u32::from_be_bytes(magic);
+        let le = u32::from_le_bytes(magic);
+        if be == PCAPNG_SHB {
+            self.format = Format::Pcapng {
+                big_endian: false,
+                interfaces: Vec::new(),
+            };
+            // The first block must be a section header; it is read like any later one.
+            let mut len_bytes = [0u8; 4];
+            if self.read_up_to(&mut len_bytes)? < len_bytes.len() {
+                return Err(self.truncated(0, "pcapng section header"));
+            }
+            return self.read_shb(0, len_bytes);
+        }
+        let (big_endian, nanos) = match (be, le) {
+            (MAGIC_MICROS, _) => (true, false),
+            (MAGIC_NANOS, _) => (true, true),
+            (_, MAGIC_MICROS) => (false, false),
+            (_, MAGIC_NANOS) => (false, true),
+            _ => {
+                return Err(CaptureError::NotACapture {
+                    path: self.name.clone(),
+                    magic: be,
+                })
+            }
+        };
+        let mut rest = [0u8; 20];
+        if self.read_up_to(&mut rest)? < rest.len() {
+            return Err(self.truncated(0, "pcap file header"));
+        }
+        // Only the low 16 bits name the link type; the upper ones carry FCS information.
+        let linktype = rd_u32(&rest[16..20], big_endian) & 0xffff;
+        self.format = Format::Pcap {
+            big_endian,
+            nanos,
+            link: LinkType::from_linktype(linktype),
+        };
+        Ok(())
+    }
+
+    fn next_pcap_record(&mut self) -> Result<Option<Pending>, CaptureError> {
+        let Format::Pcap {
+            big_endian,
+            nanos,
+            link,
+        } = self.format
+        else {
+            return Ok(None);
+        };
+        loop {
+            let start = self.offset;
+            let mut hdr = [0u8; 16];
+            match self.read_up_to(&mut hdr)? {
+                0 => return Ok(None),
+                16 => {}
+                _ => return Err(self.truncated(start, "pcap record header")),
+            }
+            let secs = u64::from(rd_u32(&hdr[0..4], big_endian));
+            let frac = u64::from(rd_u32(&hdr[4..8], big_endian));
+            let caplen = rd_u32(&hdr[8..12], big_endian) as usize;
+            if caplen > MAX_CAPLEN {
+                return Err(self.malformed(
+                    start,
+                    format!("captured length {caplen} exceeds {MAX_CAPLEN}"),
+                ));
+            }
+            self.read_body(caplen, start, "pcap record body")?;
+            let Some(link) = link else {
+                self.skipped += 1;
+                continue;
+            };
+            let frac_ns = if nanos {
+                frac
+            } else {
+                frac.saturating_mul(1000)
+            };
+            let ts = secs.saturating_mul(NANOS_PER_SEC).saturating_add(frac_ns);
+            return Ok(Some(Pending {
+                ts,
+                link,
+                start: 0,
+                len: caplen,
+            }));
+        }
+    }
+
+    fn next_pcapng_packet(&mut self) -> Result<Option<Pending>, CaptureError> {
+        loop {
+            let start = self.offset;
+            let mut hdr = [0u8; 8];
+            match self.read_up_to(&mut hdr)? {
+                0 => return Ok(None),
+                8 => {}
+                _ => return Err(self.truncated(start, "pcapng block header")),
+            }
+            let big_endian = self.big_endian();
+            let btype = rd_u32(&hdr[0..4], big_endian);
+            if btype == PCAPNG_SHB {
+                self.read_shb(start, [hdr[4], hdr[5], hdr[6], hdr[7]])?;
+                continue;
+            }
+            let total = rd_u32(&hdr[4..8], big_endian) as usize;
+            if total % 4 != 0 || total < 12 {
+                return Err(self.malformed(
+                    start,
+                    format!("block length {total} is not a multiple of 4 of at least 12"),
+                ));
+            }
+            // The body plus the trailing copy of the length.
+            let rest = total - 8;
+            match btype {
+                PCAPNG_IDB | PCAPNG_EPB | PCAPNG_SPB | PCAPNG_PB => {
+                    if total > MAX_BUFFERED_BLOCK {
+                        return Err(self.malformed(
+                            start,
+                            format!("block length {total} exceeds {MAX_BUFFERED_BLOCK}"),
+                        ));
+                    }
+                    self.read_body(rest, start, "pcapng block body")?;
+                    self.check_trailer(rest, total, start)?;
+                    let body_len = rest - 4;
+                    if btype == PCAPNG_IDB {
+                        self.parse_idb(body_len, start)?;
+                        continue;
+                    }
+                    if let Some(p) = self.parse_packet_block(btype, body_len, start)? {
+                        return Ok(Some(p));
+                    }
+                }
+                _ => self.skip(rest, start)?,
+            }
+        }
+    }
+
+    fn big_endian(&self) -> bool {
+        match self.format {
+            Format::Pcapng { big_endian, .. } => big_endian,
+            Format::Pcap { big_endian, .. } => big_endian,
+        }
+    }
+
+    /// Reads the rest of a Section Header Block starting at `start`, whose type and
+    /// length field were read: its byte-order magic decides how the length and every
+    /// later field is read. A new section forgets the previous section's interfaces.
+    fn read_shb(&mut self, start: u64, len_bytes: [u8; 4]) -> Result<(), CaptureError> {
+        let mut bom = [0u8; 4];
+        if self.read_up_to(&mut bom)? < bom.len() {
+            return Err(self.truncated(start, "pcapng section header"));
+        }
+        let big_endian = match (u32::from_be_bytes(bom), u32::from_le_bytes(bom)) {
+            (PCAPNG_BYTE_ORDER, _) => true,
+            (_, PCAPNG_BYTE_ORDER) => false,
+            _ => return Err(self.malformed(start, "bad section header byte-order magic".into())),
+        };
+        let total = rd_u32(&len_bytes, big_endian) as usize;
+        // Type, length, byte-order magic, version (4), section length (8), trailer.
+        if total % 4 != 0 || total < 28 {
+            return Err(self.malformed(
+                start,
+                format!("section header length {total} is not a multiple of 4 of at least 28"),
+            ));
+        }
+        self.format = Format::Pcapng {
+            big_endian,
+            interfaces: Vec::new(),
+        };
+        // Version, section length and options tell the sensor nothing it needs.
+        self.skip(total - 12, start)
+    }
+
+    fn check_trailer(&self, rest: usize, total: usize, start: u64) -> Result<(), CaptureError> {
+        let big_endian = self.big_endian();
+        let trailer = rd_u32(&self.buf[rest - 4..rest], big_endian) as usize;
+        if trailer != total {
+            return Err(self.malformed(
+                start,
+                format!("trailing block length {trailer} differs from leading {total}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn parse_idb(&mut self, body_len: usize, start: u64) -> Result<(), CaptureError> {
+        let Format::Pcapng {
+            big_endian,
+            ref mut interfaces,
+        } = self.format
+        else {
+            return Ok(());
+        };
+        if body_len < 8 {
+            return Err(CaptureError::Malformed {
+                path: self.name.clone(),
+                offset: start,
+                what: "interface description block shorter than 8 bytes".into(),
+            });
+        }
+        let body = &self.buf[..body_len];
+        let linktype = u32::from(rd_u16(&body[0..2], big_endian));
+        let mut iface = Interface {
+            link: LinkType::from_linktype(linktype),
+            scale: TsScale::Mul(1000),
+            offset_secs: 0,
+        };
+        for (code, value) in Options::new(&body[8..], big_endian) {
+            match (code, value.len()) {
+                (9, 1) => iface.scale = TsScale::from_tsresol(value[0]),
+                (14, 8) => {
+                    let raw = rd_u64_pair(value, big_endian);
+                    iface.offset_secs = raw as i64;
+                }
+                _ => {}
+            }
+        }
+        if interfaces.len() >= MAX_INTERFACES {
+            return Err(CaptureError::Malformed {
+                path: self.name.clone(),
+                offset: start,
+                what: format!("more than {MAX_INTERFACES} interfaces in one section"),
+            });
+        }
+        interfaces.push(iface);
+        Ok(())
+    }
+
+    fn parse_packet_block(
+        &mut self,
+        btype: u32,
+        body_len: usize,
+        start: u64,
+    ) -> Result<Option<Pending>, CaptureError> {
+        let Format::Pcapng {
+            big_endian,
+            ref interfaces,
+        } = self.format
+        else {
+            return Ok(None);
+        };
+        let body = &self.buf[..body_len];
+        // (interface id, timestamp ticks, captured length, data start)
+        let (iface_id, ticks, caplen, data_start) = match btype {
+            PCAPNG_EPB | PCAPNG_PB => {
+                if body_len < 20 {
+                    return Err(self.malformed(start, "packet block shorter than 20 bytes".into()));
+                }
+                let iface_id = if btype == PCAPNG_EPB {
+                    rd_u32(&body[0..4], big_endian) as usize
+                } else {
+                    usize::from(rd_u16(&body[0..2], big_endian))
+                };
+                let hi = u64::from(rd_u32(&body[4..8], big_endian));
+                let lo = u64::from(rd_u32(&body[8..12], big_endian));
+                let caplen = rd_u32(&body[12..16], big_endian) as usize;
+                (iface_id, Some((hi << 32) | lo), caplen, 20)
+            }
+            _ => {
+                // Simple Packet Block: original length, then data up to the block's end.
+                if body_len < 4 {
+                    return Err(self.malformed(start, "simple packet block too short".into()));
+                }
+                let orig = rd_u32(&body[0..4], big_endian) as usize;
+                (0, None, orig.min(body_len - 4), 4)
+            }
+        };
+        if caplen > MAX_CAPLEN || caplen > body_len - data_start {
+            return Err(self.malformed(
+                start,
+                format!("captured length {caplen} exceeds the block or {MAX_CAPLEN}"),
+            ));
+        }
+        let Some(iface) = interfaces.get(iface_id).copied() else {
+            return Err(
+                self.malformed(start, format!("packet on undescribed interface {iface_id}"))
+            );
+        };
+        let Some(link) = iface.link else {
+            self.skipped += 1;
+            return Ok(None);
+        };
+        let ts = match ticks {
+            Some(t) => {
+                let ns = iface.scale.to_nanos(t);
+                let off = iface.offset_secs.saturating_mul(NANOS_PER_SEC as i64);
+                if off >= 0 {
+                    ns.saturating_add(off as u64)
+                } else {
+                    ns.saturating_sub(off.unsigned_abs())
+                }
+            }
+            None => self.last_ts,
+        };
+        Ok(Some(Pending {
+            ts,
+            link,
+            start: data_start,
+            len: caplen,
+        }))
+    }
+
+    /// Reads exactly `len` bytes into the front of the buffer, or reports the record
+    /// starting at `start` as truncated.
+    fn read_body(
+        &mut self,
+        len: usize,
+        start: u64,
+        what: &'static str,
+    ) -> Result<(), CaptureError> {
+        if self.buf.len() < len {
+            // Grows to the largest record seen, then never again.
+            self.buf.resize(len, 0);
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = self.read_up_to(&mut buf[..len]);
+        self.buf = buf;
+        if res? < len {
+            return Err(self.truncated(start, what));
+        }
+        Ok(())
+    }
+
+    /// Discards `len` bytes without buffering them.
+    fn skip(&mut self, len: usize, start: u64) -> Result<(), CaptureError> {
+        let want = len as u64;
+        let got = io::copy(&mut (&mut self.src).take(want), &mut io::sink())
+            .map_err(|e| self.io_err(e))?;
+        self.offset += got;
+        if got < want {
+            return Err(self.truncated(start, "pcapng block body"));
+        }
+        Ok(())
+    }
+
+    /// Fills `dst` as far as the stream allows; fewer bytes only at end of file.
+    fn read_up_to(&mut self, dst: &mut [u8]) -> Result<usize, CaptureError> {
+        let mut got = 0;
+        while got < dst.len() {
+            match self.src.read(&mut dst[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_err(e)),
+            }
+        }
+        self.offset += got as u64;
+        Ok(got)
+    }
+
+    fn io_err(&self, source: io::Error) -> CaptureError {
+        CaptureError::Io {
+            path: self.name.clone(),
+            source,
+        }
+    }
+
+    fn truncated(&self, offset: u64, what: &'static str) -> CaptureError {
+        CaptureError::Truncated {
+            path: self.name.clone(),
+            offset,
+            what,
+        }
+    }
+
+    fn malformed(&self, offset: u64, what: String) -> CaptureError {
+        CaptureError::Malformed {
+            path: self.name.clone(),
+            offset,
+            what,
+        }
+    }
+}
+
+/// Iterates over pcapng options: (code, value) until `opt_endofopt` or the end.
+struct Options<'a> {
+    data: &'a [u8],
+    big_endian: bool,
+}
+
+impl<'a> Options<'a> {
+    fn new(data: &'a [u8], big_endian: bool) -> Self {
+        Options { data, big_endian }
+    }
+}
+
+impl<'a> Iterator for Options<'a> {
+    type Item = (u16, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.data.len() < 4 {
+            return None;
+        }
+        let code = rd_u16(&self.data[0..2], self.big_endian);
+        let len = usize::from(rd_u16(&self.data[2..4], self.big_endian));
+        if code == 0 || 4 + len > self.data.len() {
+            // End of options, or a value running past the block: stop rather than guess.
+            self.data = &[];
+            return None;
+        }
+        let value = &self.data[4..4 + len];
+        let padded = (4 + len + 3) & !3;
+        self.data = self.data.get(padded..).unwrap_or(&[]);
+        Some((code, value))
+    }
+}
+
+fn rd_u16(b: &[u8], big_endian: bool) -> u16 {
+    let a = [b[0], b[1]];
+    if big_endian {
+        u16::from_be_bytes(a)
+    } else {
+        u16::from_le_bytes(a)
+    }
+}
+
+fn rd_u32(b: &[u8], big_endian: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if big_endian {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+fn rd_u64_pair(b: &[u8], big_endian: bool) -> u64 {
+    let a = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+    if big_endian {
+        u64::from_be_bytes(a)
+    } else {
+        u64::from_le_bytes(a)
     }
 }
 
 /// Writes a classic pcap file (little-endian, nanosecond timestamps) of one link type.
+///
+/// The snaplen is [`WRITER_SNAPLEN`]; a longer frame is cut to it, with its original
+/// length recorded, as a capture tool would.
 pub struct PcapWriter<W: std::io::Write> {
     out: W,
 }
 
 impl<W: std::io::Write> PcapWriter<W> {
     /// Writes the file header.
-    pub fn new(out: W, link: LinkType) -> std::io::Result<Self> {
-        let _ = link;
+    pub fn new(mut out: W, link: LinkType) -> std::io::Result<Self> {
+        let mut hdr = [0u8; 24];
+        hdr[0..4].copy_from_slice(&MAGIC_NANOS.to_le_bytes());
+        hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
+        hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
+        // thiszone and sigfigs stay 0.
+        hdr[16..20].copy_from_slice(&WRITER_SNAPLEN.to_le_bytes());
+        hdr[20..24].copy_from_slice(&link.linktype().to_le_bytes());
+        out.write_all(&hdr)?;
         Ok(Self { out })
     }
 
     /// Appends one frame captured at `ts`.
+    ///
+    /// Timestamps past 2106 (beyond a 32-bit seconds field) are written as the last
+    /// representable second.
     pub fn write(&mut self, ts: Nanos, data: &[u8]) -> std::io::Result<()> {
-        let _ = (ts, data, &mut self.out);
-        todo!()
+        let secs = u32::try_from(ts / NANOS_PER_SEC).unwrap_or(u32::MAX);
+        let frac = (ts % NANOS_PER_SEC) as u32;
+        let caplen = data.len().min(WRITER_SNAPLEN as usize);
+        let orig = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let mut hdr = [0u8; 16];
+        hdr[0..4].copy_from_slice(&secs.to_le_bytes());
+        hdr[4..8].copy_from_slice(&frac.to_le_bytes());
+        hdr[8..12].copy_from_slice(&(caplen as u32).to_le_bytes());
+        hdr[12..16].copy_from_slice(&orig.to_le_bytes());
+        self.out.write_all(&hdr)?;
+        self.out.write_all(&data[..caplen])
     }
 
     /// Flushes and returns the underlying writer.
-    pub fn finish(self) -> std::io::Result<W> {
-        todo!()
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    const ALL_LINKS: [LinkType; 5] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+        LinkType::BsdLoopback,
+    ];
+
+    fn reader(bytes: Vec<u8>) -> Result<CaptureReader, CaptureError> {
+        CaptureReader::from_reader("test", Cursor::new(bytes))
+    }
+
+    /// Every frame as (ts, link, bytes), and the error that ended the file, if any.
+    type Drained = (Vec<(Nanos, LinkType, Vec<u8>)>, Option<CaptureError>);
+
+    fn drain(r: &mut CaptureReader) -> Drained {
+        let mut out = Vec::new();
+        loop {
+            match r.next_frame() {
+                Ok(Some(f)) => out.push((f.ts, f.link, f.data.to_vec())),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+
+    fn sample_frames() -> Vec<(Nanos, Vec<u8>)> {
+        vec![
+            (1_700_000_000_123_456_789, vec![0x45; 60]),
+            (1_700_000_001_000_000_001, (0..=255u8).collect()),
+            (1_700_000_002_999_999_999, vec![7; 1]),
+        ]
+    }
+
+    fn written(link: LinkType, frames: &[(Nanos, Vec<u8>)]) -> Vec<u8> {
+        let mut w = PcapWriter::new(Vec::new(), link).unwrap();
+        for (ts, data) in frames {
+            w.write(*ts, data).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn writer_output_reads_back_for_every_link_type() {
+        let frames = sample_frames();
+        for link in ALL_LINKS {
+            let bytes = written(link, &frames);
+            let total = bytes.len() as u64;
+            assert_eq!(
+                &bytes[0..4],
+                &[0x4d, 0x3c, 0xb2, 0xa1],
+                "LE nanosecond magic"
+            );
+            assert_eq!(
+                u32::from_le_bytes(bytes[16..20].try_into().unwrap()),
+                262_144
+            );
+            let mut r = reader(bytes).unwrap();
+            assert_eq!(r.link_type(), Some(link));
+            let (got, err) = drain(&mut r);
+            assert!(err.is_none(), "{err:?}");
+            let want: Vec<_> = frames.iter().map(|(t, d)| (*t, link, d.clone())).collect();
+            assert_eq!(got, want);
+            assert_eq!(r.offset(), total);
+            assert_eq!(r.skipped_frames(), 0);
+        }
+    }
+
+    #[test]
+    fn writer_cuts_frames_longer_than_snaplen() {
+        let big = vec![1u8; WRITER_SNAPLEN as usize + 10];
+        let bytes = written(LinkType::RawIp, &[(5, big)]);
+        assert_eq!(
+            u32::from_le_bytes(bytes[36..40].try_into().unwrap()),
+            WRITER_SNAPLEN + 10,
+            "original length kept"
+        );
+        let (got, err) = drain(&mut reader(bytes).unwrap());
+        assert!(err.is_none());
+        assert_eq!(got[0].2.len(), WRITER_SNAPLEN as usize);
+    }
+
+    /// A classic pcap file built by hand: magic, byte order, link type, records of
+    /// (seconds, fraction, data).
+    fn classic(magic: u32, be: bool, linktype: u32, recs: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let w32 = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let w16 = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut b = Vec::new();
+        b.extend(w32(magic));
+        b.extend(w16(2));
+        b.extend(w16(4));
+        b.extend(w32(0));
+        b.extend(w32(0));
+        b.extend(w32(65535));
+        b.extend(w32(linktype));
+        for (s, f, d) in recs {
+            b.extend(w32(*s));
+            b.extend(w32(*f));
+            b.extend(w32(d.len() as u32));
+            b.extend(w32(d.len() as u32));
+            b.extend_from_slice(d);
+        }
+        b
+    }
+
+    #[test]
+    fn hand_built_headers_in_both_byte_orders_and_resolutions() {
+        let recs: &[(u32, u32, &[u8])] = &[(1, 500_000, b"abcd"), (u32::MAX, 999_999, b"e")];
+        for be in [false, true] {
+            let bytes = classic(MAGIC_MICROS, be, 1, recs);
+            let (got, err) = drain(&mut reader(bytes).unwrap());
+            assert!(err.is_none());
+            assert_eq!(
+                got[0],
+                (1_500_000_000, LinkType::Ethernet, b"abcd".to_vec())
+            );
+            assert_eq!(got[1].0, u64::from(u32::MAX) * NANOS_PER_SEC + 999_999_000);
+
+            let bytes = classic(MAGIC_NANOS, be, 101, recs);
+            let (got, err) = drain(&mut reader(bytes).unwrap());
+            assert!(err.is_none());
+            assert_eq!(got[0], (1_000_500_000, LinkType::RawIp, b"abcd".to_vec()));
+        }
+        // The big-endian header really is big-endian on disk.
+        assert_eq!(
+            &classic(MAGIC_MICROS, true, 1, &[])[0..4],
+            &[0xa1, 0xb2, 0xc3, 0xd4]
+        );
+    }
+
+    #[test]
+    fn fcs_bits_of_the_link_type_field_are_ignored() {
+        let bytes = classic(MAGIC_MICROS, false, 0x1000_0000 | 1, &[(1, 0, b"x")]);
+        let (got, _) = drain(&mut reader(bytes).unwrap());
+        assert_eq!(got[0].1, LinkType::Ethernet);
+    }
+
+    #[test]
+    fn undecodable_link_type_frames_are_skipped_and_counted() {
+        let recs: &[(u32, u32, &[u8])] = &[(1, 0, b"a"), (2, 0, b"b"), (3, 0, b"c")];
+        let mut r = reader(classic(MAGIC_MICROS, false, 105, recs)).unwrap();
+        assert_eq!(r.link_type(), None);
+        let (got, err) = drain(&mut r);
+        assert!(got.is_empty() && err.is_none());
+        assert_eq!(r.skipped_frames(), 3);
+    }
+
+    #[test]
+    fn truncation_at_every_offset_returns_complete_frames_then_the_record_start() {
+        let frames = sample_frames();
+        let full = written(LinkType::Ethernet, &frames);
+        // Record starts: 24, then each record is 16 bytes of header plus its data.
+        let mut starts = vec![24usize];
+        for (_, d) in &frames {
+            starts.push(starts.last().unwrap() + 16 + d.len());
+        }
+        for cut in 0..full.len() {
+            let res = reader(full[..cut].to_vec());
+            if cut < 24 {
+                match res {
+                    Err(CaptureError::Truncated { offset: 0, .. }) => continue,
+                    other => panic!("cut {cut}: {other:?}"),
+                }
+            }
+            let mut r = res.unwrap();
+            let (got, err) = drain(&mut r);
+            let complete = starts.iter().skip(1).filter(|&&end| end <= cut).count();
+            assert_eq!(got.len(), complete, "cut {cut}");
+            if starts.contains(&cut) {
+                assert!(err.is_none(), "cut {cut} at a record boundary: {err:?}");
+            } else {
+                match err {
+                    Some(CaptureError::Truncated { offset, .. }) => {
+                        assert_eq!(offset as usize, starts[complete], "cut {cut}")
+                    }
+                    other => panic!("cut {cut}: {other:?}"),
+                }
+                // Errors are final.
+                assert!(matches!(r.next_frame(), Ok(None)));
+            }
+        }
+    }
+
+    #[test]
+    fn empty_file_is_truncated_at_zero_and_text_is_not_a_capture() {
+        assert!(matches!(
+            reader(Vec::new()),
+            Err(CaptureError::Truncated { offset: 0, .. })
+        ));
+        match reader(b"GET / HTTP/1.1\r\n\r\n".to_vec()) {
+            Err(CaptureError::NotACapture { magic, .. }) => assert_eq!(magic, 0x4745_5420),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_caplen_is_malformed_at_its_record() {
+        let mut bytes = classic(MAGIC_MICROS, false, 1, &[(1, 0, b"ok")]);
+        let second = bytes.len();
+        bytes.extend(1u32.to_le_bytes());
+        bytes.extend(0u32.to_le_bytes());
+        bytes.extend(0x7fff_ffffu32.to_le_bytes());
+        bytes.extend(0x7fff_ffffu32.to_le_bytes());
+        let (got, err) = drain(&mut reader(bytes).unwrap());
+        assert_eq!(got.len(), 1);
+        match err {
+            Some(CaptureError::Malformed { offset, .. }) => assert_eq!(offset as usize, second),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn peek_ts_does_not_consume_and_lets_readers_merge() {
+        let a = written(
+            LinkType::Ethernet,
+            &[(1, vec![1]), (4, vec![4]), (5, vec![5])],
+        );
+        let b = written(LinkType::RawIp, &[(2, vec![2]), (3, vec![3]), (6, vec![6])]);
+        let mut rs = [reader(a).unwrap(), reader(b).unwrap()];
+        assert_eq!(rs[0].peek_ts().unwrap(), Some(1));
+        assert_eq!(rs[0].peek_ts().unwrap(), Some(1));
+        let mut merged = Vec::new();
+        loop {
+            let mut best: Option<(usize, Nanos)> = None;
+            for (i, r) in rs.iter_mut().enumerate() {
+                if let Some(ts) = r.peek_ts().unwrap() {
+                    if best.is_none_or(|(_, b)| ts < b) {
+                        best = Some((i, ts));
+                    }
+                }
+            }
+            let Some((i, ts)) = best else { break };
+            let f = rs[i].next_frame().unwrap().unwrap();
+            assert_eq!(f.ts, ts);
+            merged.push(f.data[0]);
+        }
+        assert_eq!(merged, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn tsresol_conversions_saturate_and_never_panic() {
+        assert_eq!(TsScale::from_tsresol(6).to_nanos(1_500_000), 1_500_000_000);
+        assert_eq!(TsScale::from_tsresol(9).to_nanos(42), 42);
+        assert_eq!(TsScale::from_tsresol(0).to_nanos(u64::MAX), u64::MAX);
+        assert_eq!(TsScale::from_tsresol(12).to_nanos(5_000), 5);
+        assert_eq!(TsScale::from_tsresol(127).to_nanos(u64::MAX), 0);
+        // 2^-10 s: 1024 ticks are one second.
+        assert_eq!(TsScale::from_tsresol(0x8a).to_nanos(1024), NANOS_PER_SEC);
+        assert_eq!(TsScale::from_tsresol(0x80).to_nanos(u64::MAX), u64::MAX);
+        assert_eq!(TsScale::from_tsresol(0xff).to_nanos(u64::MAX), 0);
+    }
+
+    /// pcapng blocks built by hand, in either byte order.
+    struct Ng {
+        be: bool,
+        out: Vec<u8>,
+    }
+
+    impl Ng {
+        fn u16(&self, v: u16) -> [u8; 2] {
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+        fn u32(&self, v: u32) -> [u8; 4] {
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+        fn block(&mut self, btype: u32, body: &[u8]) -> usize {
+            let start = self.out.len();
+            let mut body = body.to_vec();
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+            let total = (body.len() + 12) as u32;
+            let (t, l) = (self.u32(btype), self.u32(total));
+            self.out.extend(t);
+            self.out.extend(l);
+            self.out.extend(body);
+            self.out.extend(l);
+            start
+        }
+        fn shb(&mut self) -> usize {
+            let mut body = Vec::new();
+            body.extend(self.u32(PCAPNG_BYTE_ORDER));
+            body.extend(self.u16(1));
+            body.extend(self.u16(0));
+            body.extend((-1i64).to_le_bytes());
+            self.block(PCAPNG_SHB, &body)
+        }
+        fn idb(&mut self, linktype: u16, tsresol: Option<u8>, tsoffset: Option<i64>) -> usize {
+            let mut body = Vec::new();
+            body.extend(self.u16(linktype));
+            body.extend(self.u16(0));
+            body.extend(self.u32(0));
+            // An option the reader does not use comes first: if_name "eth0".
+            body.extend(self.u16(2));
+            body.extend(self.u16(4));
+            body.extend(b"eth0");
+            if let Some(r) = tsresol {
+                body.extend(self.u16(9));
+                body.extend(self.u16(1));
+                body.extend([r, 0, 0, 0]);
+            }
+            if let Some(o) = tsoffset {
+                body.extend(self.u16(14));
+                body.extend(self.u16(8));
+                body.extend(if self.be {
+                    o.to_be_bytes()
+                } else {
+                    o.to_le_bytes()
+                });
+            }
+            body.extend([0; 4]);
+            self.block(PCAPNG_IDB, &body)
+        }
+        fn epb(&mut self, iface: u32, ticks: u64, data: &[u8]) -> usize {
+            let mut body = Vec::new();
+            body.extend(self.u32(iface));
+            body.extend(self.u32((ticks >> 32) as u32));
+            body.extend(self.u32(ticks as u32));
+            body.extend(self.u32(data.len() as u32));
+            body.extend(self.u32(data.len() as u32));
+            body.extend(data);
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+            // An epb_flags option, to be ignored.
+            body.extend(self.u16(2));
+            body.extend(self.u16(4));
+            body.extend(self.u32(1));
+            self.block(PCAPNG_EPB, &body)
+        }
+        fn pb(&mut self, iface: u16, ticks: u64, data: &[u8]) -> usize {
+            let mut body = Vec::new();
+            body.extend(self.u16(iface));
+            body.extend(self.u16(0));
+            body.extend(self.u32((ticks >> 32) as u32));
+            body.extend(self.u32(ticks as u32));
+            body.extend(self.u32(data.len() as u32));
+            body.extend(self.u32(data.len() as u32));
+            body.extend(data);
+            self.block(PCAPNG_PB, &body)
+        }
+        fn spb(&mut self, data: &[u8]) -> usize {
+            let mut body = Vec::new();
+            body.extend(self.u32(data.len() as u32));
+            body.extend(data);
+            self.block(PCAPNG_SPB, &body)
+        }
+    }
+
+    fn pcapng_two_sections() -> Vec<u8> {
+        let mut ng = Ng {
+            be: false,
+            out: Vec::new(),
+        };
+        ng.shb();
+        ng.idb(1, None, None); // 0: Ethernet, microseconds by default
+        ng.idb(101, Some(9), Some(-1)); // 1: raw IP, nanoseconds, one second earlier
+        ng.epb(0, 1_000_001, b"eth-frame");
+        ng.block(5, &[0xee; 20]); // Interface Statistics: skipped
+        ng.epb(1, 3_000_000_007, b"raw!");
+        ng.pb(0, 2_000_000, b"old");
+        ng.spb(b"simple");
+        ng.block(0x0bad_0001, &[0; 3]); // unknown block type: skipped
+                                        // Second section, big-endian, with its own interface numbering.
+        ng.be = true;
+        ng.shb();
+        ng.idb(276, Some(0x8a), None); // 0: SLL2, 2^-10 s
+        ng.idb(147, None, None); // 1: a user link type: skipped
+        ng.idb(0, Some(3), Some(10)); // 2: BSD loopback, milliseconds, +10 s
+        ng.epb(0, 2048, b"sll2");
+        ng.epb(1, 1, b"user");
+        ng.epb(2, 1500, b"lo");
+        ng.out
+    }
+
+    #[test]
+    fn pcapng_sections_interfaces_and_packet_block_kinds() {
+        let mut r = reader(pcapng_two_sections()).unwrap();
+        let (got, err) = drain(&mut r);
+        assert!(err.is_none(), "{err:?}");
+        let want: Vec<(Nanos, LinkType, Vec<u8>)> = vec![
+            (1_000_001_000, LinkType::Ethernet, b"eth-frame".to_vec()),
+            (2_000_000_007, LinkType::RawIp, b"raw!".to_vec()),
+            (2_000_000_000, LinkType::Ethernet, b"old".to_vec()),
+            // No timestamp of its own: the previous frame's.
+            (2_000_000_000, LinkType::Ethernet, b"simple".to_vec()),
+            (2 * NANOS_PER_SEC, LinkType::LinuxSll2, b"sll2".to_vec()),
+            (11_500_000_000, LinkType::BsdLoopback, b"lo".to_vec()),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(r.skipped_frames(), 1);
+        assert_eq!(r.offset(), pcapng_two_sections().len() as u64);
+    }
+
+    #[test]
+    fn pcapng_truncated_at_every_offset_reports_the_block_start() {
+        let mut ng = Ng {
+            be: true,
+            out: Vec::new(),
+        };
+        let shb = ng.shb();
+        let idb = ng.idb(1, Some(6), None);
+        let b1 = ng.epb(0, 1, b"first");
+        let b2 = ng.block(5, &[1; 8]);
+        let b3 = ng.epb(0, 2, b"second");
+        let full = ng.out;
+        let blocks = [shb, idb, b1, b2, b3, full.len()];
+        for cut in 0..full.len() {
+            let res = reader(full[..cut].to_vec());
+            if cut < idb {
+                assert!(
+                    matches!(res, Err(CaptureError::Truncated { offset: 0, .. })),
+                    "cut {cut}: {res:?}"
+                );
+                continue;
+            }
+            let (got, err) = drain(&mut res.unwrap());
+            // The first frame is complete where the statistics block starts, the second at
+            // the end of the file.
+            let complete = [b2, full.len()].iter().filter(|&&end| end <= cut).count();
+            assert_eq!(got.len(), complete, "cut {cut}");
+            if blocks.contains(&cut) {
+                assert!(err.is_none(), "cut {cut}: {err:?}");
+            } else {
+                let start = *blocks.iter().rfind(|&&b| b <= cut).unwrap();
+                match err {
+                    Some(CaptureError::Truncated { offset, .. }) => {
+                        assert_eq!(offset as usize, start, "cut {cut}")
+                    }
+                    other => panic!("cut {cut}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pcapng_malformed_blocks_are_reported_with_their_offset() {
+        // Length not a multiple of 4.
+        let mut ng = Ng {
+            be: false,
+            out: Vec::new(),
+        };
+        ng.shb();
+        let at = ng.idb(1, None, None);
+        ng.out[at + 4] += 1;
+        match drain(&mut reader(ng.out).unwrap()).1 {
+            Some(CaptureError::Malformed { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("{other:?}"),
+        }
+        // A packet on an interface never described.
+        let mut ng = Ng {
+            be: false,
+            out: Vec::new(),
+        };
+        ng.shb();
+        ng.idb(1, None, None);
+        ng.epb(0, 1, b"ok");
+        let at = ng.epb(3, 1, b"bad");
+        let (got, err) = drain(&mut reader(ng.out).unwrap());
+        assert_eq!(got.len(), 1);
+        match err {
+            Some(CaptureError::Malformed { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("{other:?}"),
+        }
+        // Captured length running past its block.
+        let mut ng = Ng {
+            be: false,
+            out: Vec::new(),
+        };
+        ng.shb();
+        ng.idb(1, None, None);
+        let at = ng.epb(0, 1, b"abcd");
+        ng.out[at + 20] = 200;
+        assert!(matches!(
+            drain(&mut reader(ng.out).unwrap()).1,
+            Some(CaptureError::Malformed { .. })
+        ));
+        // A section header with a bad byte-order magic.
+        let mut ng = Ng {
+            be: false,
+            out: Vec::new(),
+        };
+        ng.shb();
+        ng.out[8] = 0;
+        assert!(matches!(
+            reader(ng.out),
+            Err(CaptureError::Malformed { offset: 0, .. })
+        ));
+    }
+
+    // ---- the shared real captures ----
+
+    const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/captures");
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// "2012-10-05 13:52:01.138640" (capinfos, UTC) as nanoseconds.
+    fn capinfos_time(s: &str) -> Nanos {
+        let n: Vec<i64> = s
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let secs = days_from_civil(n[0], n[1], n[2]) * 86_400 + n[3] * 3600 + n[4] * 60 + n[5];
+        secs as u64 * NANOS_PER_SEC + n[6] as u64 * 1000
+    }
+
+    struct CapInfo {
+        packets: usize,
+        link: LinkType,
+        first: Nanos,
+        last: Nanos,
+    }
+
+    fn capinfos() -> Vec<(String, CapInfo)> {
+        let text = std::fs::read_to_string(format!("{CAPTURES}/peers/capinfos.txt")).unwrap();
+        let mut out = Vec::new();
+        for entry in text.split("===== ").skip(1) {
+            let name = entry.lines().next().unwrap().trim().to_string();
+            let field = |key: &str| {
+                entry
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("{name}: no {key}"))
+                    .trim()
+                    .to_string()
+            };
+            let link = match field("File encapsulation:").as_str() {
+                "Ethernet" => LinkType::Ethernet,
+                "Raw IP" | "Raw IPv4" => LinkType::RawIp,
+                "NULL/Loopback" => LinkType::BsdLoopback,
+                "Linux cooked-mode capture v2" => LinkType::LinuxSll2,
+                "Linux cooked-mode capture v1" => LinkType::LinuxSll,
+                other => panic!("{name}: encapsulation {other}"),
+            };
+            out.push((
+                name.clone(),
+                CapInfo {
+                    packets: field("Number of packets:").parse().unwrap(),
+                    link,
+                    first: capinfos_time(&field("First packet time:")),
+                    last: capinfos_time(&field("Last packet time:")),
+                },
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn every_peer_capture_matches_capinfos() {
+        let infos = capinfos();
+        let mut files: Vec<String> = std::fs::read_dir(format!("{CAPTURES}/peers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".pcap"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 67);
+        assert_eq!(infos.len(), files.len(), "capinfos covers every file");
+        let mut seen_links = std::collections::HashSet::new();
+        for name in &files {
+            let info = &infos.iter().find(|(n, _)| n == name).unwrap().1;
+            let path = format!("{CAPTURES}/peers/{name}");
+            let mut r = CaptureReader::open(Path::new(&path)).unwrap();
+            assert_eq!(r.link_type(), Some(info.link), "{name}");
+            let (got, err) = drain(&mut r);
+            assert!(err.is_none(), "{name}: {err:?}");
+            assert_eq!(got.len(), info.packets, "{name}");
+            assert_eq!(r.skipped_frames(), 0, "{name}");
+            assert!(got.iter().all(|f| f.1 == info.link), "{name}");
+            assert_eq!(got.first().unwrap().0, info.first, "{name}: first time");
+            assert_eq!(got.last().unwrap().0, info.last, "{name}: last time");
+            assert_eq!(
+                r.offset(),
+                std::fs::metadata(&path).unwrap().len(),
+                "{name}"
+            );
+            seen_links.insert(format!("{:?}", info.link));
+        }
+        // The corpus exercises every odd link type the manifest names.
+        for l in ["Ethernet", "RawIp", "BsdLoopback", "LinuxSll2"] {
+            assert!(seen_links.contains(l), "{l}");
+        }
+    }
+
+    #[test]
+    fn peer_odd_formats_yield_their_link_types() {
+        let cases = [
+            ("packetq-sample-bigendian.pcap", LinkType::Ethernet, 2),
+            ("dnscap-sll2.pcap", LinkType::LinuxSll2, 2),
+            ("dnscap-frags.pcap", LinkType::RawIp, 495),
+            (
+                "suricata-verify-dns-udp-eve-log-srv_input.pcap",
+                LinkType::RawIp,
+                2,
+            ),
+            (
+                "suricata-verify-dns-incomplete_input.pcap",
+                LinkType::BsdLoopback,
+                18,
+            ),
+        ];
+        for (name, link, n) in cases {
+            let path = format!("{CAPTURES}/peers/{name}");
+            let mut r = CaptureReader::open(Path::new(&path)).unwrap();
+            let (got, err) = drain(&mut r);
+            assert!(err.is_none(), "{name}");
+            assert_eq!(got.len(), n, "{name}");
+            assert!(got.iter().all(|f| f.1 == link), "{name}");
+        }
+        // The big-endian one really is.
+        let bytes = std::fs::read(format!("{CAPTURES}/peers/packetq-sample-bigendian.pcap"));
+        assert_eq!(&bytes.unwrap()[0..4], &[0xa1, 0xb2, 0xc3, 0xd4]);
+    }
+
+    #[test]
+    fn every_tunnel_capture_reads_whole() {
+        for name in [
+            "elastic-iodine-tunnel.pcap",
+            "dmachard-sods.pcap",
+            "dmachard-dns2tcp.pcap",
+            "dmachard-dnscat2.pcap",
+            "dmachard-dnsextrator.pcap",
+            "dmachard-iodine.pcap",
+        ] {
+            let path = format!("{CAPTURES}/{name}");
+            let mut r = CaptureReader::open(Path::new(&path)).unwrap();
+            let (got, err) = drain(&mut r);
+            assert!(err.is_none(), "{name}: {err:?}");
+            assert!(got.iter().all(|f| f.1 == LinkType::Ethernet), "{name}");
+            assert_eq!(
+                r.offset(),
+                std::fs::metadata(&path).unwrap().len(),
+                "{name}"
+            );
+            assert!(
+                got.windows(2).all(|w| w[0].0 <= w[1].0),
+                "{name}: time order"
+            );
+            if name == "elastic-iodine-tunnel.pcap" {
+                // README: 438 frames over 24.5 s.
+                assert_eq!(got.len(), 438);
+                let span = got.last().unwrap().0 - got[0].0;
+                assert!((24 * NANOS_PER_SEC..25 * NANOS_PER_SEC).contains(&span));
+            } else {
+                assert!(!got.is_empty(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn reader_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<CaptureReader>();
+        let bytes = written(LinkType::Ethernet, &sample_frames());
+        let r = reader(bytes).unwrap();
+        let n = std::thread::spawn(move || {
+            let mut r = r;
+            drain(&mut r).0.len()
+        });
+        assert_eq!(n.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn pcapng_interface_table_is_bounded() {
+        let mut ng = Ng {
+            be: false,
+            out: Vec::new(),
+        };
+        ng.shb();
+        for _ in 0..MAX_INTERFACES {
+            ng.idb(1, None, None);
+        }
+        ng.epb(MAX_INTERFACES as u32 - 1, 1, b"last");
+        let at = ng.idb(1, None, None);
+        let (got, err) = drain(&mut reader(ng.out).unwrap());
+        assert_eq!(got.len(), 1);
+        match err {
+            Some(CaptureError::Malformed { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_io_error() {
+        assert!(matches!(
+            CaptureReader::open(Path::new("/nonexistent/x.pcap")),
+            Err(CaptureError::Io { .. })
+        ));
     }
 }

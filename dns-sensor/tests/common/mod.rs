@@ -1,0 +1,92 @@
+//! Helpers shared by the end-to-end tests: run the real `dns-sensor` binary and read
+//! what it prints.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A capture under `../shared/captures/` (the project is cloned next to `shared/`).
+pub fn capture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/captures")
+        .join(name)
+}
+
+/// What one run of `dns-sensor replay` gave.
+pub struct Run {
+    /// Exit status code.
+    pub code: i32,
+    /// Alerts, one per stdout line.
+    pub alerts: Vec<Value>,
+    /// Everything printed on stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// The alerts for `domain`.
+    pub fn for_domain(&self, domain: &str) -> Vec<&Value> {
+        self.alerts
+            .iter()
+            .filter(|a| a["domain"] == domain)
+            .collect()
+    }
+
+    /// The domains alerted, in output order.
+    pub fn domains(&self) -> Vec<String> {
+        self.alerts
+            .iter()
+            .map(|a| a["domain"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// Runs `dns-sensor ARGS...` and parses its output; every stdout line must be JSON.
+pub fn dns_sensor<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output: Output = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("dns-sensor runs");
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    let alerts = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        alerts,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A fresh directory for one test's files, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `$TMPDIR/dns-sensor-test-<name>-<pid>`.
+    pub fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("dns-sensor-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

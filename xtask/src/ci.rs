@@ -1,0 +1,162 @@
+//! `cargo xtask ci`: the one command that checks and tests everything, on a fresh
+//! machine as on a warm one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// The workspace root (xtask sits one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Runs `program args` in the workspace root, failing with the command line if it fails.
+pub fn run_cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    run_cmd_env(program, args, &[])
+}
+
+/// As [`run_cmd`], with extra environment variables.
+pub fn run_cmd_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("starting {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Formatting, lints, then every test of the workspace.
+pub fn run() -> anyhow::Result<()> {
+    let shared = workspace_root().join("../shared/captures");
+    if !shared.is_dir() {
+        bail!(
+            "{} is missing: the tests replay the captures there (clone the project next to shared/)",
+            shared.display()
+        );
+    }
+    run_cmd("cargo", &["fmt", "--all", "--check"])?;
+    run_cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // Every public item is documented, and the docs' links resolve.
+    run_cmd_env(
+        "cargo",
+        &["doc", "--workspace", "--no-deps", "--quiet"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    let totals = run_tests(&["test", "--workspace"])?;
+    // One closing line for the whole run: cargo prints one per test binary, the last
+    // of which is often an empty doc-test run.
+    println!(
+        "ci: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if totals.failed > 0 || totals.passed == 0 {
+        bail!("tests failed");
+    }
+    Ok(())
+}
+
+/// Test counts summed over cargo's `test result:` lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Tests that passed.
+    pub passed: u64,
+    /// Tests that failed.
+    pub failed: u64,
+    /// Tests ignored.
+    pub ignored: u64,
+}
+
+impl Totals {
+    /// Adds the counts of one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
+    pub fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs `cargo ARGS`, echoing its output, and sums the test results it printed.
+fn run_tests(args: &[&str]) -> anyhow::Result<Totals> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("+ cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(args)
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo")?;
+    let mut totals = Totals::default();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.context("reading cargo's output")?;
+            println!("{line}");
+            totals.add_line(&line);
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    if !status.success() {
+        println!(
+            "ci: {} passed, {} failed, {} skipped",
+            totals.passed,
+            totals.failed.max(1),
+            totals.ignored
+        );
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn test_result_lines_are_summed() {
+        let mut totals = Totals::default();
+        totals.add_line("test result: ok. 138 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 3.60s");
+        totals.add_line("running 2 tests");
+        totals.add_line(
+            "test result: FAILED. 9 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        assert_eq!(
+            totals,
+            Totals {
+                passed: 147,
+                failed: 1,
+                ignored: 1
+            }
+        );
+    }
+}
