@@ -20,6 +20,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod domain;
+pub mod live;
 pub mod pipeline;
 pub mod sketch;
 pub mod synth;

@@ -204,7 +204,13 @@ impl Worker {
     /// Closes the current slot if `now` is past its end (the live clock moves on even
     /// when no frame arrives). Returns whether a slot was closed.
     pub fn tick(&mut self, now: Nanos) -> bool {
-        if self.shard.is_some() && now >= self.slot_end {
+        if self.shard.is_none() {
+            // A queue that has seen nothing yet still moves with the clock: otherwise the
+            // coordinator would wait for its first slot forever.
+            self.advance_to(now);
+            return false;
+        }
+        if now >= self.slot_end {
             self.advance_to(now);
             return true;
         }
