@@ -93,7 +93,11 @@ fn check_tools(toolchain: &str) -> Result<(), String> {
         Ok(out) => {
             return Err(format!(
                 "rustup toolchain `{toolchain}` unusable: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
             ))
         }
         // No rustup: aya-build then uses the cargo/rustc on PATH.
