@@ -1166,9 +1166,9 @@ fn dns_counts(summary: &str) -> (u64, u64, u64) {
 fn last_alert(jsonl: &str, domain: &str) -> Option<(u64, u64, u64)> {
     jsonl
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["domain"] == domain)
-        .last()
+        .find(|v| v["domain"] == domain)
         .map(|v| {
             (
                 v["unique_hostnames"].as_u64().unwrap_or(0),
