@@ -1304,3 +1304,58 @@ fn mirror_port_iodine_tunnel_alerts_and_live_equals_replay() {
         "last alert (unique names, requests, bytes), live vs replay"
     );
 }
+
+#[test]
+#[ignore = "root: cargo xtask test-live"]
+fn run_exits_2_naming_the_start_up_problem() {
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let run = move |prefix: &[&str], args: &[&str]| {
+        let mut cmd = Command::new(prefix.first().copied().unwrap_or(bin));
+        if !prefix.is_empty() {
+            cmd.args(&prefix[1..]).arg(bin);
+        }
+        let out = cmd.args(args).output().expect("run dns-sensor");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[], &["run", "-i", "dnss-none2"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("interface dnss-none2 does not exist"), "{err}");
+
+    // As nobody, without capabilities (and with a finite RLIMIT_MEMLOCK): all four named.
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ];
+    let (code, err) = run(&nobody, &["run", "-i", "lo"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("missing capabilities: CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_BPF"),
+        "{err}"
+    );
+
+    let pair = VethPair::with_queues("x", 1);
+    let ns = pair.ns_b.clone();
+    let if_b = pair.if_b.clone();
+    VethPair::in_ns(&pair.ns_b, move || {
+        let mut other = XdpProgram::load(&XdpSettings::default()).expect("load");
+        other.attach(&if_b, AttachMode::Native).expect("attach");
+        let (code, err) = run(&["ip", "netns", "exec", &ns], &["run", "-i", &if_b]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("another XDP program is already attached"),
+            "{err}"
+        );
+        ip(&["-n", &ns, "link", "set", &if_b, "down"]);
+        let (code, err) = run(&["ip", "netns", "exec", &ns], &["run", "-i", &if_b]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("is down"), "{err}");
+    })
+    .join()
+    .expect("namespace thread");
+}
