@@ -813,6 +813,28 @@ fn veth_start_up_errors_are_typed() {
         second
             .attach(&if_b, AttachMode::Native)
             .expect("attach after the first detached");
+        // veth has no zero-copy: required, it fails with the driver's EOPNOTSUPP;
+        // in auto it falls back to copy mode.
+        let zc = AfXdpSettings {
+            zero_copy: afxdp::ZeroCopy::Require,
+            rx_ring: 2048,
+            fill_ring: 2048,
+            frames: 4096,
+            ..Default::default()
+        };
+        match QueueSocket::open(&if_b, 0, &zc) {
+            Err(afxdp::AfXdpError::Socket { mode, source, .. }) => {
+                assert_eq!(mode, "zero-copy");
+                assert_eq!(source.raw_os_error(), Some(libc::EOPNOTSUPP), "{source}");
+            }
+            other => panic!("zero-copy on veth: {other:?}"),
+        }
+        let auto = AfXdpSettings {
+            zero_copy: afxdp::ZeroCopy::Auto,
+            ..zc
+        };
+        let s = QueueSocket::open(&if_b, 0, &auto).expect("copy-mode fallback");
+        assert!(!s.is_zero_copy());
     })
     .join()
     .expect("namespace thread");

@@ -260,10 +260,14 @@ impl QueueSocket {
                     ))
                 }
                 Err(e) => {
+                    // Keep the errno (EOPNOTSUPP, EBUSY...) when libxdp gave one.
                     let source = std::error::Error::source(&e)
                         .and_then(|s| s.downcast_ref::<io::Error>())
-                        .map(|io| io::Error::from_raw_os_error(io.raw_os_error().unwrap_or(0)))
-                        .unwrap_or_else(|| io::Error::other(e.to_string()));
+                        .and_then(io::Error::raw_os_error)
+                        .map_or_else(
+                            || io::Error::other(e.to_string()),
+                            io::Error::from_raw_os_error,
+                        );
                     if source.raw_os_error() == Some(libc::EBUSY) && attempt < EBUSY_RETRIES {
                         attempt += 1;
                         thread::sleep(EBUSY_WAIT);
