@@ -4,8 +4,9 @@
 //! and which clock cuts the slots: here the arrival clock, which also closes slots when
 //! no frame arrives.
 //!
-//! Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF (or CAP_SYS_ADMIN) and CAP_IPC_LOCK (or an
-//! unlimited RLIMIT_MEMLOCK); [`run`] names the missing ones before touching anything.
+//! Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN for
+//! both) and CAP_IPC_LOCK (or an unlimited RLIMIT_MEMLOCK); [`run`] names the missing
+//! ones before touching anything.
 
 use std::{
     sync::{

@@ -26,7 +26,7 @@ enum Command {
     Replay(ReplayArgs),
     /// Watches an interface (a mirror port) live through XDP and AF_XDP, prints alerts
     /// on stdout as JSON lines and a stats line every minute on stderr, until SIGINT or
-    /// SIGTERM. Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK.
+    /// SIGTERM. Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK.
     Run(RunArgs),
 }
 

@@ -1346,7 +1346,7 @@ fn run_exits_2_naming_the_start_up_problem() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("interface dnss-none2 does not exist"), "{err}");
 
-    // As nobody, without capabilities (and with a finite RLIMIT_MEMLOCK): all four named.
+    // As nobody, without capabilities (and with a finite RLIMIT_MEMLOCK): all five named.
     let nobody = [
         "setpriv",
         "--reuid=65534",
@@ -1357,7 +1357,9 @@ fn run_exits_2_naming_the_start_up_problem() {
     let (code, err) = run(&nobody, &["run", "-i", "lo"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("missing capabilities: CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_BPF"),
+        err.contains(
+            "missing capabilities: CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_BPF, CAP_PERFMON"
+        ),
         "{err}"
     );
 
@@ -1377,6 +1379,38 @@ fn run_exits_2_naming_the_start_up_problem() {
         let (code, err) = run(&["ip", "netns", "exec", &ns], &["run", "-i", &if_b]);
         assert_eq!(code, Some(2), "{err}");
         assert!(err.contains("is down"), "{err}");
+        ip(&["-n", &ns, "link", "set", &if_b, "up"]);
+        drop(other);
+        // As nobody with exactly the documented capabilities: it runs, and SIGINT stops
+        // it cleanly (status 0).
+        let caps = "+net_admin,+net_raw,+bpf,+perfmon,+ipc_lock";
+        let inh = format!("--inh-caps={caps}");
+        let amb = format!("--ambient-caps={caps}");
+        let (code, err) = run(
+            &[
+                "ip",
+                "netns",
+                "exec",
+                &ns,
+                "timeout",
+                "--preserve-status",
+                "-s",
+                "INT",
+                "2",
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                &inh,
+                &amb,
+            ],
+            &["run", "-i", &if_b, "--no-pin"],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains("watching") && err.contains("stopped:"),
+            "{err}"
+        );
     })
     .join()
     .expect("namespace thread");

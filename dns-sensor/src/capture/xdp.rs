@@ -78,6 +78,9 @@ pub enum Capability {
     IpcLock,
     /// Load BPF programs and create maps (CAP_SYS_ADMIN also does).
     Bpf,
+    /// Let the verifier accept the program's packet-pointer arithmetic, refused
+    /// "for !root" without it (CAP_SYS_ADMIN also does).
+    Perfmon,
 }
 
 impl Capability {
@@ -88,6 +91,7 @@ impl Capability {
             Capability::NetRaw => "CAP_NET_RAW",
             Capability::IpcLock => "CAP_IPC_LOCK",
             Capability::Bpf => "CAP_BPF",
+            Capability::Perfmon => "CAP_PERFMON",
         }
     }
 }
@@ -105,7 +109,7 @@ pub enum XdpError {
     #[error("interface {0} is down (ip link set {0} up)")]
     InterfaceDown(String),
     /// The process lacks capabilities; every missing one is named.
-    #[error("missing capabilities: {} (run as root, or grant them: setcap cap_net_admin,cap_net_raw,cap_ipc_lock,cap_bpf+ep)", names(.0))]
+    #[error("missing capabilities: {} (run as root, or grant them: setcap cap_net_admin,cap_net_raw,cap_ipc_lock,cap_bpf,cap_perfmon+ep)", names(.0))]
     MissingCapabilities(Vec<Capability>),
     /// Another XDP program is attached to the interface.
     #[error("another XDP program is already attached to {0} (see `ip link show {0}`; detach it with `ip link set {0} xdp off`)")]
@@ -252,7 +256,8 @@ fn sysfs_rx_queues(name: &str) -> Option<u32> {
 
 /// Returns the capabilities live capture needs that this process lacks (effective set).
 ///
-/// CAP_BPF is satisfied by CAP_SYS_ADMIN; CAP_IPC_LOCK by an unlimited RLIMIT_MEMLOCK.
+/// CAP_BPF and CAP_PERFMON are satisfied by CAP_SYS_ADMIN; CAP_IPC_LOCK by an unlimited
+/// RLIMIT_MEMLOCK.
 pub fn missing_capabilities() -> Vec<Capability> {
     let eff = effective_capabilities().unwrap_or(0);
     let has = |bit: u32| eff & (1u64 << bit) != 0;
@@ -260,6 +265,7 @@ pub fn missing_capabilities() -> Vec<Capability> {
     const NET_RAW: u32 = 13;
     const IPC_LOCK: u32 = 14;
     const SYS_ADMIN: u32 = 21;
+    const PERFMON: u32 = 38;
     const BPF: u32 = 39;
     let mut missing = Vec::new();
     if !has(NET_ADMIN) {
@@ -273,6 +279,9 @@ pub fn missing_capabilities() -> Vec<Capability> {
     }
     if !has(BPF) && !has(SYS_ADMIN) {
         missing.push(Capability::Bpf);
+    }
+    if !has(PERFMON) && !has(SYS_ADMIN) {
+        missing.push(Capability::Perfmon);
     }
     missing
 }
