@@ -1415,3 +1415,105 @@ fn run_exits_2_naming_the_start_up_problem() {
     .join()
     .expect("namespace thread");
 }
+
+/// The receiver's own rate at full batches: the sender puts a burst of frames in the RX
+/// ring (fewer than it holds) while the receiver waits, then the receiver drains it;
+/// only the time in `poll` calls that returned frames counts. Prints frames/s for
+/// "touch" and "pipeline" work (see `bench_one_queue_copy_mode`).
+#[test]
+#[ignore = "root, benchmark: cargo xtask test-live --release bench"]
+fn bench_one_queue_drain_rate() {
+    const BURST: usize = 6000;
+    const BURSTS: usize = 300;
+    let pair = VethPair::with_queues("d", 1);
+    let pool: Vec<Vec<u8>> = (0..BURST as u32)
+        .map(|i| udp4_dns(1024 + i as u16, i as u16, &format!("n{i:08x}.tun")))
+        .collect();
+    for pipeline in [false, true] {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (burst_tx, burst_rx) = mpsc::channel::<()>();
+        let (ack_tx, ack_rx) = mpsc::channel::<()>();
+        let if_b = pair.if_b.clone();
+        let receiver = VethPair::in_ns(&pair.ns_b, move || {
+            afxdp::pin_current_thread(1).expect("pin receiver");
+            let mut prog = XdpProgram::load(&XdpSettings::default()).expect("load");
+            prog.attach(&if_b, AttachMode::Auto).expect("attach");
+            let mut sockets =
+                afxdp::open_all(&if_b, 1, &AfXdpSettings::default(), &mut prog).expect("socket");
+            let s = &mut sockets[0];
+            let settings = dns_sensor::config::Config::default()
+                .settings()
+                .expect("default settings");
+            let classifier = std::sync::Arc::new(
+                dns_sensor::domain::Classifier::new(&settings.domain).expect("classifier"),
+            );
+            let (to_coord, from_workers) = crossbeam_channel::bounded(64);
+            let coordinator = dns_sensor::pipeline::Coordinator::new(&settings.rule, 1, Vec::new());
+            let coordinating = thread::spawn(move || coordinator.run(from_workers));
+            let mut worker = dns_sensor::pipeline::Worker::new(0, &settings, classifier, to_coord);
+            let mut sum = 0u64;
+            let mut busy = Duration::ZERO;
+            let mut received = 0usize;
+            ready_tx.send(()).expect("test alive");
+            while burst_rx.recv().is_ok() {
+                let mut drained = 0;
+                let mut last_progress = Instant::now();
+                while drained < BURST && last_progress.elapsed() < Duration::from_secs(1) {
+                    let t = Instant::now();
+                    let n = s
+                        .poll(Duration::ZERO, |f| {
+                            if pipeline {
+                                worker.process(&f);
+                            } else {
+                                for &b in f.data.get(42..).unwrap_or_default() {
+                                    sum = sum.wrapping_mul(31).wrapping_add(u64::from(b));
+                                }
+                            }
+                        })
+                        .expect("poll");
+                    if n > 0 {
+                        busy += t.elapsed();
+                        drained += n;
+                        last_progress = Instant::now();
+                    }
+                }
+                received += drained;
+                ack_tx.send(()).expect("sender alive");
+            }
+            std::hint::black_box(sum);
+            worker.finish();
+            let _ = coordinating.join();
+            let st = s.stats().expect("stats");
+            (received, busy, st)
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ready");
+        let if_a = pair.if_a.clone();
+        let pool2 = pool.clone();
+        VethPair::in_ns(&pair.ns_a, move || {
+            afxdp::pin_current_thread(0).expect("pin sender");
+            for _ in 0..BURSTS {
+                blast(&if_a, &pool2, BURST, 0);
+                burst_tx.send(()).expect("receiver alive");
+                ack_rx.recv().expect("receiver alive");
+            }
+        })
+        .join()
+        .expect("sender");
+        let (received, busy, st) = receiver.join().expect("receiver");
+        eprintln!(
+            "{}: drained {received} of {} frames in bursts of {BURST}: {:.0} frames/s ({:.0} ns/frame); ring drops {}",
+            if pipeline { "pipeline" } else { "touch" },
+            BURST * BURSTS,
+            received as f64 / busy.as_secs_f64(),
+            busy.as_nanos() as f64 / received as f64,
+            st.rx_dropped + st.rx_ring_full
+        );
+        assert_eq!(
+            received,
+            BURST * BURSTS,
+            "a burst fits the RX ring: nothing lost"
+        );
+    }
+}
