@@ -10,7 +10,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     thread,
@@ -178,7 +178,9 @@ pub fn run(
     );
 
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64 * queues as usize);
-    let coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks);
+    let tracked = Arc::new(AtomicUsize::new(0));
+    let coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
+        .with_tracked_gauge(Arc::clone(&tracked));
     let coordinating = thread::Builder::new()
         .name("dns-sensor-coordinator".into())
         .spawn(move || coordinator.run(from_workers))
@@ -208,7 +210,11 @@ pub fn run(
         thread::sleep(Duration::from_millis(100));
         if Instant::now() >= next_stats {
             next_stats += live.stats_every;
-            log_stats(&counters, program.counters().ok());
+            log_stats(
+                &counters,
+                program.counters().ok(),
+                tracked.load(Ordering::Relaxed),
+            );
         }
     }
 
@@ -297,7 +303,7 @@ fn queue_loop(
     result
 }
 
-fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>) {
+fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>, domains: usize) {
     use std::fmt::Write as _;
     let mut line = String::from("stats:");
     for (i, q) in queues.iter().enumerate() {
@@ -317,6 +323,7 @@ fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>) {
             k.seen, k.redirected, k.not_dns, k.redirect_failed, k.too_short, k.fragments
         );
     }
+    let _ = write!(line, " domains tracked={domains};");
     if let Some(rss) = resident_kib() {
         let _ = write!(line, " rss={} MiB", rss / 1024);
     }

@@ -290,6 +290,9 @@ pub struct Coordinator {
     /// Start of the oldest and end of the newest slot received.
     data_span: Option<(Nanos, Nanos)>,
     summary: RunSummary,
+    /// Where the number of domains in the window is published while running (live
+    /// stats line), if anyone reads it.
+    tracked_gauge: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Coordinator {
@@ -304,7 +307,14 @@ impl Coordinator {
             evaluated_until: None,
             data_span: None,
             summary: RunSummary::default(),
+            tracked_gauge: None,
         }
+    }
+
+    /// Publishes the number of domains in the window into `gauge` after every slot.
+    pub fn with_tracked_gauge(mut self, gauge: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        self.tracked_gauge = Some(gauge);
+        self
     }
 
     /// Takes messages until every worker is done, then evaluates once more at the end
@@ -335,8 +345,11 @@ impl Coordinator {
                     }
                     self.summary.shed_domains += shard.shed_domains();
                     self.detector.add(shard);
-                    self.summary.peak_domains =
-                        self.summary.peak_domains.max(self.detector.tracked());
+                    let tracked = self.detector.tracked();
+                    self.summary.peak_domains = self.summary.peak_domains.max(tracked);
+                    if let Some(gauge) = &self.tracked_gauge {
+                        gauge.store(tracked, std::sync::atomic::Ordering::Relaxed);
+                    }
                     self.frontier[worker] = Some(next_start);
                     self.evaluate_passed_boundaries()?;
                 }
