@@ -9,7 +9,10 @@
 //! ```
 //!
 //! `config` reads the settings file and `pipeline` wires the steps into workers and a
-//! coordinator.
+//! coordinator. `synth` builds traffic with known answers for tests, demos and
+//! benchmarks; it is not part of the data flow.
+
+#![warn(missing_docs)]
 
 pub mod alert;
 pub mod capture;
@@ -17,6 +20,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod domain;
+pub mod live;
 pub mod pipeline;
 pub mod sketch;
 pub mod synth;

@@ -293,7 +293,13 @@ impl Worker {
     /// Closes the current slot if `now` is past its end (the live clock moves on even
     /// when no frame arrives). Returns whether a slot was closed.
     pub fn tick(&mut self, now: Nanos) -> bool {
-        if self.shard.is_some() && now >= self.slot_end {
+        if self.shard.is_none() {
+            // A queue that has seen nothing yet still moves with the clock: otherwise the
+            // coordinator would wait for its first slot forever.
+            self.advance_to(now);
+            return false;
+        }
+        if now >= self.slot_end {
             self.advance_to(now);
             return true;
         }
@@ -393,6 +399,9 @@ pub struct Coordinator {
     /// Start of the oldest and end of the newest slot received.
     data_span: Option<(Nanos, Nanos)>,
     summary: RunSummary,
+    /// Where the number of domains in the window is published while running (live
+    /// stats line), if anyone reads it.
+    tracked_gauge: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Coordinator {
@@ -407,7 +416,14 @@ impl Coordinator {
             evaluated_until: None,
             data_span: None,
             summary: RunSummary::default(),
+            tracked_gauge: None,
         }
+    }
+
+    /// Publishes the number of domains in the window into `gauge` after every slot.
+    pub fn with_tracked_gauge(mut self, gauge: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        self.tracked_gauge = Some(gauge);
+        self
     }
 
     /// Takes messages until every worker is done, then evaluates once more at the end
@@ -437,8 +453,11 @@ impl Coordinator {
                         });
                     }
                     self.detector.add(shard);
-                    self.summary.peak_domains =
-                        self.summary.peak_domains.max(self.detector.tracked());
+                    let tracked = self.detector.tracked();
+                    self.summary.peak_domains = self.summary.peak_domains.max(tracked);
+                    if let Some(gauge) = &self.tracked_gauge {
+                        gauge.store(tracked, std::sync::atomic::Ordering::Relaxed);
+                    }
                     self.summary.peak_bytes = self.summary.peak_bytes.max(self.detector.bytes());
                     self.summary.shed_domains = self.detector.shed_records_total();
                     self.summary.evicted_domains = self.detector.evicted_domains_total();

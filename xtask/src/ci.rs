@@ -16,9 +16,15 @@ pub fn workspace_root() -> PathBuf {
 
 /// Runs `program args` in the workspace root, failing with the command line if it fails.
 pub fn run_cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    run_cmd_env(program, args, &[])
+}
+
+/// As [`run_cmd`], with extra environment variables.
+pub fn run_cmd_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("+ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(workspace_root())
         .status()
         .with_context(|| format!("starting {program}"))?;
@@ -28,7 +34,8 @@ pub fn run_cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Formatting, lints, then every test of the workspace.
+/// Installs what is missing, then formatting, lints, docs, every test of the workspace,
+/// and (as root) the live-capture tests in network namespaces.
 pub fn run() -> anyhow::Result<()> {
     let shared = workspace_root().join("../shared/captures");
     if !shared.is_dir() {
@@ -37,6 +44,9 @@ pub fn run() -> anyhow::Result<()> {
             shared.display()
         );
     }
+    // Building the workspace embeds the XDP program, which needs Debian's compiler and
+    // bpf-linker; the live tests need iodine, tcpdump, dig. Idempotent.
+    crate::setup::run()?;
     run_cmd("cargo", &["fmt", "--all", "--check"])?;
     run_cmd(
         "cargo",
@@ -49,7 +59,33 @@ pub fn run() -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
-    let totals = run_tests(&["test", "--workspace"])?;
+    // Every public item is documented, and the docs' links resolve.
+    run_cmd_env(
+        "cargo",
+        &["doc", "--workspace", "--no-deps", "--quiet"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    let mut totals = run_tests(&["test", "--workspace"])?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // One at a time: they create namespaces and attach XDP. The throughput benchmarks
+        // mean something only in release and on request (`cargo xtask test-live --release bench`).
+        let live = run_tests(&[
+            "test",
+            "-p",
+            "dns-sensor",
+            "--test",
+            "live",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+            "--skip",
+            "bench_",
+        ])?;
+        totals.add(&live);
+    } else {
+        eprintln!("ci: not root, the live-capture tests (cargo xtask test-live) were not run");
+    }
     // One closing line for the whole run: cargo prints one per test binary, the last
     // of which is often an empty doc-test run.
     println!(
@@ -74,6 +110,13 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds another run's counts.
+    pub fn add(&mut self, other: &Totals) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+    }
+
     /// Adds the counts of one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
     pub fn add_line(&mut self, line: &str) {
         let Some(rest) = line.trim().strip_prefix("test result: ") else {

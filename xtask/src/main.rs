@@ -4,7 +4,10 @@
 mod bench_pipeline;
 mod captures;
 mod ci;
+mod ebpf;
+mod live;
 mod psl;
+mod setup;
 
 use std::path::PathBuf;
 
@@ -58,6 +61,12 @@ enum Task {
     },
     /// Refreshes the embedded Public Suffix List and its provenance note.
     RefreshPsl(psl::RefreshPsl),
+    /// Installs the BPF toolchain and live-test tools (apt, bpf-linker); idempotent.
+    Setup,
+    /// Builds the XDP program alone and prints where the object is.
+    BuildEbpf(ebpf::Args),
+    /// Runs the live-capture tests (root: BPF, AF_XDP, network namespaces).
+    TestLive(live::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,5 +90,8 @@ fn main() -> anyhow::Result<()> {
             workers,
         } => bench_pipeline::run(frames, runs, &workers),
         Task::RefreshPsl(args) => psl::refresh(&args),
+        Task::Setup => setup::run(),
+        Task::BuildEbpf(args) => ebpf::run(&args),
+        Task::TestLive(args) => live::run(&args),
     }
 }

@@ -2,7 +2,9 @@
 //! pcapng) and writing classic pcap; the live AF_XDP source will live here too.
 //! Hands out frames with their link type and timestamp, nothing more.
 
+pub mod afxdp;
 pub mod pcap;
+pub mod xdp;
 
 pub use pcap::{CaptureReader, PcapWriter};
 

@@ -1196,21 +1196,6 @@ mod tests {
         assert_eq!(seen, 1006 * 60);
     }
 
-    /// A small xorshift generator: deterministic noise without a dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-
     const LINKS: [LinkType; 5] = [
         LinkType::Ethernet,
         LinkType::LinuxSll,
@@ -1221,7 +1206,7 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = crate::synth::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
         let mut dec = Decoder::new(DecodeSettings {
             max_fragment_datagrams: 16,
             max_tcp_flows: 16,
@@ -1229,9 +1214,9 @@ mod tests {
         });
         let mut buf = [0u8; 200];
         for i in 0..50_000u64 {
-            let len = rng.below(buf.len() + 1);
+            let len = rng.below(buf.len() as u64 + 1) as usize;
             for b in &mut buf[..len] {
-                *b = rng.next() as u8;
+                *b = rng.next_u64() as u8;
             }
             // Bias towards frames that get past the link layer.
             if len > 20 && i % 2 == 0 {
@@ -1240,7 +1225,7 @@ mod tests {
             }
             let frame = Frame {
                 ts: i * 1_000_000,
-                link: LINKS[rng.below(LINKS.len())],
+                link: LINKS[rng.below(LINKS.len() as u64) as usize],
                 data: &buf[..len],
             };
             dec.decode(&frame, |p| assert!(!p.message.is_empty()));
@@ -1479,7 +1464,7 @@ mod tests {
 
     #[test]
     fn truncated_real_frames_never_panic() {
-        let mut rng = Rng(12345);
+        let mut rng = crate::synth::SplitMix64::new(12345);
         for file in [
             "elastic-iodine-tunnel.pcap",
             "peers/dnscap-frags.pcap",
@@ -1494,11 +1479,11 @@ mod tests {
             for round in 0..20u64 {
                 for (i, (ts, data)) in frames.iter().enumerate() {
                     let mut bytes = data.clone();
-                    let cut = rng.below(bytes.len() + 1);
+                    let cut = rng.below(bytes.len() as u64 + 1) as usize;
                     bytes.truncate(cut);
                     // Flip a byte now and then, in the headers most often.
                     if !bytes.is_empty() && rng.below(3) == 0 {
-                        let at = rng.below(bytes.len().min(80));
+                        let at = rng.below(bytes.len().min(80) as u64) as usize;
                         bytes[at] ^= 1 << rng.below(8);
                     }
                     let frame = Frame {

@@ -1,0 +1,405 @@
+//! Live capture: the XDP program and one AF_XDP socket per receive queue feed one
+//! [`Worker`] each (a thread per queue, pinned to a core), and the [`Coordinator`] of the
+//! replay path merges their slots. Live and replay differ only in where frames come from
+//! and which clock cuts the slots: here the arrival clock, which also closes slots when
+//! no frame arrives.
+//!
+//! Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN for
+//! both) and CAP_IPC_LOCK (or an unlimited RLIMIT_MEMLOCK); [`run`] names the missing
+//! ones before touching anything.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use crate::{
+    alert::Sink,
+    capture::{
+        afxdp::{self, AfXdpError, AfXdpSettings, OpenAllError, QueueSocket, RingStats},
+        xdp::{self, AttachMode, Counters, XdpError, XdpProgram, XdpSettings},
+    },
+    domain::Classifier,
+    pipeline::{Coordinator, PipelineError, RunSummary, Settings, Worker},
+    Nanos,
+};
+
+/// Live-only settings (the rule, decoding and domains come from [`Settings`]).
+#[derive(Clone, Debug)]
+pub struct LiveSettings {
+    /// The interface to watch.
+    pub interface: String,
+    /// The XDP program: ports, mirror or inline, attach mode.
+    pub xdp: XdpSettings,
+    /// Ring and UMEM sizes, zero-copy policy.
+    pub afxdp: AfXdpSettings,
+    /// Queues to open (default: all the interface's rx queues).
+    pub queues: Option<u32>,
+    /// How often the stats line is logged.
+    pub stats_every: Duration,
+    /// Pin queue `n`'s worker to core `n % cores`.
+    pub pin: bool,
+}
+
+impl LiveSettings {
+    /// Defaults for `interface`: port 53, mirror mode, native-then-generic, every queue,
+    /// a stats line every minute, pinned workers.
+    pub fn new(interface: &str) -> Self {
+        Self {
+            interface: interface.to_owned(),
+            xdp: XdpSettings::default(),
+            afxdp: AfXdpSettings::default(),
+            queues: None,
+            stats_every: Duration::from_secs(60),
+            pin: true,
+        }
+    }
+}
+
+/// What stops a live run.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Interface, capabilities, program load or attach.
+    #[error(transparent)]
+    Xdp(#[from] XdpError),
+    /// An AF_XDP socket could not be opened or read.
+    #[error(transparent)]
+    Socket(#[from] AfXdpError),
+    /// The pipeline failed (domain list, alert delivery).
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// A thread could not be started or died.
+    #[error("thread {0}: could not start or panicked")]
+    Thread(String),
+}
+
+impl LiveError {
+    /// Whether the error is a start-up condition the operator fixes (missing or down
+    /// interface, capabilities, another XDP program, bad sizes): exit status 2.
+    pub fn is_start_up(&self) -> bool {
+        matches!(
+            self,
+            LiveError::Xdp(
+                XdpError::InterfaceMissing(_)
+                    | XdpError::InterfaceDown(_)
+                    | XdpError::MissingCapabilities(_)
+                    | XdpError::AlreadyAttached(_)
+                    | XdpError::BadName(_)
+                    | XdpError::NoObject
+                    | XdpError::QueueOutOfRange(_)
+            ) | LiveError::Socket(AfXdpError::BadSettings(_))
+                | LiveError::Pipeline(PipelineError::Domain(_))
+        )
+    }
+}
+
+impl From<OpenAllError> for LiveError {
+    fn from(e: OpenAllError) -> Self {
+        match e {
+            OpenAllError::Socket(e) => LiveError::Socket(e),
+            OpenAllError::Register(e) => LiveError::Xdp(e),
+        }
+    }
+}
+
+/// One queue's counters, updated by its worker about once a second.
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    /// Frames received.
+    pub frames: AtomicU64,
+    /// Kernel: dropped for other reasons (e.g. frame larger than a UMEM frame).
+    pub rx_dropped: AtomicU64,
+    /// Kernel: dropped because the RX ring was full (worker too slow).
+    pub rx_ring_full: AtomicU64,
+    /// Kernel: times the fill ring was empty.
+    pub fill_ring_empty: AtomicU64,
+}
+
+impl QueueCounters {
+    fn store(&self, frames: u64, st: &RingStats) {
+        self.frames.store(frames, Ordering::Relaxed);
+        self.rx_dropped.store(st.rx_dropped, Ordering::Relaxed);
+        self.rx_ring_full.store(st.rx_ring_full, Ordering::Relaxed);
+        self.fill_ring_empty
+            .store(st.fill_ring_empty, Ordering::Relaxed);
+    }
+}
+
+/// A finished live run.
+#[derive(Debug)]
+pub struct LiveReport {
+    /// Totals of the pipeline.
+    pub summary: RunSummary,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+    /// The XDP program's counters at the end.
+    pub kernel: Counters,
+    /// Per queue: frames and ring drops at the end.
+    pub queues: Vec<(u64, RingStats)>,
+    /// How the program was attached.
+    pub attach: AttachMode,
+    /// Whether the sockets are zero-copy.
+    pub zero_copy: bool,
+}
+
+/// Watches `live.interface` until `stop` is set, sending alerts to `sinks`. Logs a stats
+/// line every `live.stats_every`. Detaches the program and frees the rings on return.
+pub fn run(
+    settings: &Settings,
+    live: &LiveSettings,
+    sinks: Vec<Box<dyn Sink + Send>>,
+    stop: &AtomicBool,
+) -> Result<LiveReport, LiveError> {
+    let started = Instant::now();
+    let info = xdp::check_interface(&live.interface)?;
+    xdp::check_capabilities()?;
+    let queues = live.queues.unwrap_or(info.rx_queues).max(1);
+    let classifier = Arc::new(Classifier::new(&settings.domain).map_err(PipelineError::from)?);
+
+    let mut program = XdpProgram::load(&live.xdp)?;
+    let attach = program.attach(&live.interface, live.xdp.attach)?;
+    let sockets = afxdp::open_all(&live.interface, queues, &live.afxdp, &mut program)?;
+    let zero_copy = sockets.iter().any(QueueSocket::is_zero_copy);
+    log::info!(
+        "watching {} ({} rx queues, XDP {:?}, {} mode, AF_XDP {}, ports {:?})",
+        live.interface,
+        queues,
+        attach,
+        match live.xdp.capture {
+            xdp::CaptureMode::Mirror => "mirror",
+            xdp::CaptureMode::Inline => "inline",
+        },
+        if zero_copy { "zero-copy" } else { "copy" },
+        live.xdp.ports
+    );
+
+    let (to_coordinator, from_workers) = crossbeam_channel::bounded(64 * queues as usize);
+    let tracked = Arc::new(AtomicUsize::new(0));
+    let coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
+        .with_tracked_gauge(Arc::clone(&tracked));
+    let coordinating = thread::Builder::new()
+        .name("dns-sensor-coordinator".into())
+        .spawn(move || coordinator.run(from_workers))
+        .map_err(|_| LiveError::Thread("coordinator".into()))?;
+
+    let workers_stop = Arc::new(AtomicBool::new(false));
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counters = Vec::new();
+    let mut handles = Vec::new();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let shared = Arc::new(QueueCounters::default());
+        counters.push(Arc::clone(&shared));
+        let worker = Worker::new(i, settings, Arc::clone(&classifier), to_coordinator.clone());
+        let stop = Arc::clone(&workers_stop);
+        let pin = live.pin.then_some(i % cores);
+        let name = format!("dns-sensor-q{}", socket.queue());
+        let handle = thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || queue_loop(socket, worker, &shared, &stop, pin))
+            .map_err(|_| LiveError::Thread(name))?;
+        handles.push(handle);
+    }
+    drop(to_coordinator);
+
+    let mut next_stats = Instant::now() + live.stats_every;
+    while !stop.load(Ordering::Relaxed) && !workers_stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(100));
+        if Instant::now() >= next_stats {
+            next_stats += live.stats_every;
+            log_stats(
+                &counters,
+                program.counters().ok(),
+                tracked.load(Ordering::Relaxed),
+            );
+        }
+    }
+
+    workers_stop.store(true, Ordering::Relaxed);
+    let mut first_error = None;
+    let mut queue_totals = Vec::new();
+    for (handle, shared) in handles.into_iter().zip(&counters) {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(LiveError::Socket(e));
+            }
+            Err(_) => {
+                first_error.get_or_insert(LiveError::Thread("worker".into()));
+            }
+        }
+        queue_totals.push((
+            shared.frames.load(Ordering::Relaxed),
+            RingStats {
+                rx_dropped: shared.rx_dropped.load(Ordering::Relaxed),
+                rx_ring_full: shared.rx_ring_full.load(Ordering::Relaxed),
+                fill_ring_empty: shared.fill_ring_empty.load(Ordering::Relaxed),
+                rx_invalid_descs: 0,
+            },
+        ));
+    }
+    let summary = coordinating
+        .join()
+        .map_err(|_| LiveError::Thread("coordinator".into()))??;
+    let kernel = program.counters().unwrap_or_default();
+    // Dropping the program detaches it (its bpf_link goes with it).
+    drop(program);
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(LiveReport {
+        summary,
+        elapsed: started.elapsed(),
+        kernel,
+        queues: queue_totals,
+        attach,
+        zero_copy,
+    })
+}
+
+/// One queue's thread: frames into the worker until `stop`, its counters published
+/// about once a second. The socket (and its rings) are freed when this returns.
+fn queue_loop(
+    mut socket: QueueSocket,
+    mut worker: Worker,
+    shared: &QueueCounters,
+    stop: &AtomicBool,
+    pin: Option<usize>,
+) -> Result<(), AfXdpError> {
+    if let Some(cpu) = pin {
+        if let Err(e) = afxdp::pin_current_thread(cpu) {
+            log::warn!("queue {}: cannot pin to core {cpu}: {e}", socket.queue());
+        }
+    }
+    let mut next_publish = Instant::now();
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        match socket.poll(Duration::from_millis(100), |frame| worker.process(&frame)) {
+            Ok(_) => {}
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                break Err(e);
+            }
+        }
+        // The live clock closes slots even when the queue is quiet, so the coordinator
+        // never waits on an idle queue.
+        worker.tick(now_nanos());
+        if Instant::now() >= next_publish {
+            next_publish += Duration::from_secs(1);
+            if let Ok(st) = socket.stats() {
+                shared.store(socket.received(), &st);
+            }
+        }
+    };
+    if let Ok(st) = socket.stats() {
+        shared.store(socket.received(), &st);
+    }
+    worker.finish();
+    result
+}
+
+fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>, domains: usize) {
+    use std::fmt::Write as _;
+    let mut line = String::from("stats:");
+    for (i, q) in queues.iter().enumerate() {
+        let _ = write!(
+            line,
+            " q{i} frames={} rx_dropped={} rx_ring_full={} fill_empty={};",
+            q.frames.load(Ordering::Relaxed),
+            q.rx_dropped.load(Ordering::Relaxed),
+            q.rx_ring_full.load(Ordering::Relaxed),
+            q.fill_ring_empty.load(Ordering::Relaxed),
+        );
+    }
+    if let Some(k) = kernel {
+        let _ = write!(
+            line,
+            " xdp seen={} redirected={} not_dns={} redirect_failed={} too_short={} fragments={};",
+            k.seen, k.redirected, k.not_dns, k.redirect_failed, k.too_short, k.fragments
+        );
+    }
+    let _ = write!(line, " domains tracked={domains};");
+    if let Some(rss) = resident_kib() {
+        let _ = write!(line, " rss={} MiB", rss / 1024);
+    }
+    log::info!("{line}");
+}
+
+/// Resident memory of this process, from /proc/self/status.
+fn resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+fn now_nanos() -> Nanos {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+/// Installs SIGINT and SIGTERM handlers that set the returned flag: pass it to [`run`]
+/// for a clean shutdown (program detached, rings freed, last slot evaluated).
+pub fn stop_on_signals() -> std::io::Result<&'static AtomicBool> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(&SIGNALLED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_up_errors_are_classified_for_exit_status_2() {
+        assert!(LiveError::Xdp(XdpError::InterfaceMissing("x".into())).is_start_up());
+        assert!(LiveError::Xdp(XdpError::AlreadyAttached("x".into())).is_start_up());
+        assert!(!LiveError::Thread("w".into()).is_start_up());
+    }
+
+    #[test]
+    fn missing_interface_fails_before_anything_is_loaded() {
+        let stop = AtomicBool::new(true);
+        let settings = crate::config::Config::default()
+            .settings()
+            .expect("defaults");
+        let err = run(
+            &settings,
+            &LiveSettings::new("dnss-none1"),
+            Vec::new(),
+            &stop,
+        )
+        .expect_err("no such interface");
+        assert!(err.is_start_up(), "{err:?}");
+        assert!(
+            err.to_string().contains("dnss-none1 does not exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rss_is_read() {
+        assert!(resident_kib().is_some_and(|k| k > 0));
+    }
+}

@@ -1,0 +1,136 @@
+//! `cargo xtask setup`: installs what building the XDP program and running the live tests
+//! need, from a fresh Debian 12 machine. Idempotent: each step checks first and does
+//! nothing when already done.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Debian packages: Debian's rustc with a prebuilt `core` for BPF (rustup's toolchains
+/// here have no rust-src), LLVM 22 for bpf-linker, libxdp/libbpf build deps for xsk-rs,
+/// and the tools the network-namespace tests drive.
+const PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "libstd-rust-web-dev-bpf",
+    "llvm-22-dev",
+    "clang",
+    "llvm",
+    "libelf-dev",
+    "zlib1g-dev",
+    "m4",
+    "pkg-config",
+    "iproute2",
+    "iputils-ping",
+    "iodine",
+    "dnsutils",
+    "tcpdump",
+];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+/// The rustup toolchain name dns-sensor's build.rs uses for the BPF target.
+pub const TOOLCHAIN: &str = "debian";
+
+/// Runs every step.
+pub fn run() -> Result<()> {
+    apt_packages()?;
+    rustup_link()?;
+    bpf_linker()?;
+    eprintln!("setup: done. `cargo build -p dns-sensor` now builds and embeds the XDP program.");
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `cmd` as root: directly when we are root, else through sudo.
+fn root_cmd(args: &[&str]) -> Command {
+    let mut cmd;
+    if is_root() {
+        cmd = Command::new(args[0]);
+        cmd.args(&args[1..]);
+    } else {
+        cmd = Command::new("sudo");
+        cmd.args(args);
+    }
+    cmd.env("DEBIAN_FRONTEND", "noninteractive");
+    cmd
+}
+
+fn status(mut cmd: Command) -> Result<()> {
+    let st = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn apt_packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        eprintln!("setup: Debian packages already installed");
+        return Ok(());
+    }
+    eprintln!("setup: installing {}", missing.join(" "));
+    status(root_cmd(&["apt-get", "update", "-q"]))?;
+    let mut args = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    status(root_cmd(&args))
+}
+
+fn rustup_link() -> Result<()> {
+    if Command::new("rustup").arg("--version").output().is_err() {
+        eprintln!("setup: no rustup: build.rs will use the cargo and rustc on PATH");
+        return Ok(());
+    }
+    let works = Command::new("rustup")
+        .args(["run", TOOLCHAIN, "rustc", "--print", "sysroot"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "/usr")
+        .unwrap_or(false);
+    if works {
+        eprintln!("setup: rustup toolchain `{TOOLCHAIN}` already links /usr");
+        return Ok(());
+    }
+    eprintln!("setup: rustup toolchain link {TOOLCHAIN} /usr");
+    let mut cmd = Command::new("rustup");
+    cmd.args(["toolchain", "link", TOOLCHAIN, "/usr"]);
+    status(cmd)
+}
+
+fn bpf_linker() -> Result<()> {
+    let current = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if current.contains(BPF_LINKER_VERSION) {
+        eprintln!("setup: bpf-linker {BPF_LINKER_VERSION} already installed");
+        return Ok(());
+    }
+    eprintln!("setup: cargo install bpf-linker@{BPF_LINKER_VERSION} (LLVM 22, about 2 minutes)");
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args([
+        "install",
+        &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+        "--no-default-features",
+        "--features",
+        "llvm-22",
+        "--locked",
+        "--force",
+    ])
+    // Without it, bpf-linker's build finds LLVM 14's llvm-config and fails on -lLLVM.
+    .env("LLVM_PREFIX", LLVM_PREFIX);
+    status(cmd)
+}
