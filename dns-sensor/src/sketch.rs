@@ -382,20 +382,28 @@ impl DomainCounts {
 
     /// Estimated heap bytes held (not counting the struct itself): the exact set's
     /// table, or the estimate's registers, the clients, samples and query types.
-    /// Capacities, not lengths, because that is what is allocated.
+    /// Capacities, not lengths, because that is what is allocated, and each block as
+    /// the allocator hands it out ([`heap_block`]): with many small blocks per domain
+    /// the rounding and headers are a quarter of the total.
     pub fn heap_bytes(&self) -> usize {
         let names = match &self.names {
             // hashbrown: a bucket of 8 bytes and a control byte per slot, slots a power
             // of two at least 8/7 of the capacity.
-            UniqueNames::Exact(set) => set.capacity() * 9 * 8 / 7,
-            UniqueNames::Estimated { .. } => HLL_REGISTERS + std::mem::size_of::<Hll>(),
+            UniqueNames::Exact(set) => heap_block(set.capacity() * 9 * 8 / 7),
+            UniqueNames::Estimated { .. } => {
+                heap_block(HLL_REGISTERS) + heap_block(std::mem::size_of::<Hll>())
+            }
         };
-        let samples = self.samples.capacity() * std::mem::size_of::<Box<[u8]>>()
-            + self.samples.iter().map(|s| s.len()).sum::<usize>();
+        let samples = heap_block(self.samples.capacity() * std::mem::size_of::<Box<[u8]>>())
+            + self
+                .samples
+                .iter()
+                .map(|s| heap_block(s.len()))
+                .sum::<usize>();
         names
             + samples
-            + self.clients.entries.capacity() * std::mem::size_of::<(IpAddr, u64)>()
-            + self.qtypes.entries.capacity() * std::mem::size_of::<(u16, u64)>()
+            + heap_block(self.clients.entries.capacity() * std::mem::size_of::<(IpAddr, u64)>())
+            + heap_block(self.qtypes.entries.capacity() * std::mem::size_of::<(u16, u64)>())
     }
 
     /// Whether shedding must leave this domain alone: it has many names already.
@@ -491,6 +499,10 @@ impl DomainCounts {
             // The exact set says whether the name is new; once estimated, compare.
             let fresh = fresh.unwrap_or_else(|| !self.samples.iter().any(|s| **s == *name));
             if fresh {
+                // At most `max_samples` ever: allocate that once, not by doubling.
+                if self.samples.capacity() == 0 {
+                    self.samples.reserve_exact(self.max_samples);
+                }
                 self.samples.push(name.into());
             }
         }
@@ -502,6 +514,17 @@ impl DomainCounts {
     fn record_response(&mut self, size: u32) {
         self.responses = self.responses.saturating_add(1);
         self.bytes_out = self.bytes_out.saturating_add(u64::from(size));
+    }
+}
+
+/// Bytes a heap block of `bytes` really takes: nothing for an empty one, else the
+/// request plus an 8-byte header rounded up to 16, at least 32 (glibc's malloc; other
+/// allocators round similarly).
+pub fn heap_block(bytes: usize) -> usize {
+    if bytes == 0 {
+        0
+    } else {
+        (bytes.saturating_add(8 + 15) & !15).max(32)
     }
 }
 
@@ -525,7 +548,9 @@ type DomainState = foldhash::fast::RandomState;
 pub struct Shard {
     start: Nanos,
     settings: SketchSettings,
-    domains: HashMap<Box<[u8]>, DomainCounts, DomainState>,
+    /// Counts boxed: the table's slots stay small (25 bytes, not 230), so a table sized
+    /// for a flood of domains costs little, and probing touches fewer cache lines.
+    domains: HashMap<Box<[u8]>, Box<DomainCounts>, DomainState>,
     /// Records (queries and responses) lost to shedding or refusal.
     shed: u64,
     /// Domains shed to make room.
@@ -544,8 +569,11 @@ pub struct Shard {
     table_capacity: usize,
 }
 
-/// Bytes of one slot of the domain table: key, counts, control byte.
-const TABLE_SLOT_BYTES: usize = std::mem::size_of::<(Box<[u8]>, DomainCounts)>() + 1;
+/// Bytes of one slot of the domain table: key, boxed counts, control byte.
+const TABLE_SLOT_BYTES: usize = std::mem::size_of::<(Box<[u8]>, Box<DomainCounts>)>() + 1;
+
+/// Bytes of one domain's boxed counts as allocated.
+const COUNTS_BYTES: usize = (std::mem::size_of::<DomainCounts>() + 8 + 15) & !15;
 
 impl Shard {
     /// An empty shard for the slot starting at `start`.
@@ -597,7 +625,7 @@ impl Shard {
         let mut counts = DomainCounts::new(&self.settings);
         counts.record_query(name, hash, client, qtype, size);
         counts.last_seen = now;
-        self.admit(domain.into(), counts);
+        self.admit(domain.into(), Box::new(counts));
     }
     /// Records one response of `size` bytes under `domain`.
     pub fn record_response(&mut self, domain: &[u8], size: u32) {
@@ -611,7 +639,7 @@ impl Shard {
         let mut counts = DomainCounts::new(&self.settings);
         counts.record_response(size);
         counts.last_seen = now;
-        self.admit(domain.into(), counts);
+        self.admit(domain.into(), Box::new(counts));
     }
     /// Adds another shard of the same slot into this one (the caller matches slots).
     /// Past this shard's bounds the least active small domains are shed.
@@ -655,7 +683,7 @@ impl Shard {
         self.records = self.records.max(other.records);
     }
     /// Inserts a domain not yet held, shedding others first if it does not fit.
-    fn admit(&mut self, domain: Box<[u8]>, counts: DomainCounts) {
+    fn admit(&mut self, domain: Box<[u8]>, counts: Box<DomainCounts>) {
         // A full table doubles on insert: count what that would add.
         let growth = if self.domains.len() >= self.domains.capacity()
             && self.domains.len() + 1 > self.table_capacity / 2
@@ -664,7 +692,7 @@ impl Shard {
         } else {
             0
         };
-        let cost = domain.len() + counts.heap_bytes() + growth;
+        let cost = heap_block(domain.len()) + COUNTS_BYTES + counts.heap_bytes() + growth;
         let table_full = self.domains.len() >= self.domain_room();
         if (table_full || self.bytes() + cost > self.settings.max_bytes)
             && (self.blocked || !self.shed_to_fit(cost))
@@ -673,7 +701,7 @@ impl Shard {
             self.shed = self.shed.saturating_add(records);
             return;
         }
-        self.held_bytes += domain.len() + counts.heap_bytes();
+        self.held_bytes += heap_block(domain.len()) + COUNTS_BYTES + counts.heap_bytes();
         self.domains.insert(domain, counts);
         self.table_capacity = self.table_capacity.max(self.domains.capacity());
     }
@@ -692,7 +720,12 @@ impl Shard {
             .domains
             .iter()
             .filter(|(_, c)| !c.is_protected(protect))
-            .map(|(d, c)| (c.shed_rank(), d.len() + c.heap_bytes()))
+            .map(|(d, c)| {
+                (
+                    c.shed_rank(),
+                    heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes(),
+                )
+            })
             .collect();
         candidates.sort_unstable();
         let mut domains = self.domains.len();
@@ -728,7 +761,7 @@ impl Shard {
                 }
                 evicted += 1;
                 shed_records = shed_records.saturating_add(c.requests.saturating_add(c.responses));
-                freed += d.len() + c.heap_bytes();
+                freed += heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes();
                 false
             });
             self.evicted = self.evicted.saturating_add(evicted);
@@ -772,11 +805,11 @@ impl Shard {
     pub fn domains(&self) -> impl Iterator<Item = (&[u8], &DomainCounts)> {
         self.domains
             .iter()
-            .map(|(domain, counts)| (&**domain, counts))
+            .map(|(domain, counts)| (&**domain, &**counts))
     }
     /// The counts of one domain, if tracked.
     pub fn get(&self, domain: &[u8]) -> Option<&DomainCounts> {
-        self.domains.get(domain)
+        self.domains.get(domain).map(|counts| &**counts)
     }
     /// Domains tracked.
     pub fn len(&self) -> usize {
