@@ -120,6 +120,8 @@ pub fn out_dir() -> PathBuf {
 
 /// Builds the sensor in release mode and returns its path.
 fn build_sensor() -> anyhow::Result<PathBuf> {
+    // The binary embeds the XDP program: its toolchain must be there (idempotent).
+    crate::setup::run()?;
     run_cmd(
         "cargo",
         &["build", "--release", "--quiet", "-p", "dns-sensor"],
