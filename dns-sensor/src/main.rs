@@ -171,7 +171,14 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let settings = match config.settings() {
+    // One worker per receive queue: the memory cap is shared between their open shards
+    // and the window. An interface that cannot be read is reported by `live::run`.
+    let workers = args.queues.or_else(|| {
+        xdp::check_interface(&args.interface)
+            .ok()
+            .map(|i| i.rx_queues)
+    });
+    let settings = match config.settings_for_workers(workers.map_or(1, |n| n.max(1) as usize)) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");
