@@ -158,7 +158,7 @@ impl Config {
 
     /// The settings for `workers` workers: the memory cap is shared between the
     /// window's slots and every worker's open shards
-    /// ([`shard_budget`](crate::pipeline::shard_budget)).
+    /// ([`shard_budget`]).
     pub fn settings_for_workers(&self, workers: usize) -> Result<Settings, ConfigError> {
         let mut whitelist = self.whitelist.clone();
         for file in &self.whitelist_files {
