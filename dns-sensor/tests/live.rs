@@ -27,6 +27,54 @@ use dns_sensor::capture::{
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
+/// The per-frame work of the receive benchmarks: "touch" hashes the bytes after the UDP
+/// header; "pipeline" is the replay path's worker (decode, question, registered domain,
+/// sketch) with its coordinator on another thread.
+struct BenchWork {
+    pipeline: bool,
+    worker: dns_sensor::pipeline::Worker,
+    coordinating: thread::JoinHandle<
+        Result<dns_sensor::pipeline::RunSummary, dns_sensor::pipeline::PipelineError>,
+    >,
+    sum: u64,
+}
+
+impl BenchWork {
+    fn new(pipeline: bool) -> Self {
+        let settings = dns_sensor::config::Config::default()
+            .settings()
+            .expect("default settings");
+        let classifier = std::sync::Arc::new(
+            dns_sensor::domain::Classifier::new(&settings.domain).expect("classifier"),
+        );
+        let (to_coord, from_workers) = crossbeam_channel::bounded(64);
+        let coordinator = dns_sensor::pipeline::Coordinator::new(&settings.rule, 1, Vec::new());
+        Self {
+            pipeline,
+            worker: dns_sensor::pipeline::Worker::new(0, &settings, classifier, to_coord),
+            coordinating: thread::spawn(move || coordinator.run(from_workers)),
+            sum: 0,
+        }
+    }
+
+    fn frame(&mut self, f: &dns_sensor::capture::Frame<'_>) {
+        if self.pipeline {
+            self.worker.process(f);
+        } else {
+            for &b in f.data.get(42..).unwrap_or_default() {
+                self.sum = self.sum.wrapping_mul(31).wrapping_add(u64::from(b));
+            }
+        }
+    }
+
+    /// Stops the worker and returns the coordinator's summary of the run.
+    fn finish(self) -> dns_sensor::pipeline::RunSummary {
+        std::hint::black_box(self.sum);
+        self.worker.finish();
+        self.coordinating.join().expect("coordinator").expect("run")
+    }
+}
+
 // ---------------------------------------------------------------- frame building
 
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -934,17 +982,7 @@ fn bench_one_queue_copy_mode() {
                 afxdp::open_all(&if_b, 1, &AfXdpSettings::default(), &mut prog).expect("socket");
             let s = &mut sockets[0];
             let mut received = 0u64;
-            let mut sum = 0u64;
-            let settings = dns_sensor::config::Config::default()
-                .settings()
-                .expect("default settings");
-            let classifier = std::sync::Arc::new(
-                dns_sensor::domain::Classifier::new(&settings.domain).expect("classifier"),
-            );
-            let (to_coord, from_workers) = crossbeam_channel::bounded(64);
-            let coordinator = dns_sensor::pipeline::Coordinator::new(&settings.rule, 1, Vec::new());
-            let coordinating = thread::spawn(move || coordinator.run(from_workers));
-            let mut worker = dns_sensor::pipeline::Worker::new(0, &settings, classifier, to_coord);
+            let mut work = BenchWork::new(pipeline);
             // Busy-polls (timeout 0) and sums the time spent in calls that returned frames:
             // the receiver's own cost, whatever the sender manages.
             ready_tx.send(()).expect("test alive");
@@ -952,17 +990,7 @@ fn bench_one_queue_copy_mode() {
             let mut idle_since = Instant::now();
             loop {
                 let t = Instant::now();
-                let n = s
-                    .poll(Duration::ZERO, |f| {
-                        if pipeline {
-                            worker.process(&f);
-                        } else {
-                            for &b in f.data.get(42..).unwrap_or_default() {
-                                sum = sum.wrapping_mul(31).wrapping_add(u64::from(b));
-                            }
-                        }
-                    })
-                    .expect("poll");
+                let n = s.poll(Duration::ZERO, |f| work.frame(&f)).expect("poll");
                 if n > 0 {
                     busy += t.elapsed();
                     received += n as u64;
@@ -973,9 +1001,7 @@ fn bench_one_queue_copy_mode() {
                     break;
                 }
             }
-            std::hint::black_box(sum);
-            worker.finish();
-            let summary = coordinating.join().expect("coordinator").expect("run");
+            let summary = work.finish();
             if pipeline {
                 assert_eq!(
                     summary.workers.queries, received,
@@ -1441,17 +1467,7 @@ fn bench_one_queue_drain_rate() {
             let mut sockets =
                 afxdp::open_all(&if_b, 1, &AfXdpSettings::default(), &mut prog).expect("socket");
             let s = &mut sockets[0];
-            let settings = dns_sensor::config::Config::default()
-                .settings()
-                .expect("default settings");
-            let classifier = std::sync::Arc::new(
-                dns_sensor::domain::Classifier::new(&settings.domain).expect("classifier"),
-            );
-            let (to_coord, from_workers) = crossbeam_channel::bounded(64);
-            let coordinator = dns_sensor::pipeline::Coordinator::new(&settings.rule, 1, Vec::new());
-            let coordinating = thread::spawn(move || coordinator.run(from_workers));
-            let mut worker = dns_sensor::pipeline::Worker::new(0, &settings, classifier, to_coord);
-            let mut sum = 0u64;
+            let mut work = BenchWork::new(pipeline);
             let mut busy = Duration::ZERO;
             let mut received = 0usize;
             ready_tx.send(()).expect("test alive");
@@ -1460,17 +1476,7 @@ fn bench_one_queue_drain_rate() {
                 let mut last_progress = Instant::now();
                 while drained < BURST && last_progress.elapsed() < Duration::from_secs(1) {
                     let t = Instant::now();
-                    let n = s
-                        .poll(Duration::ZERO, |f| {
-                            if pipeline {
-                                worker.process(&f);
-                            } else {
-                                for &b in f.data.get(42..).unwrap_or_default() {
-                                    sum = sum.wrapping_mul(31).wrapping_add(u64::from(b));
-                                }
-                            }
-                        })
-                        .expect("poll");
+                    let n = s.poll(Duration::ZERO, |f| work.frame(&f)).expect("poll");
                     if n > 0 {
                         busy += t.elapsed();
                         drained += n;
@@ -1480,9 +1486,7 @@ fn bench_one_queue_drain_rate() {
                 received += drained;
                 ack_tx.send(()).expect("sender alive");
             }
-            std::hint::black_box(sum);
-            worker.finish();
-            let _ = coordinating.join();
+            work.finish();
             let st = s.stats().expect("stats");
             (received, busy, st)
         });
