@@ -80,7 +80,8 @@ pub struct Config {
     pub max_domains: usize,
     /// Client addresses listed in each alert.
     pub top_clients: usize,
-    /// Sample names listed in each alert.
+    /// Sample names listed in each alert (at most [`MAX_SAMPLE_NAMES`]).
+    #[serde(deserialize_with = "sample_count")]
     pub sample_names: usize,
     /// Whether the Public Suffix List's private section (e.g. `blogspot.com`) counts.
     pub include_private_suffixes: bool,
@@ -226,6 +227,18 @@ fn positive_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Er
 fn positive_u64<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
     match u64::deserialize(de)? {
         0 => Err(serde::de::Error::custom("must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+/// Most sample names an alert may list: they are kept for every domain of every slot.
+pub const MAX_SAMPLE_NAMES: usize = 100;
+
+fn sample_count<'de, D: Deserializer<'de>>(de: D) -> Result<usize, D::Error> {
+    match usize::deserialize(de)? {
+        n if n > MAX_SAMPLE_NAMES => Err(serde::de::Error::custom(format!(
+            "must be at most {MAX_SAMPLE_NAMES}"
+        ))),
         n => Ok(n),
     }
 }
@@ -401,6 +414,10 @@ memory_cap = "256MiB"
 
         let (line, _) = invalid("threshold = \"many\"\n");
         assert_eq!(line, 1);
+
+        let (line, message) = invalid("threshold = 10\nsample_names = 101\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("at most 100"), "{message}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! exactly the window; the final evaluation at the end of a capture may fall between
 //! boundaries, and then covers the whole slots starting in that range.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::sketch::{DomainCounts, Shard};
@@ -216,50 +217,64 @@ impl Detector {
 
         // A domain's union of names is at most the sum of its per-slot counts, so only
         // domains whose sum passes the threshold need their slots merged. An estimated
-        // slot has more names than the exact limit: always merge it.
-        let mut bounds: HashMap<&[u8], (u64, bool), foldhash::fast::RandomState> =
-            HashMap::default();
+        // slot has more names than the exact limit: always merge it. The sums are kept
+        // by a keyed hash of the domain rather than the name (16 bytes an entry: the
+        // window can hold millions of domains); two domains sharing a hash only share
+        // an upper bound, which costs a merge, never an alert.
+        const ESTIMATED: u64 = 1 << 63;
+        let hasher = foldhash::fast::RandomState::default();
+        let held: usize = slots.iter().map(|shard| shard.len()).sum();
+        let mut bounds: HashMap<u64, u64, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(held.min(1 << 24), Default::default());
         for shard in &slots {
             for (domain, counts) in shard.domains() {
-                let bound = bounds.entry(domain).or_insert((0, false));
-                bound.0 = bound.0.saturating_add(counts.unique_names());
-                bound.1 |= counts.is_estimated();
+                let bound = bounds.entry(hasher.hash_one(domain)).or_insert(0);
+                let names = (*bound & !ESTIMATED).saturating_add(counts.unique_names());
+                let estimated = if counts.is_estimated() { ESTIMATED } else { 0 };
+                *bound = names.min(!ESTIMATED) | (*bound & ESTIMATED) | estimated;
             }
         }
 
         let mut alerts = Vec::new();
-        for (domain, (sum, estimated)) in bounds {
-            if sum <= threshold && !estimated {
-                continue;
-            }
-            let mut merged: Option<DomainCounts> = None;
-            for shard in &slots {
-                if let Some(counts) = shard.get(domain) {
-                    match merged.as_mut() {
-                        Some(merged) => merged.merge(counts),
-                        None => merged = Some(counts.clone()),
+        // Domains merged already: only those over their bound, a handful.
+        let mut merged_domains: HashSet<&[u8], foldhash::fast::RandomState> = HashSet::default();
+        for (i, shard) in slots.iter().enumerate() {
+            for (domain, _) in shard.domains() {
+                let bound = bounds.get(&hasher.hash_one(domain)).copied().unwrap_or(0);
+                // Met first in its oldest slot: merge from there on.
+                if bound <= threshold || !merged_domains.insert(domain) {
+                    continue;
+                }
+                let mut merged: Option<DomainCounts> = None;
+                for shard in &slots[i..] {
+                    if let Some(counts) = shard.get(domain) {
+                        match merged.as_mut() {
+                            Some(merged) => merged.merge(counts, shard.settings()),
+                            None => merged = Some(counts.clone()),
+                        }
                     }
                 }
+                let Some(merged) = merged else { continue };
+                let unique = merged.unique_names();
+                if unique <= threshold {
+                    continue;
+                }
+                alerts.push(Alert {
+                    at,
+                    domain: domain.into(),
+                    total_requests: merged.requests(),
+                    unique_hostnames: unique,
+                    total_bytes_in: merged.bytes_in(),
+                    total_bytes_out: merged.bytes_out(),
+                    window_start,
+                    window_end: at,
+                    top_clients: merged.top_clients(self.settings.top_clients),
+                    sample_names: merged.sample_names().map(Box::from).collect(),
+                    qtypes: merged.qtypes(),
+                });
             }
-            let Some(merged) = merged else { continue };
-            let unique = merged.unique_names();
-            if unique <= threshold {
-                continue;
-            }
-            alerts.push(Alert {
-                at,
-                domain: domain.into(),
-                total_requests: merged.requests(),
-                unique_hostnames: unique,
-                total_bytes_in: merged.bytes_in(),
-                total_bytes_out: merged.bytes_out(),
-                window_start,
-                window_end: at,
-                top_clients: merged.top_clients(self.settings.top_clients),
-                sample_names: merged.sample_names().to_vec(),
-                qtypes: merged.qtypes(),
-            });
         }
+        drop(bounds);
         alerts.sort_unstable_by(|a, b| {
             b.unique_hostnames
                 .cmp(&a.unique_hostnames)

@@ -190,11 +190,21 @@ fn tau(mut x: f64) -> f64 {
 /// unkeyed XXH3 hashes of attacker-chosen names and could be crafted to share buckets.
 type SetState = foldhash::fast::RandomState;
 
+/// Distinct hashes a domain keeps in a plain array, scanned linearly, before moving
+/// them to a hash set. Most registered domains have a few names per slot; an array of
+/// exactly their size costs a third of a hash table's spare buckets and control bytes,
+/// and a scan of 32 integers costs about what hashing one does.
+const FEW_NAMES: usize = 32;
+
 /// Distinct names of one domain: exact while small, estimated past the limit.
 #[derive(Clone, Debug)]
 enum UniqueNames {
-    /// The hashes themselves.
-    Exact(HashSet<u64, SetState>),
+    /// Up to [`FEW_NAMES`] hashes, unordered.
+    Few(Vec<u64>),
+    /// More, up to the exact limit. Boxed so that the few domains with many names do
+    /// not widen every domain's counts by the set's header.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashSet<u64, SetState>>),
     /// A HyperLogLog, and a lower bound known for sure (the exact count when the set
     /// overflowed), so an estimate never reports less than what was once counted.
     Estimated { hll: Box<Hll>, floor: u64 },
@@ -202,7 +212,7 @@ enum UniqueNames {
 
 impl UniqueNames {
     fn new() -> Self {
-        UniqueNames::Exact(HashSet::default())
+        UniqueNames::Few(Vec::new())
     }
 
     /// Adds a hash. Returns `Some(true)` if it was new, `Some(false)` if seen, `None`
@@ -210,7 +220,20 @@ impl UniqueNames {
     #[inline]
     fn insert(&mut self, hash: u64, limit: usize) -> Option<bool> {
         match self {
-            UniqueNames::Exact(set) => {
+            UniqueNames::Few(hashes) => {
+                if hashes.contains(&hash) {
+                    return Some(false);
+                }
+                if hashes.len() < FEW_NAMES.min(limit) {
+                    push_stepped(hashes, hash, 4);
+                    return Some(true);
+                }
+                let mut set = HashSet::with_capacity_and_hasher(FEW_NAMES + 1, SetState::default());
+                set.extend(hashes.iter().copied());
+                *self = UniqueNames::Many(Box::new(set));
+                self.insert(hash, limit)
+            }
+            UniqueNames::Many(set) => {
                 if set.len() < limit {
                     return Some(set.insert(hash));
                 }
@@ -238,65 +261,98 @@ impl UniqueNames {
 
     fn merge(&mut self, other: &UniqueNames, limit: usize) {
         match other {
-            UniqueNames::Exact(theirs) => {
-                for &hash in theirs.iter() {
-                    self.insert(hash, limit);
-                }
-                if let UniqueNames::Estimated { floor, .. } = self {
-                    *floor = (*floor).max(theirs.len() as u64);
-                }
-            }
+            UniqueNames::Few(theirs) => self.merge_exact(theirs.iter().copied(), limit),
+            UniqueNames::Many(theirs) => self.merge_exact(theirs.iter().copied(), limit),
             UniqueNames::Estimated {
                 hll: their_hll,
                 floor: their_floor,
-            } => match self {
-                UniqueNames::Estimated { hll, floor } => {
+            } => {
+                if let UniqueNames::Estimated { hll, floor } = self {
                     hll.merge(their_hll);
                     *floor = (*floor).max(*their_floor);
+                    return;
                 }
-                UniqueNames::Exact(mine) => {
-                    let mut hll = their_hll.clone();
-                    for &hash in mine.iter() {
-                        hll.insert(hash);
-                    }
-                    let floor = (*their_floor).max(mine.len() as u64);
-                    *self = UniqueNames::Estimated { hll, floor };
+                let mut hll = their_hll.clone();
+                match self {
+                    UniqueNames::Few(mine) => mine.iter().for_each(|&h| hll.insert(h)),
+                    UniqueNames::Many(mine) => mine.iter().for_each(|&h| hll.insert(h)),
+                    UniqueNames::Estimated { .. } => {}
                 }
-            },
+                let floor = (*their_floor).max(self.count());
+                *self = UniqueNames::Estimated { hll, floor };
+            }
+        }
+    }
+
+    /// Adds another domain's exact hashes.
+    fn merge_exact(&mut self, theirs: impl ExactSizeIterator<Item = u64>, limit: usize) {
+        let len = theirs.len() as u64;
+        for hash in theirs {
+            self.insert(hash, limit);
+        }
+        if let UniqueNames::Estimated { floor, .. } = self {
+            *floor = (*floor).max(len);
         }
     }
 
     fn count(&self) -> u64 {
         match self {
-            UniqueNames::Exact(set) => set.len() as u64,
+            UniqueNames::Few(hashes) => hashes.len() as u64,
+            UniqueNames::Many(set) => set.len() as u64,
             UniqueNames::Estimated { hll, floor } => {
                 // f64 to u64 `as` saturates; the estimate is finite and non-negative.
                 (hll.estimate().round() as u64).max(*floor)
             }
         }
     }
+
+    /// Heap bytes held, as the allocator hands them out.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            UniqueNames::Few(hashes) => heap_block(hashes.capacity() * 8),
+            // hashbrown: a bucket of 8 bytes and a control byte per slot, slots a power
+            // of two at least 8/7 of the capacity.
+            UniqueNames::Many(set) => {
+                heap_block(std::mem::size_of::<HashSet<u64, SetState>>())
+                    + heap_block(set.capacity() * 9 * 8 / 7)
+            }
+            UniqueNames::Estimated { .. } => {
+                heap_block(HLL_REGISTERS) + heap_block(std::mem::size_of::<Hll>())
+            }
+        }
+    }
+}
+
+/// Pushes `item`, growing the vector by `step` elements at a time rather than doubling:
+/// these vectors are many and small, and a doubled block is half empty on average.
+#[inline]
+fn push_stepped<T>(vec: &mut Vec<T>, item: T, step: usize) {
+    if vec.len() == vec.capacity() {
+        vec.reserve_exact(step.max(1));
+    }
+    vec.push(item);
 }
 
 /// Bounded counts by key, heaviest kept: a space-saving summary. While fewer keys than
 /// the bound were seen the counts are exact; past it a new key takes the place of the
 /// least counted one and inherits its count (an over-estimate), so a key that keeps
-/// coming back climbs and stays while rare keys churn through the last places.
+/// coming back climbs and stays while rare keys churn through the last places. The
+/// bound is the caller's (it is the same for every domain of a shard).
 #[derive(Clone, Debug)]
 struct TopCounts<K> {
     entries: Vec<(K, u64)>,
-    bound: usize,
 }
 
 impl<K: Copy + Eq + Ord> TopCounts<K> {
-    fn new(bound: usize) -> Self {
+    fn new() -> Self {
         Self {
             entries: Vec::new(),
-            bound,
         }
     }
 
+    /// Adds `n` to `key`, growing by `step` entries at a time up to `bound`.
     #[inline]
-    fn add(&mut self, key: K, n: u64) {
+    fn add(&mut self, key: K, n: u64, bound: usize, step: usize) {
         if let Some(i) = self.entries.iter().position(|e| e.0 == key) {
             self.entries[i].1 += n;
             // One bubble step keeps heavy keys near the front, where the scan above
@@ -306,8 +362,9 @@ impl<K: Copy + Eq + Ord> TopCounts<K> {
             }
             return;
         }
-        if self.entries.len() < self.bound {
-            self.entries.push((key, n));
+        if self.entries.len() < bound {
+            let step = step.min(bound - self.entries.len());
+            push_stepped(&mut self.entries, (key, n), step);
             return;
         }
         if let Some(least) = self.entries.iter_mut().min_by_key(|e| e.1) {
@@ -316,19 +373,16 @@ impl<K: Copy + Eq + Ord> TopCounts<K> {
     }
 
     /// Sums counts key by key; past the bound the lightest keys are dropped.
-    fn merge(&mut self, other: &TopCounts<K>) {
+    fn merge(&mut self, other: &TopCounts<K>, bound: usize) {
         for &(key, n) in &other.entries {
             match self.entries.iter_mut().find(|e| e.0 == key) {
                 Some(entry) => entry.1 += n,
                 None => self.entries.push((key, n)),
             }
         }
-        if self.entries.len() > self.bound {
-            self.sort();
-            self.entries.truncate(self.bound);
-        } else {
-            self.sort();
-        }
+        self.sort();
+        self.entries.truncate(bound);
+        self.entries.shrink_to_fit();
     }
 
     /// Heaviest first, ties by key so output is deterministic.
@@ -338,13 +392,84 @@ impl<K: Copy + Eq + Ord> TopCounts<K> {
     }
 
     fn sorted(&self) -> Vec<(K, u64)> {
-        let mut entries = self.entries.clone();
-        entries.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        entries
+        let mut sorted = self.clone();
+        sorted.sort();
+        sorted.entries
+    }
+
+    fn heap_bytes(&self) -> usize {
+        heap_block(self.entries.capacity() * std::mem::size_of::<(K, u64)>())
+    }
+}
+
+/// A few distinct names, in one block: a count byte, then each name as a little-endian
+/// `u16` length and the bytes. One block instead of one per name and a vector of
+/// pointers halves what five samples cost, and samples are kept for every domain of
+/// every slot.
+#[derive(Clone, Debug, Default)]
+struct Samples {
+    buf: Box<[u8]>,
+}
+
+impl Samples {
+    fn iter(&self) -> SampleNames<'_> {
+        SampleNames {
+            rest: self.buf.get(1..).unwrap_or_default(),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.buf.first().map_or(0, |&n| usize::from(n))
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        self.iter().any(|s| s == name)
+    }
+
+    /// Appends `name` (cut to 65 535 bytes, far past any DNS name) unless 255 are held.
+    fn push(&mut self, name: &[u8]) {
+        let Ok(count) = u8::try_from(self.len() + 1) else {
+            return;
+        };
+        let name = &name[..name.len().min(usize::from(u16::MAX))];
+        let mut buf = Vec::with_capacity(self.buf.len().max(1) + 2 + name.len());
+        buf.push(count);
+        buf.extend_from_slice(self.buf.get(1..).unwrap_or_default());
+        buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        buf.extend_from_slice(name);
+        self.buf = buf.into_boxed_slice();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        heap_block(self.buf.len())
+    }
+}
+
+/// The names kept as samples of a domain, first kept first.
+#[derive(Clone, Debug)]
+pub struct SampleNames<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for SampleNames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.rest.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_le_bytes(*len)).min(rest.len());
+        let (name, rest) = rest.split_at(len);
+        self.rest = rest;
+        Some(name)
     }
 }
 
 /// Counts for one registered domain over one slot (or, merged, over a window).
+///
+/// A window holds one of these per domain per slot (a million and more), so it is kept
+/// small: the limits live in the shard's [`SketchSettings`] and are passed in, and every
+/// part grows by small steps. About 700 bytes for a domain with 20 names in a slot,
+/// key and table slot included.
 #[derive(Clone, Debug)]
 pub struct DomainCounts {
     requests: u64,
@@ -353,64 +478,46 @@ pub struct DomainCounts {
     bytes_out: u64,
     names: UniqueNames,
     clients: TopCounts<IpAddr>,
-    samples: Vec<Box<[u8]>>,
     qtypes: TopCounts<u16>,
-    exact_limit: usize,
-    max_samples: usize,
+    samples: Samples,
     /// The shard's record counter when this domain was last recorded: the tie-break
     /// between equally small domains when shedding (the least recent goes first).
     last_seen: u64,
 }
 
 impl DomainCounts {
-    /// Empty counts under `settings`' limits (kept, so merges respect them).
-    pub fn new(settings: &SketchSettings) -> Self {
+    /// Empty counts.
+    pub fn new() -> Self {
         Self {
             requests: 0,
             responses: 0,
             bytes_in: 0,
             bytes_out: 0,
             names: UniqueNames::new(),
-            clients: TopCounts::new(settings.max_clients),
-            samples: Vec::new(),
-            qtypes: TopCounts::new(MAX_QTYPES),
-            exact_limit: settings.exact_limit,
-            max_samples: settings.max_samples,
+            clients: TopCounts::new(),
+            qtypes: TopCounts::new(),
+            samples: Samples::default(),
             last_seen: 0,
         }
     }
 
-    /// Estimated heap bytes held (not counting the struct itself): the exact set's
-    /// table, or the estimate's registers, the clients, samples and query types.
-    /// Capacities, not lengths, because that is what is allocated, and each block as
-    /// the allocator hands it out ([`heap_block`]): with many small blocks per domain
-    /// the rounding and headers are a quarter of the total.
+    /// Estimated heap bytes held (not counting the struct itself): the names' array,
+    /// set or estimate, the clients, samples and query types. Capacities, not lengths,
+    /// because that is what is allocated, and each block as the allocator hands it out
+    /// ([`heap_block`]): with many small blocks per domain the rounding and headers are
+    /// a large part of the total.
     pub fn heap_bytes(&self) -> usize {
-        let names = match &self.names {
-            // hashbrown: a bucket of 8 bytes and a control byte per slot, slots a power
-            // of two at least 8/7 of the capacity.
-            UniqueNames::Exact(set) => heap_block(set.capacity() * 9 * 8 / 7),
-            UniqueNames::Estimated { .. } => {
-                heap_block(HLL_REGISTERS) + heap_block(std::mem::size_of::<Hll>())
-            }
-        };
-        let samples = heap_block(self.samples.capacity() * std::mem::size_of::<Box<[u8]>>())
-            + self
-                .samples
-                .iter()
-                .map(|s| heap_block(s.len()))
-                .sum::<usize>();
-        names
-            + samples
-            + heap_block(self.clients.entries.capacity() * std::mem::size_of::<(IpAddr, u64)>())
-            + heap_block(self.qtypes.entries.capacity() * std::mem::size_of::<(u16, u64)>())
+        self.names.heap_bytes()
+            + self.clients.heap_bytes()
+            + self.qtypes.heap_bytes()
+            + self.samples.heap_bytes()
     }
 
     /// Whether shedding must leave this domain alone: it has many names already.
     fn is_protected(&self, protect_names: u64) -> bool {
         match &self.names {
-            UniqueNames::Exact(set) => set.len() as u64 >= protect_names,
             UniqueNames::Estimated { .. } => true,
+            names => names.count() >= protect_names,
         }
     }
 
@@ -418,8 +525,8 @@ impl DomainCounts {
     /// least recently seen.
     fn shed_rank(&self) -> (u64, u64, u64) {
         let names = match &self.names {
-            UniqueNames::Exact(set) => set.len() as u64,
             UniqueNames::Estimated { floor, .. } => *floor,
+            names => names.count(),
         };
         (
             names,
@@ -462,58 +569,70 @@ impl DomainCounts {
         clients
     }
     /// A few of the names seen, canonical bytes: the first distinct ones.
-    pub fn sample_names(&self) -> &[Box<[u8]>] {
-        &self.samples
+    pub fn sample_names(&self) -> SampleNames<'_> {
+        self.samples.iter()
     }
     /// Query counts by QTYPE, most frequent first (ties by type). At most
     /// [`MAX_QTYPES`] types; past it counts are space-saving like the clients'.
     pub fn qtypes(&self) -> Vec<(u16, u64)> {
         self.qtypes.sorted()
     }
-    /// Adds `other`'s counts into `self`. Limits are `self`'s.
-    pub fn merge(&mut self, other: &DomainCounts) {
+    /// Adds `other`'s counts into `self`, within `settings`' limits.
+    pub fn merge(&mut self, other: &DomainCounts, settings: &SketchSettings) {
         self.requests = self.requests.saturating_add(other.requests);
         self.responses = self.responses.saturating_add(other.responses);
         self.bytes_in = self.bytes_in.saturating_add(other.bytes_in);
         self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
-        self.names.merge(&other.names, self.exact_limit);
-        self.clients.merge(&other.clients);
-        self.qtypes.merge(&other.qtypes);
+        self.names.merge(&other.names, settings.exact_limit);
+        self.clients.merge(&other.clients, settings.max_clients);
+        self.qtypes.merge(&other.qtypes, MAX_QTYPES);
         self.last_seen = self.last_seen.max(other.last_seen);
-        for sample in &other.samples {
-            if self.samples.len() >= self.max_samples {
+        for sample in other.samples.iter() {
+            if self.samples.len() >= settings.max_samples {
                 break;
             }
             if !self.samples.contains(sample) {
-                self.samples.push(sample.clone());
+                self.samples.push(sample);
             }
         }
     }
 
     #[inline]
-    fn record_query(&mut self, name: &[u8], hash: u64, client: IpAddr, qtype: u16, size: u32) {
+    fn record_query(
+        &mut self,
+        name: &[u8],
+        hash: u64,
+        client: IpAddr,
+        qtype: u16,
+        size: u32,
+        settings: &SketchSettings,
+    ) {
         self.requests = self.requests.saturating_add(1);
         self.bytes_in = self.bytes_in.saturating_add(u64::from(size));
-        let fresh = self.names.insert(hash, self.exact_limit);
-        if self.samples.len() < self.max_samples {
+        let fresh = self.names.insert(hash, settings.exact_limit);
+        if self.samples.len() < settings.max_samples {
             // The exact set says whether the name is new; once estimated, compare.
-            let fresh = fresh.unwrap_or_else(|| !self.samples.iter().any(|s| **s == *name));
-            if fresh {
-                // At most `max_samples` ever: allocate that once, not by doubling.
-                if self.samples.capacity() == 0 {
-                    self.samples.reserve_exact(self.max_samples);
-                }
-                self.samples.push(name.into());
+            if fresh.unwrap_or_else(|| !self.samples.contains(name)) {
+                self.samples.push(name);
             }
         }
-        self.clients.add(client, 1);
-        self.qtypes.add(qtype, 1);
+        // Most domains of a slot see one or two clients: grow from two, doubling.
+        let step = self.clients.entries.len().max(2);
+        self.clients.add(client, 1, settings.max_clients, step);
+        // Most domains see one or two types: grow one entry at a time.
+        self.qtypes.add(qtype, 1, MAX_QTYPES, 1);
     }
 
     #[inline]
     fn record_response(&mut self, size: u32) {
         self.responses = self.responses.saturating_add(1);
         self.bytes_out = self.bytes_out.saturating_add(u64::from(size));
+    }
+}
+
+impl Default for DomainCounts {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -613,7 +732,7 @@ impl Shard {
         let now = self.records;
         if let Some(counts) = self.domains.get_mut(domain) {
             let before = counts.heap_bytes();
-            counts.record_query(name, hash, client, qtype, size);
+            counts.record_query(name, hash, client, qtype, size, &self.settings);
             counts.last_seen = now;
             let after = counts.heap_bytes();
             self.held_bytes = (self.held_bytes + after).saturating_sub(before);
@@ -622,8 +741,8 @@ impl Shard {
             }
             return;
         }
-        let mut counts = DomainCounts::new(&self.settings);
-        counts.record_query(name, hash, client, qtype, size);
+        let mut counts = DomainCounts::new();
+        counts.record_query(name, hash, client, qtype, size, &self.settings);
         counts.last_seen = now;
         self.admit(domain.into(), Box::new(counts));
     }
@@ -636,7 +755,7 @@ impl Shard {
             counts.last_seen = now;
             return;
         }
-        let mut counts = DomainCounts::new(&self.settings);
+        let mut counts = DomainCounts::new();
         counts.record_response(size);
         counts.last_seen = now;
         self.admit(domain.into(), Box::new(counts));
@@ -648,7 +767,7 @@ impl Shard {
         for (domain, theirs) in &other.domains {
             if let Some(mine) = self.domains.get_mut(&**domain) {
                 let before = mine.heap_bytes();
-                mine.merge(theirs);
+                mine.merge(theirs, &self.settings);
                 self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
             } else {
                 self.admit(domain.clone(), theirs.clone());
@@ -665,7 +784,7 @@ impl Shard {
         for (domain, theirs) in other.domains {
             if let Some(mine) = self.domains.get_mut(&*domain) {
                 let before = mine.heap_bytes();
-                mine.merge(&theirs);
+                mine.merge(&theirs, &self.settings);
                 self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
             } else {
                 self.admit(domain, theirs);
@@ -880,7 +999,7 @@ mod tests {
         assert_eq!(counts.responses(), 1);
         assert_eq!(counts.qtypes(), vec![(16, 2), (1, 1)]);
         assert_eq!(counts.top_clients(10), vec![(CLIENT, 3)]);
-        let samples: Vec<&[u8]> = counts.sample_names().iter().map(|s| &**s).collect();
+        let samples: Vec<&[u8]> = counts.sample_names().collect();
         assert_eq!(samples, vec![&b"a.pirate.sea"[..], b"b.pirate.sea"]);
         assert_eq!(shard.len(), 2);
         assert_eq!(shard.get(b"other.org").map(DomainCounts::requests), Some(0));
@@ -1041,16 +1160,77 @@ mod tests {
             shard.record_query(b"pirate.sea", &name(i), CLIENT, 10, 75);
         }
         let counts = shard.get(b"pirate.sea").expect("tracked");
-        let expected: Vec<Box<[u8]>> = [1, 2, 3, 4, 5].iter().map(|&i| name(i).into()).collect();
-        assert_eq!(counts.sample_names(), &expected[..]);
+        let expected: Vec<Vec<u8>> = [1, 2, 3, 4, 5].iter().map(|&i| name(i)).collect();
+        let samples: Vec<Vec<u8>> = counts.sample_names().map(<[u8]>::to_vec).collect();
+        assert_eq!(samples, expected);
 
         let mut a = shard_with(0, &settings, [1, 2].into_iter());
         a.merge(&shard_with(0, &settings, [2, 3, 4, 5, 6].into_iter()));
-        let expected: Vec<Box<[u8]>> = [1, 2, 3, 4, 5].iter().map(|&i| name(i).into()).collect();
-        assert_eq!(
-            a.get(b"pirate.sea").expect("tracked").sample_names(),
-            &expected[..]
-        );
+        let merged = a.get(b"pirate.sea").expect("tracked");
+        let samples: Vec<Vec<u8>> = merged.sample_names().map(<[u8]>::to_vec).collect();
+        assert_eq!(samples, expected);
+    }
+
+    #[test]
+    fn samples_stay_distinct_once_estimated_and_keep_long_names_whole() {
+        // Exact limit 2: the third name is already past it, so whether a name is new
+        // comes from comparing with the samples held.
+        let settings = SketchSettings {
+            exact_limit: 2,
+            max_samples: 4,
+            ..SketchSettings::default()
+        };
+        let long = [b'a'; 400];
+        let mut shard = Shard::new(0, &settings);
+        for n in [
+            &name(1)[..],
+            &name(2),
+            &name(3),
+            &name(3),
+            &long,
+            &name(4),
+            &name(5),
+        ] {
+            shard.record_query(b"pirate.sea", n, CLIENT, 10, 75);
+        }
+        let counts = shard.get(b"pirate.sea").expect("tracked");
+        assert!(counts.is_estimated());
+        let samples: Vec<&[u8]> = counts.sample_names().collect();
+        assert_eq!(samples, vec![&name(1)[..], &name(2), &name(3), &long[..]]);
+    }
+
+    #[test]
+    fn names_stay_exact_across_the_small_array_and_the_set() {
+        // Below, at and past FEW_NAMES, alone and merged from overlapping halves.
+        let settings = SketchSettings::default();
+        for n in [
+            FEW_NAMES as u64 - 1,
+            FEW_NAMES as u64,
+            FEW_NAMES as u64 + 1,
+            200,
+        ] {
+            let whole = shard_with(0, &settings, 0..n);
+            assert_eq!(uniques(&whole), n);
+            let mut a = shard_with(0, &settings, 0..n / 2 + 3);
+            a.merge(&shard_with(0, &settings, n / 2..n));
+            assert_eq!(uniques(&a), n);
+            let counts = whole.get(b"pirate.sea").expect("tracked");
+            assert!(!counts.is_estimated());
+        }
+    }
+
+    #[test]
+    fn twenty_names_take_a_fraction_of_a_kilobyte() {
+        // The window holds one of these per domain per slot: the memory bar rests on it.
+        let mut shard = Shard::new(0, &SketchSettings::default());
+        for i in 0..20u8 {
+            let name = format!("h{i}x5f3a9c.d123456.example");
+            let client = IpAddr::V4(Ipv4Addr::new(10, 2, 0, i % 2));
+            shard.record_query(b"d123456.example", name.as_bytes(), client, 1, 60);
+        }
+        let counts = shard.get(b"d123456.example").expect("tracked");
+        let held = COUNTS_BYTES + counts.heap_bytes();
+        assert!(held <= 600, "{held} bytes for 20 names");
     }
 
     #[test]
