@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::decode::DecodeSettings;
 use crate::detect::RuleSettings;
 use crate::domain::{read_whitelist_file, DomainError, DomainSettings};
-use crate::pipeline::{shard_budget, Settings};
+use crate::pipeline::{history_bytes, history_halving, shard_budget, Settings};
 use crate::sketch::SketchSettings;
 use crate::Nanos;
 
@@ -186,6 +186,8 @@ impl Config {
             sketch: SketchSettings {
                 max_samples: self.sample_names,
                 max_bytes: shard_budget(memory_cap, &rule, workers),
+                history_bytes: history_bytes(shard_budget(memory_cap, &rule, workers)),
+                history_halving: history_halving(&rule),
                 // Half the threshold in one slot is near it: never shed such a domain.
                 protect_names: (self.threshold / 2).max(1),
                 ..SketchSettings::default()
@@ -357,12 +359,15 @@ memory_cap = "256MiB"
         assert_eq!(config.whitelist, vec!["example.com".to_string()]);
         assert_eq!(config.memory_cap, 256 << 20);
         let settings = config.settings().unwrap();
-        // 1h window, 5m interval: 13 slots held, one being merged, two per worker.
-        assert_eq!(settings.sketch.max_bytes, (256 << 20) / 16);
+        // 1h window, 5m interval: 13 slots held, one being merged, two per worker, and
+        // each worker's history an eighth of a share.
+        assert_eq!(settings.sketch.max_bytes, (256 << 20) * 8 / (16 * 8 + 1));
+        assert_eq!(settings.sketch.history_bytes, settings.sketch.max_bytes / 8);
+        assert_eq!(settings.sketch.history_halving, 6);
         assert_eq!(settings.sketch.protect_names, 25);
         assert_eq!(
             config.settings_for_workers(4).unwrap().sketch.max_bytes,
-            (256 << 20) / 22
+            (256 << 20) * 8 / (22 * 8 + 4)
         );
     }
 
@@ -382,9 +387,11 @@ memory_cap = "256MiB"
         assert!(message.contains("at least 1MiB"), "{message}");
         let (line, _) = invalid("memory_cap = 1024\n");
         assert_eq!(line, 1);
-        // The default: 1 GiB over the 4 h window's 17 slots, one merging, one worker.
+        // The default: 1 GiB over the 4 h window's 17 slots, one merging, one worker
+        // and its history.
         let settings = Config::default().settings().unwrap();
-        assert_eq!(settings.sketch.max_bytes, (1 << 30) / 20);
+        assert_eq!(settings.sketch.max_bytes, (1 << 30) * 8 / (20 * 8 + 1));
+        assert_eq!(settings.sketch.history_halving, 8);
         assert_eq!(settings.sketch.protect_names, 100);
     }
 

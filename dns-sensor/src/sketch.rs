@@ -67,8 +67,14 @@ pub struct SketchSettings {
     /// window's memory cap (`pipeline::shard_budget`).
     pub max_bytes: usize,
     /// Domains with at least this many unique names in the shard (or an estimated
-    /// count) are never shed: they are near or over the threshold.
+    /// count) are never shed: they are near or over the threshold. Names the domain had
+    /// in earlier slots, as the worker's [`NameHistory`] remembers them, count too.
     pub protect_names: u64,
+    /// Bytes of each worker's [`NameHistory`] (0: none, shedding sees only the slot).
+    pub history_bytes: usize,
+    /// Slots between two halvings of the history: about half a window, so that what it
+    /// remembers fades over about a window.
+    pub history_halving: u32,
 }
 
 impl Default for SketchSettings {
@@ -76,8 +82,9 @@ impl Default for SketchSettings {
     /// default threshold of 200 sits far inside), 64 clients, 5 samples, 100 000 domains
     /// per shard (an enterprise resolver sees a few tens of thousands of registered
     /// domains in 15 minutes), 1/20 of 1 GiB per shard (the default window holds 17
-    /// slots, plus the workers' open shards), and domains with 100 names (half the
-    /// default threshold) protected.
+    /// slots, plus the workers' open shards), domains with 100 names (half the
+    /// default threshold) protected, and no history (the pipeline sizes one from the
+    /// memory cap).
     fn default() -> Self {
         Self {
             exact_limit: 1024,
@@ -86,6 +93,8 @@ impl Default for SketchSettings {
             max_domains: 100_000,
             max_bytes: (1 << 30) / 20,
             protect_names: 100,
+            history_bytes: 0,
+            history_halving: 8,
         }
     }
 }
@@ -480,9 +489,13 @@ pub struct DomainCounts {
     clients: TopCounts<IpAddr>,
     qtypes: TopCounts<u16>,
     samples: Samples,
-    /// The shard's record counter when this domain was last recorded: the tie-break
-    /// between equally small domains when shedding (the least recent goes first).
-    last_seen: u64,
+    /// The shard's record counter when this domain was last recorded (its low 32
+    /// bits): the tie-break between equally small domains when shedding (the least
+    /// recent goes first).
+    last_seen: u32,
+    /// Names the worker's history gave this domain when it entered the shard: what it
+    /// had in earlier slots, and in this one before being shed.
+    prior_names: u16,
 }
 
 impl DomainCounts {
@@ -498,6 +511,7 @@ impl DomainCounts {
             qtypes: TopCounts::new(),
             samples: Samples::default(),
             last_seen: 0,
+            prior_names: 0,
         }
     }
 
@@ -513,23 +527,26 @@ impl DomainCounts {
             + self.samples.heap_bytes()
     }
 
-    /// Whether shedding must leave this domain alone: it has many names already.
-    fn is_protected(&self, protect_names: u64) -> bool {
-        match &self.names {
-            UniqueNames::Estimated { .. } => true,
-            names => names.count() >= protect_names,
-        }
-    }
-
-    /// Shedding order, least active first: fewest names, then fewest records, then
-    /// least recently seen.
-    fn shed_rank(&self) -> (u64, u64, u64) {
+    /// Names for shedding: those in the shard (the sure floor once estimated) plus
+    /// those it had before.
+    fn weight(&self) -> u64 {
         let names = match &self.names {
             UniqueNames::Estimated { floor, .. } => *floor,
             names => names.count(),
         };
+        names + u64::from(self.prior_names)
+    }
+
+    /// Whether shedding must leave this domain alone: it has many names already.
+    fn is_protected(&self, protect_names: u64) -> bool {
+        self.is_estimated() || self.weight() >= protect_names
+    }
+
+    /// Shedding order, least active first: fewest names (with those of earlier slots),
+    /// then fewest records, then least recently seen.
+    fn shed_rank(&self) -> (u64, u64, u32) {
         (
-            names,
+            self.weight(),
             self.requests.saturating_add(self.responses),
             self.last_seen,
         )
@@ -587,6 +604,7 @@ impl DomainCounts {
         self.clients.merge(&other.clients, settings.max_clients);
         self.qtypes.merge(&other.qtypes, MAX_QTYPES);
         self.last_seen = self.last_seen.max(other.last_seen);
+        self.prior_names = self.prior_names.max(other.prior_names);
         for sample in other.samples.iter() {
             if self.samples.len() >= settings.max_samples {
                 break;
@@ -682,6 +700,13 @@ pub struct Shard {
     /// Every domain left is protected and the shard is full: nothing can be shed
     /// until the shard is gone, so new domains are refused without another scan.
     blocked: bool,
+    /// The worker's memory of earlier slots, while this is its open shard: read when a
+    /// domain enters, fed with what is shed.
+    history: Option<NameHistory>,
+    /// The shedding candidates' list, kept between sheds while the shard is open: a
+    /// block of megabytes allocated and freed at every shed made glibc consolidate its
+    /// free lists each time.
+    shed_scratch: Vec<((u64, u64, u32), usize)>,
     /// Largest capacity the domain table has had. The table never shrinks, and
     /// removals leave tombstones that lower `capacity()` without freeing anything, so
     /// this, not `capacity()`, is what the table holds allocated.
@@ -706,8 +731,21 @@ impl Shard {
             held_bytes: 0,
             records: 0,
             blocked: false,
+            history: None,
+            shed_scratch: Vec::new(),
             table_capacity: 0,
         }
+    }
+    /// This shard, consulting and feeding `history` (the worker's) while it is open.
+    pub fn with_history(mut self, history: NameHistory) -> Self {
+        self.history = Some(history);
+        self
+    }
+    /// Ends the shard's open life when its slot closes: frees what only recording
+    /// needs and hands back the history, to carry to the next slot.
+    pub fn close(&mut self) -> Option<NameHistory> {
+        self.shed_scratch = Vec::new();
+        self.history.take()
     }
     /// The slot's start.
     pub fn start(&self) -> Nanos {
@@ -729,7 +767,7 @@ impl Shard {
     ) {
         let hash = xxh3_64(name);
         self.records = self.records.wrapping_add(1);
-        let now = self.records;
+        let now = self.records as u32;
         if let Some(counts) = self.domains.get_mut(domain) {
             let before = counts.heap_bytes();
             counts.record_query(name, hash, client, qtype, size, &self.settings);
@@ -749,7 +787,7 @@ impl Shard {
     /// Records one response of `size` bytes under `domain`.
     pub fn record_response(&mut self, domain: &[u8], size: u32) {
         self.records = self.records.wrapping_add(1);
-        let now = self.records;
+        let now = self.records as u32;
         if let Some(counts) = self.domains.get_mut(domain) {
             counts.record_response(size);
             counts.last_seen = now;
@@ -802,7 +840,11 @@ impl Shard {
         self.records = self.records.max(other.records);
     }
     /// Inserts a domain not yet held, shedding others first if it does not fit.
-    fn admit(&mut self, domain: Box<[u8]>, counts: Box<DomainCounts>) {
+    fn admit(&mut self, domain: Box<[u8]>, mut counts: Box<DomainCounts>) {
+        if let Some(history) = &self.history {
+            let prior = history.names(&domain).max(u64::from(counts.prior_names));
+            counts.prior_names = u16::try_from(prior).unwrap_or(u16::MAX);
+        }
         // A full table doubles on insert: count what that would add.
         let growth = if self.domains.len() >= self.domains.capacity()
             && self.domains.len() + 1 > self.table_capacity / 2
@@ -835,21 +877,23 @@ impl Shard {
         let table = self.table_bytes();
         let protect = self.settings.protect_names;
         // Candidates, least active first, with what shedding each would free.
-        let mut candidates: Vec<((u64, u64, u64), usize)> = self
-            .domains
-            .iter()
-            .filter(|(_, c)| !c.is_protected(protect))
-            .map(|(d, c)| {
-                (
-                    c.shed_rank(),
-                    heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes(),
-                )
-            })
-            .collect();
+        let mut candidates = std::mem::take(&mut self.shed_scratch);
+        candidates.clear();
+        candidates.extend(
+            self.domains
+                .iter()
+                .filter(|(_, c)| !c.is_protected(protect))
+                .map(|(d, c)| {
+                    (
+                        c.shed_rank(),
+                        heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes(),
+                    )
+                }),
+        );
         candidates.sort_unstable();
         let mut domains = self.domains.len();
         let mut bytes = self.held_bytes + table;
-        let mut cut: Option<(u64, u64, u64)> = None;
+        let mut cut: Option<(u64, u64, u32)> = None;
         let mut shed = 0usize;
         for (rank, freed) in &candidates {
             if domains <= target_domains && bytes <= target_bytes {
@@ -867,6 +911,7 @@ impl Shard {
             let mut evicted = 0u64;
             let mut shed_records = 0u64;
             let mut freed = 0usize;
+            let history = &mut self.history;
             self.domains.retain(|d, c| {
                 if c.is_protected(protect) {
                     return true;
@@ -879,6 +924,10 @@ impl Shard {
                     ties -= 1;
                 }
                 evicted += 1;
+                if let Some(history) = history.as_mut() {
+                    // Remembered, so that a domain coming back is not shed first again.
+                    history.add(d, c.names.count());
+                }
                 shed_records = shed_records.saturating_add(c.requests.saturating_add(c.responses));
                 freed += heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes();
                 false
@@ -891,6 +940,7 @@ impl Shard {
         // Every candidate was shed if it still does not fit: only protected domains
         // are left, and they stay until the slot leaves the window.
         self.blocked = !fits && cut == candidates.last().map(|c| c.0);
+        self.shed_scratch = candidates;
         fits
     }
     /// Bytes of the domain table's slots (allocated whether used or not; the table
@@ -947,6 +997,105 @@ impl Shard {
     /// Domains shed to make room, here and in the shards merged into this one.
     pub fn evicted_domains(&self) -> u64 {
         self.evicted
+    }
+}
+
+/// Rows of the [`NameHistory`]'s count-min sketch.
+const HISTORY_ROWS: usize = 4;
+
+/// About how many names each registered domain had in a worker's recent slots: what
+/// lets shedding tell a slow tunnel (a few names in every slot) from the one-slot
+/// domains of a flood, when each slot on its own shows them alike.
+///
+/// A count-min sketch of 16-bit counters, [`HISTORY_ROWS`] rows, over a per-process
+/// keyed hash of the domain (names are attacker-chosen), with conservative update (a
+/// count raises each row only as far as the smallest row plus the count), so the
+/// estimate is never below the truth and, away from saturation, close to it. A worker
+/// adds every closed slot's domains and every domain its open shard sheds; every
+/// [`SketchSettings::history_halving`] slots all counters halve, as TinyLFU ages its
+/// counts, so the history spans about a window and domains long gone fade out.
+#[derive(Clone, Debug)]
+pub struct NameHistory {
+    counters: Box<[u16]>,
+    /// log2 of a row's width.
+    width_bits: u32,
+    hasher: foldhash::fast::RandomState,
+    slots_since_halving: u32,
+    halving: u32,
+}
+
+impl NameHistory {
+    /// A history of at most `bytes` (a power-of-two width, at least 64 counters a row),
+    /// halving every `halving` slots (at least 1).
+    pub fn new(bytes: usize, halving: u32) -> Self {
+        let per_row = (bytes / (HISTORY_ROWS * 2)).max(64);
+        let width_bits = usize::BITS - 1 - per_row.leading_zeros();
+        Self {
+            counters: vec![0; HISTORY_ROWS << width_bits].into_boxed_slice(),
+            width_bits,
+            hasher: foldhash::fast::RandomState::default(),
+            slots_since_halving: 0,
+            halving: halving.max(1),
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        heap_block(self.counters.len() * 2) + std::mem::size_of::<Self>()
+    }
+
+    /// The counter of `domain` in each row.
+    fn cells(&self, domain: &[u8]) -> [usize; HISTORY_ROWS] {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(domain);
+        // Rows indexed by h1 + i * h2 (Kirsch and Mitzenmacher): one hash, independent
+        // enough rows.
+        let step = hash.rotate_left(32) | 1;
+        std::array::from_fn(|row| {
+            let h = hash.wrapping_add((row as u64).wrapping_mul(step));
+            (row << self.width_bits) | (h >> (64 - self.width_bits)) as usize
+        })
+    }
+
+    /// Names remembered for `domain`: at least as many as were added, fewer halvings.
+    pub fn names(&self, domain: &[u8]) -> u64 {
+        self.cells(domain)
+            .iter()
+            .map(|&i| u64::from(self.counters[i]))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Remembers `names` more names of `domain`.
+    pub fn add(&mut self, domain: &[u8], names: u64) {
+        let cells = self.cells(domain);
+        let least = cells
+            .iter()
+            .map(|&i| u64::from(self.counters[i]))
+            .min()
+            .unwrap_or(0);
+        let raised = u16::try_from(least.saturating_add(names)).unwrap_or(u16::MAX);
+        for i in cells {
+            self.counters[i] = self.counters[i].max(raised);
+        }
+    }
+
+    /// Remembers a closed slot: every domain's names in it. `elapsed` slots have passed
+    /// since the previous one closed (more than one after a silence); everything halves
+    /// first as many times as halvings fell in that time.
+    pub fn absorb(&mut self, shard: &Shard, elapsed: u64) {
+        let since = u64::from(self.slots_since_halving).saturating_add(elapsed);
+        let halvings = since / u64::from(self.halving);
+        self.slots_since_halving = (since % u64::from(self.halving)) as u32;
+        if halvings > 0 {
+            let shift = halvings.min(16) as u32;
+            for counter in self.counters.iter_mut() {
+                *counter = counter.checked_shr(shift).unwrap_or(0);
+            }
+        }
+        for (domain, counts) in shard.domains() {
+            self.add(domain, counts.unique_names());
+        }
     }
 }
 
@@ -1217,6 +1366,78 @@ mod tests {
             let counts = whole.get(b"pirate.sea").expect("tracked");
             assert!(!counts.is_estimated());
         }
+    }
+
+    #[test]
+    fn history_never_forgets_too_little_and_rarely_too_much() {
+        // 10 000 domains into 4 x 8 192 counters (about the default's load: a million
+        // domains in a window, half a million counters a row): many share a counter
+        // in some row.
+        let mut history = NameHistory::new(64 << 10, 8);
+        assert_eq!(history.counters.len(), 4 * 8192);
+        let truth = |d: u64| d % 37 + 1;
+        for d in 0..10_000u64 {
+            history.add(format!("d{d}.example").as_bytes(), truth(d));
+        }
+        let (mut over, mut exact) = (0u64, 0u64);
+        for d in 0..10_000u64 {
+            let remembered = history.names(format!("d{d}.example").as_bytes());
+            assert!(remembered >= truth(d), "d{d}: {remembered} < {}", truth(d));
+            over += remembered - truth(d);
+            exact += u64::from(remembered == truth(d));
+        }
+        // Conservative update keeps most exact and the mean overestimate to a few names.
+        assert!(exact > 5_000, "{exact} exact");
+        assert!(over / 10_000 < 3, "mean overestimate {}", over / 10_000);
+        assert_eq!(history.names(b"never.example"), 0);
+        // Saturates rather than wraps.
+        history.add(b"huge.example", 1 << 40);
+        assert_eq!(history.names(b"huge.example"), u64::from(u16::MAX));
+    }
+
+    #[test]
+    fn history_halves_every_so_many_slots_of_time() {
+        let mut shard = Shard::new(0, &SketchSettings::default());
+        for i in 0..40 {
+            shard.record_query(b"pirate.sea", &name(i), CLIENT, 16, 80);
+        }
+        let mut history = NameHistory::new(1 << 12, 2);
+        history.absorb(&shard, 1);
+        assert_eq!(history.names(b"pirate.sea"), 40);
+        history.absorb(&shard, 1);
+        // The second slot's turn to halve came first: 40 / 2 + 40.
+        assert_eq!(history.names(b"pirate.sea"), 60);
+        // Five slots of silence: two more halvings, then the slot.
+        history.absorb(&Shard::new(0, &SketchSettings::default()), 5);
+        assert_eq!(history.names(b"pirate.sea"), 15);
+        history.absorb(&Shard::new(0, &SketchSettings::default()), 100);
+        assert_eq!(history.names(b"pirate.sea"), 0);
+    }
+
+    #[test]
+    fn a_shed_domain_comes_back_with_what_it_had() {
+        // A shard with room for a few domains, a history: the domain shed first is
+        // remembered, and outranks newcomers on its return.
+        let settings = SketchSettings {
+            max_domains: 8,
+            ..SketchSettings::default()
+        };
+        let mut shard = Shard::new(0, &settings).with_history(NameHistory::new(1 << 12, 8));
+        for i in 0..3 {
+            shard.record_query(b"early.example", &name(i), CLIENT, 16, 80);
+        }
+        for d in 0..8 {
+            shard.record_query(format!("x{d}.example").as_bytes(), &name(0), CLIENT, 1, 60);
+        }
+        assert!(shard.evicted_domains() > 0);
+        let history = shard.close().expect("history");
+        assert!(history.names(b"x0.example") >= 1);
+        assert_eq!(shard.close().map(|h| h.bytes()), None);
+        let mut shard = Shard::new(0, &settings).with_history(history);
+        shard.record_query(b"x0.example", &name(1), CLIENT, 1, 60);
+        let back = shard.get(b"x0.example").expect("admitted");
+        assert_eq!(back.prior_names, 1);
+        assert_eq!(back.weight(), 2);
     }
 
     #[test]
