@@ -655,8 +655,10 @@ impl Default for DomainCounts {
 }
 
 /// Bytes a heap block of `bytes` really takes: nothing for an empty one, else the
-/// request plus an 8-byte header rounded up to 16, at least 32 (glibc's malloc; other
-/// allocators round similarly).
+/// request plus an 8-byte header rounded up to 16, at least 32. That is glibc's malloc;
+/// the sensor binary runs on mimalloc, whose size classes (no header, at most 12.5 %
+/// rounding) come out about the same on the window's mix of blocks: the estimate of a
+/// full 4 h window and the process's resident size agree within a few percent.
 pub fn heap_block(bytes: usize) -> usize {
     if bytes == 0 {
         0

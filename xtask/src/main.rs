@@ -13,6 +13,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The sensor binary's allocator, so that the benchmarks run here measure what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "dns-sensor project tasks")]
 struct Cli {
