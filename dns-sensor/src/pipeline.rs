@@ -845,9 +845,12 @@ mod tests {
             "{} bytes",
             summary.peak_bytes
         );
-        assert!(summary.evicted_domains > flood - 4_000, "{summary:?}");
+        // Lost records: the flood's queries that were turned away at the door or whose
+        // domain was evicted later (one record each).
+        assert!(summary.shed_domains > flood - 4_000, "{summary:?}");
+        assert!(summary.evicted_domains > 0, "{summary:?}");
+        assert!(summary.shed_domains >= summary.evicted_domains);
         assert!(summary.peak_domains < 4_000, "{summary:?}");
-        assert_eq!(summary.shed_domains, summary.evicted_domains);
         // The real tunnel, with the figures it has alone (tests/real_tunnels.rs).
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         let alert = &alerts[0];

@@ -781,6 +781,18 @@ impl Shard {
             }
             return;
         }
+        if !self.has_room_for(domain) {
+            // The doorkeeper: a domain the history has never seen does not push others
+            // out. It is remembered, and gets in if it comes back; a flood of one-off
+            // domains costs a look-up each instead of an admission and an eviction.
+            if let Some(history) = self.history.as_mut() {
+                if history.names(domain) == 0 {
+                    history.add(domain, 1);
+                    self.shed = self.shed.saturating_add(1);
+                    return;
+                }
+            }
+        }
         let mut counts = DomainCounts::new();
         counts.record_query(name, hash, client, qtype, size, &self.settings);
         counts.last_seen = now;
@@ -795,10 +807,22 @@ impl Shard {
             counts.last_seen = now;
             return;
         }
+        if !self.has_room_for(domain) {
+            // A response adds no name: it never pushes a domain out (in an answered
+            // flood, every refused query would otherwise come back as its response).
+            self.shed = self.shed.saturating_add(1);
+            return;
+        }
         let mut counts = DomainCounts::new();
         counts.record_response(size);
         counts.last_seen = now;
         self.admit(domain.into(), Box::new(counts));
+    }
+    /// Whether a new domain fits without shedding (by the least it can cost).
+    #[inline]
+    fn has_room_for(&self, domain: &[u8]) -> bool {
+        self.domains.len() < self.domain_room()
+            && self.bytes() + heap_block(domain.len()) + COUNTS_BYTES <= self.settings.max_bytes
     }
     /// Adds another shard of the same slot into this one (the caller matches slots).
     /// Past this shard's bounds the least active small domains are shed.
@@ -1391,7 +1415,7 @@ mod tests {
         // Conservative update keeps most exact and the mean overestimate to a few names.
         assert!(exact > 5_000, "{exact} exact");
         assert!(over / 10_000 < 3, "mean overestimate {}", over / 10_000);
-        assert_eq!(history.names(b"never.example"), 0);
+        assert_eq!(NameHistory::new(64 << 10, 8).names(b"never.example"), 0);
         // Saturates rather than wraps.
         history.add(b"huge.example", 1 << 40);
         assert_eq!(history.names(b"huge.example"), u64::from(u16::MAX));
@@ -1417,29 +1441,44 @@ mod tests {
     }
 
     #[test]
-    fn a_shed_domain_comes_back_with_what_it_had() {
-        // A shard with room for a few domains, a history: the domain shed first is
-        // remembered, and outranks newcomers on its return.
+    fn the_doorkeeper_turns_away_strangers_and_lets_them_in_on_their_return() {
         let settings = SketchSettings {
-            max_domains: 8,
+            max_domains: 4,
             ..SketchSettings::default()
         };
         let mut shard = Shard::new(0, &settings).with_history(NameHistory::new(1 << 12, 8));
         for i in 0..3 {
             shard.record_query(b"early.example", &name(i), CLIENT, 16, 80);
         }
-        for d in 0..8 {
+        for d in 0..3 {
             shard.record_query(format!("x{d}.example").as_bytes(), &name(0), CLIENT, 1, 60);
         }
-        assert!(shard.evicted_domains() > 0);
+        assert_eq!(shard.len(), 4);
+        // Full: a domain never seen is turned away, pushing nothing out.
+        shard.record_query(b"x3.example", &name(0), CLIENT, 1, 60);
+        assert!(shard.get(b"x3.example").is_none());
+        assert_eq!(
+            (shard.len(), shard.evicted_domains(), shard.shed_domains()),
+            (4, 0, 1)
+        );
+        // Back again: the history knows it; it gets in with that name as a prior and
+        // the least active, oldest domain (x0) goes, remembered in turn.
+        shard.record_query(b"x3.example", &name(1), CLIENT, 1, 60);
+        let back = shard.get(b"x3.example").expect("admitted");
+        assert_eq!((back.prior_names, back.weight()), (1, 2));
+        assert!(shard.get(b"x0.example").is_none());
+        assert!(shard.get(b"early.example").is_some());
+        assert_eq!(shard.evicted_domains(), 1);
         let history = shard.close().expect("history");
         assert!(history.names(b"x0.example") >= 1);
-        assert_eq!(shard.close().map(|h| h.bytes()), None);
-        let mut shard = Shard::new(0, &settings).with_history(history);
-        shard.record_query(b"x0.example", &name(1), CLIENT, 1, 60);
-        let back = shard.get(b"x0.example").expect("admitted");
-        assert_eq!(back.prior_names, 1);
-        assert_eq!(back.weight(), 2);
+        assert!(shard.close().is_none());
+        // Without a history every newcomer gets in and the least active goes.
+        let mut plain = Shard::new(0, &settings);
+        for d in 0..5 {
+            plain.record_query(format!("x{d}.example").as_bytes(), &name(0), CLIENT, 1, 60);
+        }
+        assert!(plain.get(b"x4.example").is_some());
+        assert_eq!(plain.evicted_domains(), 1);
     }
 
     #[test]
@@ -1492,11 +1531,18 @@ mod tests {
         assert!(shard.get(b"c.org").is_some() && shard.get(b"d.org").is_some());
         assert_eq!(shard.evicted_domains(), 1);
         assert_eq!(shard.shed_domains(), 1);
-        // A response for a new domain sheds the oldest small one (c) too.
+        // A response for a new domain adds no name: it pushes nothing out, and is
+        // counted as shed itself.
         shard.record_response(b"e.org", 100);
-        assert!(shard.get(b"c.org").is_none());
-        assert_eq!(shard.evicted_domains(), 2);
+        assert!(shard.get(b"e.org").is_none());
+        assert_eq!(shard.len(), 3);
+        assert_eq!(shard.evicted_domains(), 1);
         assert_eq!(shard.shed_domains(), 2);
+        // A query for one sheds the oldest small one (c).
+        shard.record_query(b"e.org", b"www", CLIENT, 1, 50);
+        assert!(shard.get(b"c.org").is_none() && shard.get(b"e.org").is_some());
+        assert_eq!(shard.evicted_domains(), 2);
+        assert_eq!(shard.shed_domains(), 3);
 
         // A merge past the bound sheds as well, and carries the other's counters.
         let mut other = Shard::new(42, &settings);
@@ -1510,7 +1556,8 @@ mod tests {
         assert_eq!(shard.len(), 3);
         assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(4));
         assert!(shard.evicted_domains() >= 4);
-        assert_eq!(shard.shed_domains(), shard.evicted_domains());
+        // Each evicted domain had one record, and one response was turned away.
+        assert_eq!(shard.shed_domains(), shard.evicted_domains() + 1);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("demo", "30 min of ordinary traffic from 50 clients with an iodine-like NULL tunnel (400 names) hidden in it"),
     ("mix", "the benchmark mix: ordinary traffic with a TXT and a NULL tunnel and a random-subdomain flood (--frames N)"),
     ("window", "a full 4 h window: --frames N queries (default 1 M; 20 M for the memory bar) for N/20 registered domains, 20 names each, each domain active in one 15-minute slot, and a 300-name tunnel across the window"),
+    ("flood", "a 4 h flood where every query is a new registered domain (--frames N, default 1 M), as a DGA or a random-domain attack makes it, and the window's 300-name tunnel inside it"),
 ];
 
 /// Writes scenario `name` to `out`.
@@ -32,7 +33,8 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
             traffic
         }
         "mix" => mix(frames, EPOCH),
-        "window" => return write_window(out, frames),
+        "window" => return write_window(out, frames, 20),
+        "flood" => return write_window(out, frames, 1),
         other => bail!("no scenario {other:?}; known: {}", names()),
     };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -43,19 +45,20 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
         .with_context(|| format!("writing {}", out.display()))
 }
 
-/// Writes the `window` scenario straight to `out` in time order (it is too large to
-/// hold and sort in memory): `queries` queries, 20 distinct names per registered domain,
-/// domain `d` queried only in slot `d % 16` of the 4 h window, from 1 000 clients, no
-/// responses; plus a tunnel of 300 names spread over the whole window (one alert).
-fn write_window(out: &Path, queries: u64) -> anyhow::Result<usize> {
+/// Writes the `window` and `flood` scenarios straight to `out` in time order (they are
+/// too large to hold and sort in memory): `queries` queries, `names_per_domain`
+/// distinct names per registered domain, domain `d` queried only in slot `d % 16` of
+/// the 4 h window, from 1 000 clients, no responses; plus a tunnel of 300 names spread
+/// over the whole window (one alert, and its realert).
+fn write_window(out: &Path, queries: u64, names_per_domain: u64) -> anyhow::Result<usize> {
     use dns_sensor::capture::{LinkType, PcapWriter};
     use dns_sensor::synth::scenario::{v4, HOUR};
     use dns_sensor::synth::{query, tunnel_name, udp_frame, Flow};
 
     const SLOTS: u64 = 16;
-    const NAMES_PER_DOMAIN: u64 = 20;
     const TUNNEL_NAMES: u64 = 300;
-    let domains = (queries / NAMES_PER_DOMAIN).max(SLOTS);
+    let names_per_domain = names_per_domain.max(1);
+    let domains = (queries / names_per_domain).max(SLOTS);
     let slot = 4 * HOUR / SLOTS;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -70,7 +73,7 @@ fn write_window(out: &Path, queries: u64) -> anyhow::Result<usize> {
     for s in 0..SLOTS {
         // Domains of this slot: d = s, s + 16, s + 32, ...
         let in_slot = (domains - s).div_ceil(SLOTS);
-        let total = in_slot * NAMES_PER_DOMAIN;
+        let total = in_slot * names_per_domain;
         let step = slot / total.max(1);
         for k in 0..total {
             let ts = EPOCH + s * slot + k * step;
