@@ -31,6 +31,10 @@ use dns_sensor::synth::{randomize_case, tunnel_name};
 use dns_sensor::Nanos;
 use xxhash_rust::xxh3::xxh3_64;
 
+/// The sensor binary's allocator, so that allocation costs are what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const IODINE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/captures/elastic-iodine-tunnel.pcap"

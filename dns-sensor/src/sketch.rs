@@ -1,5 +1,7 @@
-//! Sketch: per-domain counts for one time slot (one shard per worker per slot), and how
-//! shards merge. Unique names are counted exactly up to a bound and estimated beyond it.
+//! Sketch: per-domain counts for one time slot (one shard per worker per slot), how
+//! shards merge, and how a full shard chooses what to shed (helped by each worker's
+//! [`NameHistory`] of earlier slots). Unique names are counted exactly up to a bound and
+//! estimated beyond it.
 //!
 //! Unique names are tracked as 64-bit XXH3 hashes of the canonical query name. XXH3 is
 //! unseeded and fixed by its specification, so two sensors (or two runs) hash a name the
@@ -537,6 +539,16 @@ impl DomainCounts {
         names + u64::from(self.prior_names)
     }
 
+    /// The heap bytes of new counts after one query for `name` (what
+    /// [`heap_bytes`](Self::heap_bytes) then says), computed without building them.
+    fn first_query_heap_bytes(name: &[u8]) -> usize {
+        let name_len = name.len().min(usize::from(u16::MAX));
+        heap_block(4 * 8)
+            + heap_block(2 * std::mem::size_of::<(IpAddr, u64)>())
+            + heap_block(std::mem::size_of::<(u16, u64)>())
+            + heap_block(1 + 2 + name_len)
+    }
+
     /// Whether shedding must leave this domain alone: it has many names already.
     fn is_protected(&self, protect_names: u64) -> bool {
         self.is_estimated() || self.weight() >= protect_names
@@ -781,13 +793,16 @@ impl Shard {
             }
             return;
         }
-        if !self.has_room_for(domain) {
-            // The doorkeeper: a domain the history has never seen does not push others
-            // out. It is remembered, and gets in if it comes back; a flood of one-off
-            // domains costs a look-up each instead of an admission and an eviction.
+        // Once the shard has had to shed, the room shedding made is kept for domains
+        // that come back, not handed to the next strangers of a flood.
+        if self.evicted > 0
+            || !self.has_room_for(domain, DomainCounts::first_query_heap_bytes(name))
+        {
+            // The door: a domain the history does not know pushes nothing out on its
+            // first query in the slot, only if it comes back. A flood of one-off
+            // domains costs a look-up and a bit each, not an admission and an eviction.
             if let Some(history) = self.history.as_mut() {
-                if history.names(domain) == 0 {
-                    history.add(domain, 1);
+                if history.names(domain) == 0 && !history.knock(domain) {
                     self.shed = self.shed.saturating_add(1);
                     return;
                 }
@@ -807,7 +822,7 @@ impl Shard {
             counts.last_seen = now;
             return;
         }
-        if !self.has_room_for(domain) {
+        if !self.has_room_for(domain, 0) {
             // A response adds no name: it never pushes a domain out (in an answered
             // flood, every refused query would otherwise come back as its response).
             self.shed = self.shed.saturating_add(1);
@@ -818,11 +833,23 @@ impl Shard {
         counts.last_seen = now;
         self.admit(domain.into(), Box::new(counts));
     }
-    /// Whether a new domain fits without shedding (by the least it can cost).
+    /// Whether a new domain whose first record costs `counts_heap` heap bytes fits
+    /// without shedding (the same test as [`admit`](Self::admit)'s).
     #[inline]
-    fn has_room_for(&self, domain: &[u8]) -> bool {
-        self.domains.len() < self.domain_room()
-            && self.bytes() + heap_block(domain.len()) + COUNTS_BYTES <= self.settings.max_bytes
+    fn has_room_for(&self, domain: &[u8], counts_heap: usize) -> bool {
+        let cost = heap_block(domain.len()) + COUNTS_BYTES + counts_heap + self.growth_bytes();
+        self.domains.len() < self.domain_room() && self.bytes() + cost <= self.settings.max_bytes
+    }
+    /// What the table would grow by on the next insert.
+    fn growth_bytes(&self) -> usize {
+        // A full table doubles on insert.
+        if self.domains.len() >= self.domains.capacity()
+            && self.domains.len() + 1 > self.table_capacity / 2
+        {
+            Self::doubled_table_bytes(self.table_capacity).saturating_sub(self.table_bytes())
+        } else {
+            0
+        }
     }
     /// Adds another shard of the same slot into this one (the caller matches slots).
     /// Past this shard's bounds the least active small domains are shed.
@@ -871,15 +898,8 @@ impl Shard {
             let prior = history.names(&domain).max(u64::from(counts.prior_names));
             counts.prior_names = u16::try_from(prior).unwrap_or(u16::MAX);
         }
-        // A full table doubles on insert: count what that would add.
-        let growth = if self.domains.len() >= self.domains.capacity()
-            && self.domains.len() + 1 > self.table_capacity / 2
-        {
-            Self::doubled_table_bytes(self.table_capacity).saturating_sub(self.table_bytes())
-        } else {
-            0
-        };
-        let cost = heap_block(domain.len()) + COUNTS_BYTES + counts.heap_bytes() + growth;
+        let cost =
+            heap_block(domain.len()) + COUNTS_BYTES + counts.heap_bytes() + self.growth_bytes();
         let table_full = self.domains.len() >= self.domain_room();
         if (table_full || self.bytes() + cost > self.settings.max_bytes)
             && (self.blocked || !self.shed_to_fit(cost))
@@ -952,7 +972,7 @@ impl Shard {
                 evicted += 1;
                 if let Some(history) = history.as_mut() {
                     // Remembered, so that a domain coming back is not shed first again.
-                    history.add(d, c.names.count());
+                    history.remember(d, c.names.count());
                 }
                 shed_records = shed_records.saturating_add(c.requests.saturating_add(c.responses));
                 freed += heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes();
@@ -1037,14 +1057,22 @@ const HISTORY_ROWS: usize = 4;
 /// keyed hash of the domain (names are attacker-chosen), with conservative update (a
 /// count raises each row only as far as the smallest row plus the count), so the
 /// estimate is never below the truth and, away from saturation, close to it. A worker
-/// adds every closed slot's domains and every domain its open shard sheds; every
+/// adds every closed slot's domains and every domain its open shard sheds, those with
+/// two names or more; every
 /// [`SketchSettings::history_halving`] slots all counters halve, as TinyLFU ages its
 /// counts, so the history spans about a window and domains long gone fade out.
+///
+/// In front of it, as in TinyLFU, a door: one bit per hash bucket, cleared at every
+/// slot, set by a domain knocking at a full shard ([`knock`](Self::knock)). A full
+/// shard lets a domain the history does not know in only on its second knock, so a
+/// flood of one-off domains costs a bit each, and leaves the counters clean.
 #[derive(Clone, Debug)]
 pub struct NameHistory {
     counters: Box<[u16]>,
     /// log2 of a row's width.
     width_bits: u32,
+    /// The door's bits: 8 per counter (a third of the history's bytes).
+    door: Box<[u64]>,
     hasher: foldhash::fast::RandomState,
     slots_since_halving: u32,
     halving: u32,
@@ -1054,11 +1082,14 @@ impl NameHistory {
     /// A history of at most `bytes` (a power-of-two width, at least 64 counters a row),
     /// halving every `halving` slots (at least 1).
     pub fn new(bytes: usize, halving: u32) -> Self {
-        let per_row = (bytes / (HISTORY_ROWS * 2)).max(64);
+        // 2 bytes a counter and one byte of door bits.
+        let per_row = (bytes / (HISTORY_ROWS * 3)).max(64);
         let width_bits = usize::BITS - 1 - per_row.leading_zeros();
+        let counters = HISTORY_ROWS << width_bits;
         Self {
-            counters: vec![0; HISTORY_ROWS << width_bits].into_boxed_slice(),
+            counters: vec![0; counters].into_boxed_slice(),
             width_bits,
+            door: vec![0; counters / 8].into_boxed_slice(),
             hasher: foldhash::fast::RandomState::default(),
             slots_since_halving: 0,
             halving: halving.max(1),
@@ -1067,13 +1098,18 @@ impl NameHistory {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        heap_block(self.counters.len() * 2) + std::mem::size_of::<Self>()
+        heap_block(self.counters.len() * 2)
+            + heap_block(self.door.len() * 8)
+            + std::mem::size_of::<Self>()
     }
 
-    /// The counter of `domain` in each row.
-    fn cells(&self, domain: &[u8]) -> [usize; HISTORY_ROWS] {
+    fn hash(&self, domain: &[u8]) -> u64 {
         use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(domain);
+        self.hasher.hash_one(domain)
+    }
+
+    /// The counter of a domain hashed to `hash` in each row.
+    fn cells(&self, hash: u64) -> [usize; HISTORY_ROWS] {
         // Rows indexed by h1 + i * h2 (Kirsch and Mitzenmacher): one hash, independent
         // enough rows.
         let step = hash.rotate_left(32) | 1;
@@ -1085,7 +1121,7 @@ impl NameHistory {
 
     /// Names remembered for `domain`: at least as many as were added, fewer halvings.
     pub fn names(&self, domain: &[u8]) -> u64 {
-        self.cells(domain)
+        self.cells(self.hash(domain))
             .iter()
             .map(|&i| u64::from(self.counters[i]))
             .min()
@@ -1094,7 +1130,7 @@ impl NameHistory {
 
     /// Remembers `names` more names of `domain`.
     pub fn add(&mut self, domain: &[u8], names: u64) {
-        let cells = self.cells(domain);
+        let cells = self.cells(self.hash(domain));
         let least = cells
             .iter()
             .map(|&i| u64::from(self.counters[i]))
@@ -1104,6 +1140,26 @@ impl NameHistory {
         for i in cells {
             self.counters[i] = self.counters[i].max(raised);
         }
+    }
+
+    /// Adds what a slot (or a shed) showed of `domain`, if it had more than one name:
+    /// a single name says nothing about a domain, and a flood of one-name domains
+    /// would fill the counters until every stranger read as known.
+    fn remember(&mut self, domain: &[u8], names: u64) {
+        if names >= 2 {
+            self.add(domain, names);
+        }
+    }
+
+    /// `domain` knocks at the door: whether it (or a domain sharing its bit) knocked
+    /// before in this slot. It has, afterwards.
+    pub fn knock(&mut self, domain: &[u8]) -> bool {
+        // The low bits: the rows use the high ones.
+        let bit = self.hash(domain) as usize & (self.door.len() * 64 - 1);
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let knocked = self.door[word] & mask != 0;
+        self.door[word] |= mask;
+        knocked
     }
 
     /// Remembers a closed slot: every domain's names in it. `elapsed` slots have passed
@@ -1120,8 +1176,9 @@ impl NameHistory {
             }
         }
         for (domain, counts) in shard.domains() {
-            self.add(domain, counts.unique_names());
+            self.remember(domain, counts.unique_names());
         }
+        self.door.fill(0);
     }
 }
 
@@ -1399,7 +1456,7 @@ mod tests {
         // 10 000 domains into 4 x 8 192 counters (about the default's load: a million
         // domains in a window, half a million counters a row): many share a counter
         // in some row.
-        let mut history = NameHistory::new(64 << 10, 8);
+        let mut history = NameHistory::new(96 << 10, 8);
         assert_eq!(history.counters.len(), 4 * 8192);
         let truth = |d: u64| d % 37 + 1;
         for d in 0..10_000u64 {
@@ -1451,7 +1508,9 @@ mod tests {
             shard.record_query(b"early.example", &name(i), CLIENT, 16, 80);
         }
         for d in 0..3 {
-            shard.record_query(format!("x{d}.example").as_bytes(), &name(0), CLIENT, 1, 60);
+            for i in 0..2 {
+                shard.record_query(format!("x{d}.example").as_bytes(), &name(i), CLIENT, 1, 60);
+            }
         }
         assert_eq!(shard.len(), 4);
         // Full: a domain never seen is turned away, pushing nothing out.
@@ -1461,17 +1520,29 @@ mod tests {
             (shard.len(), shard.evicted_domains(), shard.shed_domains()),
             (4, 0, 1)
         );
-        // Back again: the history knows it; it gets in with that name as a prior and
-        // the least active, oldest domain (x0) goes, remembered in turn.
+        // Back again: it knocked before, so it gets in, and the least active, oldest
+        // domain (x0) goes, remembered in turn.
         shard.record_query(b"x3.example", &name(1), CLIENT, 1, 60);
         let back = shard.get(b"x3.example").expect("admitted");
-        assert_eq!((back.prior_names, back.weight()), (1, 2));
+        assert_eq!((back.prior_names, back.weight()), (0, 1));
         assert!(shard.get(b"x0.example").is_none());
         assert!(shard.get(b"early.example").is_some());
         assert_eq!(shard.evicted_domains(), 1);
-        let history = shard.close().expect("history");
-        assert!(history.names(b"x0.example") >= 1);
+        let mut history = shard.close().expect("history");
+        assert!(history.names(b"x0.example") >= 2);
         assert!(shard.close().is_none());
+        // In the next slot, a domain shed in this one comes in at once; the door is
+        // closed again to the others.
+        history.absorb(&shard, 1);
+        let mut next = Shard::new(0, &settings).with_history(history);
+        for d in 0..4 {
+            next.record_query(format!("y{d}.example").as_bytes(), &name(0), CLIENT, 1, 60);
+        }
+        next.record_query(b"x0.example", &name(0), CLIENT, 1, 60);
+        assert!(next.get(b"x0.example").is_some());
+        next.record_query(b"x3.example", &name(0), CLIENT, 1, 60);
+        next.record_query(b"y9.example", &name(0), CLIENT, 1, 60);
+        assert!(next.get(b"y9.example").is_none());
         // Without a history every newcomer gets in and the least active goes.
         let mut plain = Shard::new(0, &settings);
         for d in 0..5 {
@@ -1479,6 +1550,25 @@ mod tests {
         }
         assert!(plain.get(b"x4.example").is_some());
         assert_eq!(plain.evicted_domains(), 1);
+    }
+
+    #[test]
+    fn a_first_query_costs_what_the_door_expects() {
+        for name in [&b"a.pirate.sea"[..], &[b'x'; 300]] {
+            let mut counts = DomainCounts::new();
+            counts.record_query(
+                name,
+                xxh3_64(name),
+                CLIENT,
+                1,
+                60,
+                &SketchSettings::default(),
+            );
+            assert_eq!(
+                counts.heap_bytes(),
+                DomainCounts::first_query_heap_bytes(name)
+            );
+        }
     }
 
     #[test]
