@@ -862,6 +862,19 @@ mod tests {
         assert_eq!(alert.top_clients, vec![(v4(10, 0, 2, 30), 222)]);
     }
 
+    /// Slots of the slow tunnel's run.
+    const SLOTS: u64 = 8;
+    /// The slow tunnel's names per slot.
+    const TUNNEL_PER_SLOT: u64 = 15;
+
+    /// When the slow tunnel sends its names: evenly over each slot.
+    fn tunnel_times() -> impl Iterator<Item = Nanos> {
+        (0..SLOTS * TUNNEL_PER_SLOT).map(|seq| {
+            let (s, t) = (seq / TUNNEL_PER_SLOT, seq % TUNNEL_PER_SLOT);
+            EPOCH + s * 15 * MINUTE + 15 * MINUTE * t / TUNNEL_PER_SLOT + 7
+        })
+    }
+
     /// Eight 15-minute slots, each with 1 000 look-alike domains of 12 names queried in
     /// a round-robin (the pattern that defeats least-recently-seen shedding), and a
     /// slow tunnel of 15 names a slot: 120 names in 2 h, over a threshold of 100, but
@@ -869,10 +882,8 @@ mod tests {
     /// the summary.
     fn slow_tunnel_in_a_round_robin(history: bool) -> (Vec<Alert>, RunSummary) {
         use crate::synth::{mix64, query, rtype, tunnel_name, udp_frame};
-        const SLOTS: u64 = 8;
         const DOMAINS: u64 = 1_000;
         const NAMES: u64 = 12;
-        const TUNNEL_PER_SLOT: u64 = 15;
         let slot = 15 * MINUTE;
         let per_slot = DOMAINS * NAMES;
         let tunnel = Flow::to_dns(v4(10, 1, 0, 66), 41_000, v4(192, 0, 2, 53));
@@ -890,13 +901,11 @@ mod tests {
                     udp_frame(&flow, &query(k as u16, name.as_bytes(), rtype::A)),
                 ));
             }
-            for t in 0..TUNNEL_PER_SLOT {
-                let seq = s * TUNNEL_PER_SLOT + t;
-                let name = tunnel_name(seq, "slow-tunnel.example");
-                let ts = start + slot * t / TUNNEL_PER_SLOT + 7;
-                let frame = udp_frame(&tunnel, &query(seq as u16, name.as_bytes(), rtype::TXT));
-                frames.push((ts, frame));
-            }
+        }
+        for (seq, ts) in tunnel_times().enumerate() {
+            let name = tunnel_name(seq as u64, "slow-tunnel.example");
+            let frame = udp_frame(&tunnel, &query(seq as u16, name.as_bytes(), rtype::TXT));
+            frames.push((ts, frame));
         }
         frames.sort_by_key(|f| f.0);
         let views: Vec<Frame<'_>> = frames
@@ -942,7 +951,7 @@ mod tests {
             // Of the names it sent before the evaluation, the tunnel loses at most
             // about a slot's worth (until the history knows it, it looks like the
             // others), and every name counted is its own.
-            let sent = (alert.at - EPOCH) / (15 * MINUTE) * 15;
+            let sent = tunnel_times().filter(|&t| t < alert.at).count() as u64;
             let counted = alert.unique_hostnames;
             assert!(counted > 100 && counted <= sent, "{counted} of {sent}");
             assert!(counted + 15 >= sent, "{counted} of {sent}");

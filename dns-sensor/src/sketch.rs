@@ -798,11 +798,12 @@ impl Shard {
         if self.evicted > 0
             || !self.has_room_for(domain, DomainCounts::first_query_heap_bytes(name))
         {
-            // The door: a domain the history does not know pushes nothing out on its
-            // first query in the slot, only if it comes back. A flood of one-off
-            // domains costs a look-up and a bit each, not an admission and an eviction.
+            // The door: a domain the history does not know (fewer than two names: one
+            // is what a shed one-off leaves) pushes nothing out on its first query in
+            // the slot, only if it comes back. A flood of one-off domains costs a
+            // look-up and a bit each, not an admission and an eviction.
             if let Some(history) = self.history.as_mut() {
-                if history.names(domain) == 0 && !history.knock(domain) {
+                if history.names(domain) < 2 && !history.knock(domain) {
                     self.shed = self.shed.saturating_add(1);
                     return;
                 }
@@ -971,8 +972,9 @@ impl Shard {
                 }
                 evicted += 1;
                 if let Some(history) = history.as_mut() {
-                    // Remembered, so that a domain coming back is not shed first again.
-                    history.remember(d, c.names.count());
+                    // Remembered, even with a single name, so that a domain shed again
+                    // and again (a slow tunnel under pressure) adds up to a known one.
+                    history.add(d, c.names.count());
                 }
                 shed_records = shed_records.saturating_add(c.requests.saturating_add(c.responses));
                 freed += heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes();
@@ -1057,15 +1059,17 @@ const HISTORY_ROWS: usize = 4;
 /// keyed hash of the domain (names are attacker-chosen), with conservative update (a
 /// count raises each row only as far as the smallest row plus the count), so the
 /// estimate is never below the truth and, away from saturation, close to it. A worker
-/// adds every closed slot's domains and every domain its open shard sheds, those with
-/// two names or more; every
+/// adds every domain of a closed slot with two names or more, and every domain its open
+/// shard sheds; every
 /// [`SketchSettings::history_halving`] slots all counters halve, as TinyLFU ages its
 /// counts, so the history spans about a window and domains long gone fade out.
 ///
 /// In front of it, as in TinyLFU, a door: one bit per hash bucket, cleared at every
 /// slot, set by a domain knocking at a full shard ([`knock`](Self::knock)). A full
-/// shard lets a domain the history does not know in only on its second knock, so a
-/// flood of one-off domains costs a bit each, and leaves the counters clean.
+/// shard lets a domain the history gives fewer than two names in only on its second
+/// knock, so a flood of one-off domains costs a bit each and leaves the counters
+/// nearly clean (a one-off that got in and was shed leaves one name, not enough to
+/// pass for known).
 #[derive(Clone, Debug)]
 pub struct NameHistory {
     counters: Box<[u16]>,
@@ -1142,9 +1146,9 @@ impl NameHistory {
         }
     }
 
-    /// Adds what a slot (or a shed) showed of `domain`, if it had more than one name:
-    /// a single name says nothing about a domain, and a flood of one-name domains
-    /// would fill the counters until every stranger read as known.
+    /// Adds what a closed slot showed of `domain`, if it had more than one name: a
+    /// single name says little, and a flood of one-name domains would fill the
+    /// counters until every stranger read as known.
     fn remember(&mut self, domain: &[u8], names: u64) {
         if names >= 2 {
             self.add(domain, names);
