@@ -1055,7 +1055,7 @@ const HISTORY_ROWS: usize = 4;
 /// lets shedding tell a slow tunnel (a few names in every slot) from the one-slot
 /// domains of a flood, when each slot on its own shows them alike.
 ///
-/// A count-min sketch of 16-bit counters, [`HISTORY_ROWS`] rows, over a per-process
+/// A count-min sketch of 16-bit counters, four rows, over a per-process
 /// keyed hash of the domain (names are attacker-chosen), with conservative update (a
 /// count raises each row only as far as the smallest row plus the count), so the
 /// estimate is never below the truth and, away from saturation, close to it. A worker
