@@ -690,7 +690,9 @@ mod tests {
     use super::*;
     use crate::capture::LinkType;
     use crate::config::Config;
-    use crate::synth::scenario::{background, ipv6_flow, v4, Carrier, Tunnel, EPOCH, HOUR, MINUTE};
+    use crate::synth::scenario::{
+        background, ipv6_flow, v4, Carrier, Traffic, Tunnel, EPOCH, HOUR, MINUTE,
+    };
     use crate::synth::Flow;
     use std::sync::Mutex;
 
@@ -908,14 +910,7 @@ mod tests {
             frames.push((ts, frame));
         }
         frames.sort_by_key(|f| f.0);
-        let views: Vec<Frame<'_>> = frames
-            .iter()
-            .map(|(ts, data)| Frame {
-                ts: *ts,
-                link: LinkType::Ethernet,
-                data,
-            })
-            .collect();
+        let views = Traffic::frames_of(&frames);
         let mut settings = Config {
             threshold: 100,
             window: Duration::from_secs(2 * 3600),

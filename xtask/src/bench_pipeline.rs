@@ -9,14 +9,14 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use dns_sensor::capture::{Frame, LinkType};
+use dns_sensor::capture::Frame;
 use dns_sensor::config::Config;
 use dns_sensor::decode::{parse_question, Decoder, Name};
 use dns_sensor::domain::VerdictCache;
 use dns_sensor::domain::{Classifier, Verdict};
 use dns_sensor::pipeline::{partition_by_flow, run_frames, Settings};
 use dns_sensor::sketch::Shard;
-use dns_sensor::synth::scenario::{mix, EPOCH};
+use dns_sensor::synth::scenario::{mix, Traffic, EPOCH};
 use dns_sensor::Nanos;
 
 use crate::ci::run_cmd;
@@ -175,14 +175,7 @@ pub fn run(frames: u64, runs: usize, workers: &[usize]) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let owned: Vec<(Nanos, Vec<u8>)> = mix(frames, EPOCH).into_sorted();
-    let views: Vec<Frame<'_>> = owned
-        .iter()
-        .map(|(ts, data)| Frame {
-            ts: *ts,
-            link: LinkType::Ethernet,
-            data,
-        })
-        .collect();
+    let views: Vec<Frame<'_>> = Traffic::frames_of(&owned);
     let n = views.len();
     eprintln!(
         "generated the mix in memory: {n} frames in {:.1} s",

@@ -75,6 +75,19 @@ impl Traffic {
         self.frames
     }
 
+    /// Borrows sorted frames (from [`into_sorted`](Self::into_sorted)) as the pipeline's
+    /// Ethernet [`Frame`](crate::capture::Frame)s, to feed it from memory.
+    pub fn frames_of(sorted: &[(Nanos, Vec<u8>)]) -> Vec<crate::capture::Frame<'_>> {
+        sorted
+            .iter()
+            .map(|(ts, data)| crate::capture::Frame {
+                ts: *ts,
+                link: LinkType::Ethernet,
+                data,
+            })
+            .collect()
+    }
+
     /// Writes the frames in time order to a classic pcap file of Ethernet frames.
     pub fn write_pcap(self, path: &Path) -> io::Result<usize> {
         super::write_pcap(path, LinkType::Ethernet, self.into_sorted())
