@@ -174,6 +174,7 @@ impl Config {
             top_clients: self.top_clients,
         };
         let memory_cap = usize::try_from(self.memory_cap).unwrap_or(usize::MAX);
+        let max_bytes = shard_budget(memory_cap, &rule, workers);
         Ok(Settings {
             decode: DecodeSettings {
                 ports: self.ports.clone(),
@@ -185,8 +186,8 @@ impl Config {
             },
             sketch: SketchSettings {
                 max_samples: self.sample_names,
-                max_bytes: shard_budget(memory_cap, &rule, workers),
-                history_bytes: history_bytes(shard_budget(memory_cap, &rule, workers)),
+                max_bytes,
+                history_bytes: history_bytes(max_bytes),
                 history_halving: history_halving(&rule),
                 // Half the threshold in one slot is near it: never shed such a domain.
                 protect_names: (self.threshold / 2).max(1),
