@@ -838,7 +838,15 @@ impl Shard {
     /// without shedding (the same test as [`admit`](Self::admit)'s).
     #[inline]
     fn has_room_for(&self, domain: &[u8], counts_heap: usize) -> bool {
-        let cost = heap_block(domain.len()) + COUNTS_BYTES + counts_heap + self.growth_bytes();
+        self.fits(self.admission_cost(domain, counts_heap))
+    }
+    /// What admitting `domain` with counts holding `counts_heap` heap bytes adds,
+    /// table growth included.
+    fn admission_cost(&self, domain: &[u8], counts_heap: usize) -> usize {
+        heap_block(domain.len()) + COUNTS_BYTES + counts_heap + self.growth_bytes()
+    }
+    /// Whether one more domain costing `cost` bytes stays within both bounds.
+    fn fits(&self, cost: usize) -> bool {
         self.domains.len() < self.domain_room() && self.bytes() + cost <= self.settings.max_bytes
     }
     /// What the table would grow by on the next insert.
@@ -899,17 +907,14 @@ impl Shard {
             let prior = history.names(&domain).max(u64::from(counts.prior_names));
             counts.prior_names = u16::try_from(prior).unwrap_or(u16::MAX);
         }
-        let cost =
-            heap_block(domain.len()) + COUNTS_BYTES + counts.heap_bytes() + self.growth_bytes();
-        let table_full = self.domains.len() >= self.domain_room();
-        if (table_full || self.bytes() + cost > self.settings.max_bytes)
-            && (self.blocked || !self.shed_to_fit(cost))
-        {
+        let counts_heap = counts.heap_bytes();
+        let cost = self.admission_cost(&domain, counts_heap);
+        if !self.fits(cost) && (self.blocked || !self.shed_to_fit(cost)) {
             let records = counts.requests.saturating_add(counts.responses);
             self.shed = self.shed.saturating_add(records);
             return;
         }
-        self.held_bytes += heap_block(domain.len()) + COUNTS_BYTES + counts.heap_bytes();
+        self.held_bytes += heap_block(domain.len()) + COUNTS_BYTES + counts_heap;
         self.domains.insert(domain, counts);
         self.table_capacity = self.table_capacity.max(self.domains.capacity());
     }
