@@ -1,0 +1,158 @@
+//! The `dns-sensor` command: replay capture files or watch an interface, and print
+//! alerts as JSON lines.
+
+mod replay;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use dns_sensor::config::{parse_duration, Config};
+use dns_sensor::pipeline::ReplayReport;
+
+use replay::ReplayArgs;
+use run::RunArgs;
+
+/// mimalloc rather than the system's: the window's tables are millions of small blocks
+/// allocated and freed as domains come and go, and glibc's malloc spent a third of the
+/// time under a flood of new domains in its free lists (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Detects DNS tunnels: alerts when a registered domain collects more unique hostnames
+/// than a threshold within a sliding window.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reads capture files (pcap or pcapng) in time order and prints alerts on stdout,
+    /// one JSON object per line, and a summary on stderr.
+    Replay(ReplayArgs),
+    /// Watches an interface (a mirror port) live through XDP and AF_XDP, prints alerts
+    /// on stdout as JSON lines and a stats line every minute on stderr, until SIGINT or
+    /// SIGTERM. Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK.
+    Run(RunArgs),
+}
+
+/// Settings that the command line can override on top of the settings file.
+#[derive(Args)]
+pub(crate) struct RuleArgs {
+    /// Settings file (TOML); see deploy/dns-sensor.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Alert when a domain's unique hostnames exceed this.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    threshold: Option<u64>,
+    /// How far back each evaluation looks (e.g. 4h).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    window: Option<std::time::Duration>,
+    /// How often the rule is evaluated (e.g. 15m).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    interval: Option<std::time::Duration>,
+    /// Report a domain again only after this long (0: at every evaluation).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    realert: Option<std::time::Duration>,
+    /// Alerts per evaluation at most, largest first.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_domains: Option<u64>,
+    /// Whitelist a domain and every name under it (repeatable; adds to the file's list).
+    #[arg(long, value_name = "DOMAIN")]
+    whitelist: Vec<String>,
+}
+
+pub(crate) fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
+impl RuleArgs {
+    /// The settings file (or the defaults) with the flags applied on top.
+    pub(crate) fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(n) = self.threshold {
+            config.threshold = n;
+        }
+        if let Some(d) = self.window {
+            config.window = d;
+        }
+        if let Some(d) = self.interval {
+            config.interval = d;
+        }
+        if let Some(d) = self.realert {
+            config.realert = d;
+        }
+        if let Some(n) = self.max_domains {
+            config.max_domains = usize::try_from(n).context("--max-domains is too large")?;
+        }
+        config.whitelist.extend(self.whitelist.iter().cloned());
+        Ok(config)
+    }
+}
+
+/// Exit status for usage, settings and input errors, as clap uses for usage errors.
+pub(crate) const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay(args) => replay::replay(&args),
+        Command::Run(args) => run::run(&args),
+    }
+}
+
+pub(crate) fn print_summary(report: &ReplayReport) {
+    let s = &report.summary;
+    let w = &s.workers;
+    let secs = report.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        w.decode.frames as f64 / secs
+    } else {
+        0.0
+    };
+    eprintln!(
+        "dns-sensor: {} frames read, {} DNS messages ({} queries, {} responses), {} malformed \
+         ({} frames, {} DNS), {} without a question, {} not IP, {} not DNS, {} whitelisted, {} without a registered \
+         domain, {} IPv4 fragments ({} reassembled, {} dropped), {} TCP bytes dropped, \
+         peak {} domains in the window ({:.1} MiB of tables), {} domains shed for room ({} records), \
+         {} evaluations, {} alerts, {:.3} s, {:.0} frames/s",
+        w.decode.frames,
+        w.decode.dns_messages,
+        w.queries,
+        w.responses,
+        w.malformed(),
+        w.decode.malformed_frames,
+        w.malformed_dns,
+        w.no_question,
+        w.decode.not_ip,
+        w.decode.not_dns,
+        w.whitelisted,
+        w.no_domain,
+        w.decode.ip_fragments,
+        w.decode.ip_reassembled,
+        w.decode.ip_fragments_dropped,
+        w.decode.tcp_bytes_dropped,
+        s.peak_domains,
+        s.peak_bytes as f64 / f64::from(1u32 << 20),
+        s.evicted_domains,
+        s.shed_domains,
+        s.evaluations,
+        s.alerts,
+        secs,
+        rate,
+    );
+}

@@ -1,0 +1,143 @@
+//! `dns-sensor run`: watch an interface live.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use dns_sensor::alert::JsonLines;
+use dns_sensor::pipeline::ReplayReport;
+
+use crate::{positive_duration, print_summary, RuleArgs, EXIT_BAD_INPUT};
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    rule: RuleArgs,
+    /// The interface to watch.
+    #[arg(long, short = 'i', value_name = "IF")]
+    interface: String,
+    /// mirror: drop everything that is not DNS (a mirror port); inline: pass it to the
+    /// host's stack (DNS on this interface then goes to the sensor only).
+    #[arg(long, value_enum, default_value = "mirror")]
+    mode: CliCaptureMode,
+    /// How to attach XDP: native (driver) with a fallback to generic, or only one.
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: CliAttachMode,
+    /// Zero-copy AF_XDP: where the driver supports it (auto), required, or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    zero_copy: CliZeroCopy,
+    /// Receive queues to open (default: all of the interface's).
+    #[arg(long, value_name = "N")]
+    queues: Option<u32>,
+    /// Stats line period.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration, default_value = "1m")]
+    stats_every: std::time::Duration,
+    /// Do not pin queue workers to cores.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CliCaptureMode {
+    Mirror,
+    Inline,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CliAttachMode {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CliZeroCopy {
+    Auto,
+    On,
+    Off,
+}
+
+pub(crate) fn run(args: &RunArgs) -> ExitCode {
+    use dns_sensor::capture::{afxdp::ZeroCopy, xdp};
+    use dns_sensor::live::{self, LiveSettings};
+    let config = match args.rule.config() {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e:#}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    // One worker per receive queue: the memory cap is shared between their open shards
+    // and the window. An interface that cannot be read is reported by `live::run`.
+    let workers = args.queues.or_else(|| {
+        xdp::check_interface(&args.interface)
+            .ok()
+            .map(|i| i.rx_queues)
+    });
+    let settings = match config.settings_for_workers(workers.map_or(1, |n| n.max(1) as usize)) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let mut live = LiveSettings::new(&args.interface);
+    live.xdp.ports = config.ports.clone();
+    live.xdp.capture = match args.mode {
+        CliCaptureMode::Mirror => xdp::CaptureMode::Mirror,
+        CliCaptureMode::Inline => xdp::CaptureMode::Inline,
+    };
+    live.xdp.attach = match args.xdp_mode {
+        CliAttachMode::Auto => xdp::AttachMode::Auto,
+        CliAttachMode::Native => xdp::AttachMode::Native,
+        CliAttachMode::Generic => xdp::AttachMode::Generic,
+    };
+    live.afxdp.zero_copy = match args.zero_copy {
+        CliZeroCopy::Auto => ZeroCopy::Auto,
+        CliZeroCopy::On => ZeroCopy::Require,
+        CliZeroCopy::Off => ZeroCopy::Off,
+    };
+    live.queues = args.queues;
+    live.stats_every = args.stats_every;
+    live.pin = !args.no_pin;
+    let stop = match live::stop_on_signals() {
+        Ok(flag) => flag,
+        Err(e) => {
+            log::error!("installing signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = JsonLines::new(std::io::stdout());
+    match live::run(&settings, &live, vec![Box::new(stdout)], stop) {
+        Ok(report) => {
+            let k = &report.kernel;
+            let dropped: u64 = report
+                .queues
+                .iter()
+                .map(|(_, st)| st.rx_dropped + st.rx_ring_full)
+                .sum();
+            log::info!(
+                "stopped: XDP saw {} frames, redirected {}, {} not DNS, {} redirect failures; \
+                 {} ring drops",
+                k.seen,
+                k.redirected,
+                k.not_dns,
+                k.redirect_failed,
+                dropped
+            );
+            print_summary(&ReplayReport {
+                summary: report.summary,
+                elapsed: report.elapsed,
+                truncated: Vec::new(),
+            });
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.is_start_up() => {
+            log::error!("{e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
