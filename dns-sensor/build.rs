@@ -5,9 +5,8 @@
 //! Debian's rustc (prebuilt `core` for the BPF targets, package
 //! `libstd-rust-web-dev-bpf`), reached as the rustup toolchain `debian` (a link to
 //! `/usr`), and linked by `bpf-linker` built against the same LLVM. `cargo xtask setup`
-//! installs all of it. With the `xdp-object` feature off (how `xtask` itself is built,
-//! since it must run before that set-up), an empty object is embedded instead and the
-//! loader reports that the binary has no XDP program.
+//! installs all of it. Without the `live` feature (how `xtask` itself is built, since it
+//! must run before that set-up) there is no live capture and nothing is built here.
 
 use std::{env, path::PathBuf, process::Command};
 
@@ -20,11 +19,7 @@ const EBPF_PACKAGE: &str = "dns-sensor-ebpf";
 fn main() {
     println!("cargo:rerun-if-env-changed={TOOLCHAIN_ENV}");
     println!("cargo:rerun-if-changed=build.rs");
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let object = out_dir.join(EBPF_PACKAGE);
-
-    if env::var_os("CARGO_FEATURE_XDP_OBJECT").is_none() {
-        std::fs::write(&object, b"").expect("write the empty XDP object placeholder");
+    if env::var_os("CARGO_FEATURE_LIVE").is_none() {
         return;
     }
 
@@ -51,7 +46,7 @@ fn main() {
             "\nerror: dns-sensor embeds its XDP program, which needs Debian's rustc (rustup \
              toolchain `{toolchain}`) and bpf-linker 0.13 built for LLVM 22:\n  {missing}\n\n\
              Run `cargo xtask setup` once (installs both, idempotent), then build again.\n\
-             To build without the XDP program (no live capture): --no-default-features.\n"
+             To build without live capture (replay only): --no-default-features.\n"
         );
         std::process::exit(1);
     }

@@ -89,7 +89,6 @@ impl LiveError {
                     | XdpError::MissingCapabilities(_)
                     | XdpError::AlreadyAttached(_)
                     | XdpError::BadName(_)
-                    | XdpError::NoObject
                     | XdpError::QueueOutOfRange(_)
             ) | LiveError::Socket(AfXdpError::BadSettings(_))
                 | LiveError::Pipeline(PipelineError::Domain(_))

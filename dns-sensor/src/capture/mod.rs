@@ -1,9 +1,12 @@
 //! Capture: where frames come from. Owns reading capture files (classic pcap and
-//! pcapng) and writing classic pcap; the live AF_XDP source will live here too.
-//! Hands out frames with their link type and timestamp, nothing more.
+//! pcapng) and writing classic pcap, and, with the `live` feature, the XDP program's
+//! loader and the AF_XDP sockets it feeds. Hands out frames with their link type and
+//! timestamp, nothing more.
 
+#[cfg(feature = "live")]
 pub mod afxdp;
 pub mod pcap;
+#[cfg(feature = "live")]
 pub mod xdp;
 
 pub use pcap::{CaptureReader, PcapWriter};

@@ -19,7 +19,7 @@ use dns_sensor_common::{
     PORT_BITMAP_WORDS, PROGRAM_NAME,
 };
 
-/// The XDP object built by `build.rs`; empty when built without the `xdp-object` feature.
+/// The XDP object built by `build.rs`.
 static XDP_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-sensor-ebpf"));
 
@@ -99,9 +99,6 @@ impl Capability {
 /// What can go wrong loading or attaching the XDP program.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
-    /// The binary was built without the XDP program (`--no-default-features`).
-    #[error("this binary was built without its XDP program: run `cargo xtask setup`, then rebuild with default features")]
-    NoObject,
     /// No interface by that name (in this network namespace).
     #[error("interface {0} does not exist")]
     InterfaceMissing(String),
@@ -342,9 +339,6 @@ impl XdpProgram {
     /// Loads the embedded program into the kernel (the verifier runs here) with the given
     /// mode and port set. Does not attach it.
     pub fn load(settings: &XdpSettings) -> Result<Self, XdpError> {
-        if XDP_OBJECT.is_empty() {
-            return Err(XdpError::NoObject);
-        }
         let mode = match settings.capture {
             CaptureMode::Mirror => MODE_MIRROR,
             CaptureMode::Inline => MODE_INLINE,

@@ -2,6 +2,7 @@
 //! alerts as JSON lines.
 
 mod replay;
+#[cfg(feature = "live")]
 mod run;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use dns_sensor::config::{parse_duration, Config};
 use dns_sensor::pipeline::ReplayReport;
 
 use replay::ReplayArgs;
+#[cfg(feature = "live")]
 use run::RunArgs;
 
 /// mimalloc rather than the system's: the window's tables are millions of small blocks
@@ -38,6 +40,7 @@ enum Command {
     /// Watches an interface (a mirror port) live through XDP and AF_XDP, prints alerts
     /// on stdout as JSON lines and a stats line every minute on stderr, until SIGINT or
     /// SIGTERM. Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK.
+    #[cfg(feature = "live")]
     Run(RunArgs),
 }
 
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay::replay(&args),
+        #[cfg(feature = "live")]
         Command::Run(args) => run::run(&args),
     }
 }
