@@ -1,0 +1,96 @@
+//! A sink that writes each alert as one JSON line to any writer (stdout).
+
+use std::io::Write;
+
+use super::reference::AlertJson;
+use super::{AlertError, Sink};
+use crate::detect::Alert;
+
+/// Writes each alert as one JSON line.
+pub struct JsonLines<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonLines<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+    /// The writer, back.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> Sink for JsonLines<W> {
+    /// Writes the line and flushes, so a consumer on a pipe sees each alert at once.
+    fn emit(&mut self, alert: &Alert) -> Result<(), AlertError> {
+        serde_json::to_writer(&mut self.out, &AlertJson::from(alert))
+            .map_err(std::io::Error::from)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), AlertError> {
+        Ok(self.out.flush()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::reference::to_json;
+    use crate::alert::test_alerts::sample_alert;
+
+    #[test]
+    fn json_line_keeps_field_order_and_flushes() {
+        let mut sink = JsonLines::new(Vec::new());
+        sink.emit(&sample_alert()).expect("written");
+        sink.emit(&sample_alert()).expect("written");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(text.ends_with('\n'));
+        let line = lines[0];
+        let keys = [
+            "\"@timestamp\"",
+            "\"domain\"",
+            "\"total_requests\"",
+            "\"unique_hostnames\"",
+            "\"total_bytes_in\"",
+            "\"total_bytes_out\"",
+            "\"total_bytes\"",
+            "\"window_start\"",
+            "\"window_end\"",
+            "\"top_clients\"",
+            "\"sample_names\"",
+            "\"qtypes\"",
+        ];
+        let positions: Vec<usize> = keys.iter().map(|k| line.find(k).expect(k)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{line}");
+        assert!(line.starts_with(
+            "{\"@timestamp\":\"2027-01-15T08:00:00.000Z\",\"domain\":\"pirate.sea\","
+        ));
+        assert!(line.ends_with("\"qtypes\":{\"NULL\":221,\"TYPE65534\":1}}"));
+        let parsed: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        assert_eq!(parsed, to_json(&sample_alert()));
+    }
+
+    #[test]
+    fn write_errors_are_reported() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "closed",
+                ))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut sink = JsonLines::new(Broken);
+        assert!(matches!(sink.emit(&sample_alert()), Err(AlertError::Io(_))));
+    }
+}

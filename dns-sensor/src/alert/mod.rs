@@ -1,0 +1,38 @@
+//! Alert: turns [`Alert`]s into output. Owns the output formats (the reference JSON
+//! line), the escaping of attacker-controlled names, and the [`Sink`] interface every
+//! output implements.
+//!
+//! - [`text`]: names, query types and times as people read them;
+//! - [`reference`]: the reference alert's JSON object;
+//! - [`lines`]: a sink writing one JSON object per line.
+
+pub mod lines;
+pub mod reference;
+pub mod text;
+
+pub use lines::JsonLines;
+pub use reference::{to_json, AlertJson, ClientJson, QtypeCounts};
+pub use text::{escape_name, qtype_name, rfc3339};
+
+use crate::detect::Alert;
+
+/// Somewhere alerts go: stdout JSON lines now; journald and email later.
+pub trait Sink {
+    /// Delivers one alert.
+    fn emit(&mut self, alert: &Alert) -> Result<(), AlertError>;
+    /// Flushes anything buffered.
+    fn flush(&mut self) -> Result<(), AlertError> {
+        Ok(())
+    }
+}
+
+/// An alert that could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// Writing failed.
+    #[error("writing alert: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+pub(crate) mod test_alerts;
