@@ -20,8 +20,6 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod domain;
-#[cfg(feature = "live")]
-pub mod live;
 pub mod pipeline;
 pub mod sketch;
 pub mod synth;

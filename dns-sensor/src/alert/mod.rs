@@ -3,7 +3,7 @@
 //! output implements.
 //!
 //! - [`text`]: names, query types and times as people read them;
-//! - [`reference`]: the reference alert's JSON object;
+//! - [`mod@reference`]: the reference alert's JSON object;
 //! - [`lines`]: a sink writing one JSON object per line.
 
 pub mod lines;

@@ -109,7 +109,7 @@ impl From<&Alert> for AlertJson {
 /// The alert as one JSON object (the fields of the reference alert and more).
 ///
 /// A `Value`'s objects keep keys sorted (serde_json without `preserve_order`): for the
-/// line format in its field order, serialise [`AlertJson`] directly, as [`JsonLines`]
+/// line format in its field order, serialise [`AlertJson`] directly, as [`JsonLines`](super::JsonLines)
 /// does.
 pub fn to_json(alert: &Alert) -> serde_json::Value {
     // Serialising plain strings and integers with string keys cannot fail.

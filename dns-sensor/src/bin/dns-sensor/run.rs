@@ -58,7 +58,7 @@ enum CliZeroCopy {
 
 pub(crate) fn run(args: &RunArgs) -> ExitCode {
     use dns_sensor::capture::{afxdp::ZeroCopy, xdp};
-    use dns_sensor::live::{self, LiveSettings};
+    use dns_sensor::pipeline::live::{self, LiveSettings};
     let config = match args.rule.config() {
         Ok(c) => c,
         Err(e) => {

@@ -1,0 +1,69 @@
+//! Pipeline: wires capture → decode → domain → sketch into [`Worker`]s, and detect →
+//! alert into the [`Coordinator`]. Replay and live capture share both; they differ only
+//! in where frames come from and which clock cuts the slots.
+//!
+//! A worker owns one shard per slot. When a frame's time passes the slot's end, the
+//! worker hands the closed shard to the coordinator over a channel. The coordinator
+//! merges shards into the detector's window and evaluates the rule at every interval
+//! boundary that every worker has passed, so alerts are the same whatever the number of
+//! workers or the speed of the input.
+//!
+//! - [`worker`]: one thread's share of the hot path;
+//! - [`coordinator`]: the window, the rule's evaluations and the alerts' delivery;
+//! - [`budget`]: how the memory cap is shared between the shards alive at once;
+//! - [`mod@replay`] and [`frames`]: runners over capture files and frames in memory;
+//! - `live` (with the `live` feature): the runner over an interface's receive queues.
+
+pub mod budget;
+pub mod coordinator;
+pub mod frames;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod replay;
+pub mod worker;
+
+pub use budget::{history_bytes, history_halving, shard_budget};
+pub use coordinator::{Coordinator, RunSummary};
+pub use frames::{partition_by_flow, run_frames};
+pub use replay::{replay, ReplayReport};
+pub use worker::{Worker, WorkerMessage, WorkerStats};
+
+use crate::alert::AlertError;
+use crate::capture::CaptureError;
+use crate::decode::DecodeSettings;
+use crate::detect::RuleSettings;
+use crate::domain::{DomainError, DomainSettings};
+use crate::sketch::SketchSettings;
+
+/// Everything the pipeline's steps are configured with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Link to transport decoding.
+    pub decode: DecodeSettings,
+    /// Registered domains and the whitelist.
+    pub domain: DomainSettings,
+    /// Per-slot counting.
+    pub sketch: SketchSettings,
+    /// The rule and its window.
+    pub rule: RuleSettings,
+}
+
+/// What stops the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A capture file could not be opened or read.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The domain classifier could not be built.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// An alert could not be delivered.
+    #[error(transparent)]
+    Alert(#[from] AlertError),
+    /// A worker thread died.
+    #[error("worker thread panicked")]
+    WorkerPanicked,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! One thread's share of the hot path: frames in, one shard per slot out to the
+//! coordinator.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use super::Settings;
+use crate::capture::Frame;
+use crate::decode::{parse_question, DecodeStats, Decoder, DnsError, DnsPacket, Name};
+use crate::domain::{Classifier, Verdict, VerdictCache};
+use crate::sketch::{NameHistory, Shard, SketchSettings};
+use crate::Nanos;
+
+/// What a worker saw, beyond the decoder's own counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Link to transport counters.
+    pub decode: DecodeStats,
+    /// DNS messages whose header or question did not parse.
+    pub malformed_dns: u64,
+    /// Well-formed messages without a question (mDNS announcements, some updates):
+    /// no name to count them under.
+    pub no_question: u64,
+    /// Queries counted (QR=0).
+    pub queries: u64,
+    /// Responses counted (QR=1).
+    pub responses: u64,
+    /// Messages dropped because their name is whitelisted.
+    pub whitelisted: u64,
+    /// Messages dropped because their name has no registered domain.
+    pub no_domain: u64,
+}
+
+impl WorkerStats {
+    /// Adds another worker's counters into these.
+    pub fn add(&mut self, other: &WorkerStats) {
+        self.decode.add(&other.decode);
+        self.malformed_dns += other.malformed_dns;
+        self.no_question += other.no_question;
+        self.queries += other.queries;
+        self.responses += other.responses;
+        self.whitelisted += other.whitelisted;
+        self.no_domain += other.no_domain;
+    }
+
+    /// Frames or messages counted as malformed at any layer.
+    pub fn malformed(&self) -> u64 {
+        self.decode.malformed_frames + self.malformed_dns
+    }
+}
+
+/// What a worker tells the coordinator.
+pub enum WorkerMessage {
+    /// A slot is closed: its shard, and the start of the worker's next slot (nothing
+    /// earlier will come from this worker again).
+    Slot {
+        /// Which worker.
+        worker: usize,
+        /// The closed slot's counts.
+        shard: Shard,
+        /// Start of the worker's next slot.
+        next_start: Nanos,
+    },
+    /// The worker has stopped; its last slot was sent before this.
+    Done {
+        /// Which worker.
+        worker: usize,
+        /// Its counters.
+        stats: WorkerStats,
+        /// Time of the last frame it saw.
+        last_ts: Option<Nanos>,
+    },
+}
+
+/// One thread's share of the hot path: frames in, slot shards out.
+pub struct Worker {
+    id: usize,
+    decoder: Decoder,
+    classifier: Arc<Classifier>,
+    verdicts: VerdictCache,
+    sketch: SketchSettings,
+    slot_length: Nanos,
+    shard: Option<Shard>,
+    slot_end: Nanos,
+    name: Name,
+    stats: WorkerStats,
+    last_ts: Option<Nanos>,
+    to_coordinator: Sender<WorkerMessage>,
+}
+
+impl Worker {
+    /// A worker numbered `id` that sends closed slots to `to_coordinator`.
+    pub fn new(
+        id: usize,
+        settings: &Settings,
+        classifier: Arc<Classifier>,
+        to_coordinator: Sender<WorkerMessage>,
+    ) -> Self {
+        Self {
+            id,
+            decoder: Decoder::new(settings.decode.clone()),
+            classifier,
+            verdicts: VerdictCache::new(),
+            sketch: settings.sketch.clone(),
+            slot_length: crate::detect::slot_length(settings.rule.window, settings.rule.interval),
+            shard: None,
+            slot_end: 0,
+            name: Name::new(),
+            stats: WorkerStats::default(),
+            last_ts: None,
+            to_coordinator,
+        }
+    }
+
+    /// Counts one frame.
+    pub fn process(&mut self, frame: &Frame<'_>) {
+        if frame.ts >= self.slot_end || self.shard.is_none() {
+            self.advance_to(frame.ts);
+        }
+        self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
+        let Some(shard) = self.shard.as_mut() else {
+            return;
+        };
+        let classifier = &self.classifier;
+        let verdicts = &mut self.verdicts;
+        let name = &mut self.name;
+        let stats = &mut self.stats;
+        self.decoder.decode(frame, |packet: DnsPacket<'_>| {
+            let question = match parse_question(packet.message, name) {
+                Ok(q) => q,
+                Err(DnsError::NoQuestion) => {
+                    stats.no_question += 1;
+                    return;
+                }
+                Err(_) => {
+                    stats.malformed_dns += 1;
+                    return;
+                }
+            };
+            let domain = match verdicts.classify(classifier, name.as_bytes()) {
+                Verdict::Registered(domain) => domain,
+                Verdict::Whitelisted => {
+                    stats.whitelisted += 1;
+                    return;
+                }
+                Verdict::NoDomain => {
+                    stats.no_domain += 1;
+                    return;
+                }
+            };
+            let size = packet.message.len() as u32;
+            if question.is_response {
+                stats.responses += 1;
+                shard.record_response(domain, size);
+            } else {
+                stats.queries += 1;
+                let client: IpAddr = packet.src;
+                shard.record_query(domain, name.as_bytes(), client, question.qtype, size);
+            }
+        });
+    }
+
+    /// Closes the current slot if `now` is past its end (the live clock moves on even
+    /// when no frame arrives). Returns whether a slot was closed.
+    pub fn tick(&mut self, now: Nanos) -> bool {
+        if self.shard.is_none() {
+            // A queue that has seen nothing yet still moves with the clock: otherwise the
+            // coordinator would wait for its first slot forever.
+            self.advance_to(now);
+            return false;
+        }
+        if now >= self.slot_end {
+            self.advance_to(now);
+            return true;
+        }
+        false
+    }
+
+    /// Sends the last slot and the counters; the worker is done.
+    pub fn finish(mut self) {
+        if let Some(mut shard) = self.shard.take() {
+            shard.close();
+            // Time stopped at the last frame: the boundary ending this slot was never
+            // reached, so it must not be evaluated.
+            let reached = self.last_ts.map_or(shard.start(), |t| t.saturating_add(1));
+            self.send_slot(shard, reached);
+        }
+        self.stats.decode = self.decoder.stats().clone();
+        let _ = self.to_coordinator.send(WorkerMessage::Done {
+            worker: self.id,
+            stats: self.stats,
+            last_ts: self.last_ts,
+        });
+    }
+
+    /// Closes the current slot (if any) and opens the one holding `ts`. The history of
+    /// earlier slots goes from the closed shard, which it remembers, to the new one.
+    fn advance_to(&mut self, ts: Nanos) {
+        let start = ts - ts % self.slot_length;
+        let mut history = None;
+        if let Some(mut shard) = self.shard.take() {
+            if start <= shard.start() {
+                // A frame from before the current slot (clock step back, or slightly
+                // unordered input): count it in the open slot rather than reopen a closed one.
+                self.shard = Some(shard);
+                return;
+            }
+            history = shard.close();
+            if let Some(history) = history.as_mut() {
+                history.absorb(&shard, (start - shard.start()) / self.slot_length);
+            }
+            self.send_slot(shard, start);
+        }
+        let history = history.or_else(|| {
+            (self.sketch.history_bytes > 0)
+                .then(|| NameHistory::new(self.sketch.history_bytes, self.sketch.history_halving))
+        });
+        let shard = Shard::new(start, &self.sketch);
+        self.shard = Some(match history {
+            Some(history) => shard.with_history(history),
+            None => shard,
+        });
+        self.slot_end = start.saturating_add(self.slot_length);
+    }
+
+    fn send_slot(&self, shard: Shard, next_start: Nanos) {
+        // The coordinator only goes away when the run is over; nothing to do then.
+        let _ = self.to_coordinator.send(WorkerMessage::Slot {
+            worker: self.id,
+            shard,
+            next_start,
+        });
+    }
+}
