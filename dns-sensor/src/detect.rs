@@ -59,6 +59,11 @@ pub struct Alert {
     pub total_requests: u64,
     /// Distinct query names in the window.
     pub unique_hostnames: u64,
+    /// Whether `unique_hostnames` is an estimate (past the exact limit of some slot)
+    /// rather than an exact count.
+    pub estimated: bool,
+    /// The threshold `unique_hostnames` exceeded.
+    pub threshold: u64,
     /// Sum of query message sizes.
     pub total_bytes_in: u64,
     /// Sum of response message sizes.
@@ -264,6 +269,8 @@ impl Detector {
                     domain: domain.into(),
                     total_requests: merged.requests(),
                     unique_hostnames: unique,
+                    estimated: merged.is_estimated(),
+                    threshold,
                     total_bytes_in: merged.bytes_in(),
                     total_bytes_out: merged.bytes_out(),
                     window_start,
@@ -646,6 +653,14 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         let unique = alerts[0].unique_hostnames as f64;
         assert!((unique - 7500.0).abs() / 7500.0 < 0.02, "{unique}");
+        assert!(alerts[0].estimated);
+        assert_eq!(alerts[0].threshold, 200);
         assert_eq!(alerts[0].total_requests, 10_000);
+        // Under the exact limit in every slot, the count is exact and says so.
+        let mut d = detector();
+        d.add(shard(T0, "small.org", 0, 300));
+        let alerts = d.evaluate(T0 + 15 * MIN);
+        assert_eq!(alerts[0].unique_hostnames, 300);
+        assert!(!alerts[0].estimated);
     }
 }

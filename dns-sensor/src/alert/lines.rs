@@ -22,12 +22,18 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
-impl<W: Write> Sink for JsonLines<W> {
-    /// Writes the line and flushes, so a consumer on a pipe sees each alert at once.
-    fn emit(&mut self, alert: &Alert) -> Result<(), AlertError> {
-        serde_json::to_writer(&mut self.out, &AlertJson::from(alert))
-            .map_err(std::io::Error::from)?;
-        self.out.write_all(b"\n")?;
+impl<W: Write + Send> Sink for JsonLines<W> {
+    fn name(&self) -> String {
+        "stdout".into()
+    }
+    /// Writes the lines and flushes, so a consumer on a pipe sees each evaluation's
+    /// alerts at once.
+    fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError> {
+        for alert in alerts {
+            serde_json::to_writer(&mut self.out, &AlertJson::from(alert))
+                .map_err(std::io::Error::from)?;
+            self.out.write_all(b"\n")?;
+        }
         self.out.flush()?;
         Ok(())
     }
@@ -45,8 +51,8 @@ mod tests {
     #[test]
     fn json_line_keeps_field_order_and_flushes() {
         let mut sink = JsonLines::new(Vec::new());
-        sink.emit(&sample_alert()).expect("written");
-        sink.emit(&sample_alert()).expect("written");
+        sink.deliver(&[sample_alert(), sample_alert()])
+            .expect("written");
         let text = String::from_utf8(sink.into_inner()).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -91,6 +97,9 @@ mod tests {
             }
         }
         let mut sink = JsonLines::new(Broken);
-        assert!(matches!(sink.emit(&sample_alert()), Err(AlertError::Io(_))));
+        assert!(matches!(
+            sink.deliver(&[sample_alert()]),
+            Err(AlertError::Io(_))
+        ));
     }
 }

@@ -16,12 +16,20 @@ pub use text::{escape_name, qtype_name, rfc3339};
 
 use crate::detect::Alert;
 
-/// Somewhere alerts go: stdout JSON lines now; journald and email later.
-pub trait Sink {
-    /// Delivers one alert.
-    fn emit(&mut self, alert: &Alert) -> Result<(), AlertError>;
-    /// Flushes anything buffered.
+/// Somewhere alerts go. The coordinator hands every output the alerts of each
+/// evaluation that has any; an output that fails is logged and counted, and the others
+/// and detection go on.
+pub trait Sink: Send {
+    /// What the output is, for log lines (`stdout`, `journald`, `file /var/log/...`).
+    fn name(&self) -> String;
+    /// Delivers the alerts of one evaluation, most unique hostnames first; never empty.
+    fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError>;
+    /// Flushes anything buffered; called when the run ends.
     fn flush(&mut self) -> Result<(), AlertError> {
+        Ok(())
+    }
+    /// Reopens what the output writes to (after logrotate moved a file away: SIGHUP).
+    fn reopen(&mut self) -> Result<(), AlertError> {
         Ok(())
     }
 }

@@ -14,6 +14,8 @@ pub(crate) fn sample_alert() -> Alert {
         domain: Box::from(&b"pirate.sea"[..]),
         total_requests: 222,
         unique_hostnames: 222,
+        estimated: false,
+        threshold: 200,
         total_bytes_in: 16812,
         total_bytes_out: 35212,
         window_start: at - 4 * 3600 * NANOS_PER_SEC,

@@ -2,9 +2,11 @@
 //! rule at every interval boundary every worker has passed, and hands the alerts to
 //! the outputs.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::worker::{WorkerMessage, WorkerStats};
 use super::PipelineError;
@@ -32,6 +34,31 @@ pub struct RunSummary {
     pub peak_bytes: usize,
     /// Time of the first and last frame.
     pub span: Option<(Nanos, Nanos)>,
+    /// Deliveries of an evaluation's alerts that an output refused (each is logged).
+    pub delivery_failures: u64,
+}
+
+/// How the coordinator is doing, for a [`Heartbeat`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Alerts delivered so far.
+    pub alerts: u64,
+    /// Evaluations run so far.
+    pub evaluations: u64,
+    /// Domains in the window (a domain in several slots counts once per slot).
+    pub domains: usize,
+    /// Deliveries an output refused so far.
+    pub delivery_failures: u64,
+}
+
+/// Called from the coordinator's own loop at least every `every` while it is making
+/// progress, and never while it is stuck (in an evaluation, or on an output that
+/// blocks): what a service manager's watchdog needs to hear.
+pub struct Heartbeat {
+    /// At most this long between beats while the loop turns.
+    pub every: Duration,
+    /// What a beat does.
+    pub beat: Box<dyn FnMut(&Progress) + Send>,
 }
 
 /// Merges workers' slots into the window, evaluates the rule on interval boundaries and
@@ -40,7 +67,7 @@ pub struct Coordinator {
     detector: Detector,
     interval: Nanos,
     window: Nanos,
-    sinks: Vec<Box<dyn Sink + Send>>,
+    sinks: Vec<Box<dyn Sink>>,
     /// Start of each worker's open slot: everything before has been received.
     frontier: Vec<Option<Nanos>>,
     /// Interval boundaries up to here have been evaluated.
@@ -50,12 +77,15 @@ pub struct Coordinator {
     summary: RunSummary,
     /// Where the number of domains in the window is published while running (live
     /// stats line), if anyone reads it.
-    tracked_gauge: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    tracked_gauge: Option<Arc<AtomicUsize>>,
+    heartbeat: Option<Heartbeat>,
+    /// Set (by a SIGHUP handler) when the outputs should reopen their files.
+    reopen: Option<Arc<AtomicBool>>,
 }
 
 impl Coordinator {
     /// A coordinator for `workers` workers.
-    pub fn new(rule: &RuleSettings, workers: usize, sinks: Vec<Box<dyn Sink + Send>>) -> Self {
+    pub fn new(rule: &RuleSettings, workers: usize, sinks: Vec<Box<dyn Sink>>) -> Self {
         Self {
             detector: Detector::new(rule.clone()),
             interval: rule.interval,
@@ -66,12 +96,27 @@ impl Coordinator {
             data_span: None,
             summary: RunSummary::default(),
             tracked_gauge: None,
+            heartbeat: None,
+            reopen: None,
         }
     }
 
     /// Publishes the number of domains in the window into `gauge` after every slot.
-    pub fn with_tracked_gauge(mut self, gauge: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+    pub fn with_tracked_gauge(mut self, gauge: Arc<AtomicUsize>) -> Self {
         self.tracked_gauge = Some(gauge);
+        self
+    }
+
+    /// Beats `heartbeat` from the loop: the loop then wakes at least that often even
+    /// when no slot arrives.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
+    }
+
+    /// Reopens every output's files whenever `flag` is found set (and clears it).
+    pub fn with_reopen_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.reopen = Some(flag);
         self
     }
 
@@ -83,9 +128,19 @@ impl Coordinator {
     ) -> Result<RunSummary, PipelineError> {
         let mut running = self.frontier.len();
         let mut last_ts: Option<Nanos> = None;
+        // Without a heartbeat or a reopen flag, nothing needs the loop between messages.
+        let wake_every = match (&self.heartbeat, &self.reopen) {
+            (Some(h), _) => h.every.min(Duration::from_secs(1)),
+            (None, Some(_)) => Duration::from_secs(1),
+            (None, None) => Duration::MAX,
+        };
+        let mut next_beat = Instant::now();
         while running > 0 {
-            let Ok(message) = from_workers.recv() else {
-                break;
+            self.between_messages(&mut next_beat);
+            let message = match from_workers.recv_timeout(wake_every) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
             };
             match message {
                 WorkerMessage::Slot {
@@ -105,7 +160,7 @@ impl Coordinator {
                     let tracked = self.detector.tracked();
                     self.summary.peak_domains = self.summary.peak_domains.max(tracked);
                     if let Some(gauge) = &self.tracked_gauge {
-                        gauge.store(tracked, std::sync::atomic::Ordering::Relaxed);
+                        gauge.store(tracked, Ordering::Relaxed);
                     }
                     self.summary.peak_bytes = self.summary.peak_bytes.max(self.detector.bytes());
                     self.summary.shed_domains = self.detector.shed_records_total();
@@ -135,7 +190,10 @@ impl Coordinator {
             self.summary.span = self.data_span.map(|(first, _)| (first, end));
         }
         for sink in &mut self.sinks {
-            sink.flush()?;
+            if let Err(e) = sink.flush() {
+                log::error!("alert output {}: {e}", sink.name());
+                self.summary.delivery_failures += 1;
+            }
         }
         Ok(self.summary)
     }
@@ -185,12 +243,188 @@ impl Coordinator {
     fn evaluate(&mut self, at: Nanos) -> Result<(), PipelineError> {
         self.summary.evaluations += 1;
         let alerts: Vec<Alert> = self.detector.evaluate(at);
-        for alert in &alerts {
-            for sink in &mut self.sinks {
-                sink.emit(alert)?;
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        // One output failing (a full disk, a journal that went away) must not silence
+        // the others, nor stop detection.
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.deliver(&alerts) {
+                log::error!(
+                    "alert output {}: {} alerts not delivered: {e}",
+                    sink.name(),
+                    alerts.len()
+                );
+                self.summary.delivery_failures += 1;
             }
         }
         self.summary.alerts += alerts.len() as u64;
         Ok(())
+    }
+
+    /// What the loop does whenever it wakes: reopen the outputs if asked, and beat the
+    /// heartbeat when due.
+    fn between_messages(&mut self, next_beat: &mut Instant) {
+        if self
+            .reopen
+            .as_ref()
+            .is_some_and(|flag| flag.swap(false, Ordering::Relaxed))
+        {
+            for sink in &mut self.sinks {
+                match sink.reopen() {
+                    Ok(()) => log::info!("alert output {}: reopened", sink.name()),
+                    Err(e) => log::error!("alert output {}: reopening failed: {e}", sink.name()),
+                }
+            }
+        }
+        let progress = Progress {
+            alerts: self.summary.alerts,
+            evaluations: self.summary.evaluations,
+            domains: self.detector.tracked(),
+            delivery_failures: self.summary.delivery_failures,
+        };
+        if let Some(heartbeat) = &mut self.heartbeat {
+            let now = Instant::now();
+            if now >= *next_beat {
+                (heartbeat.beat)(&progress);
+                *next_beat = now + heartbeat.every;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::alert::AlertError;
+    use crate::capture::{Frame, LinkType};
+    use crate::config::Config;
+    use crate::domain::Classifier;
+    use crate::pipeline::{run_frames, Worker};
+    use crate::synth::scenario::{background, Traffic, Tunnel, EPOCH, MINUTE};
+
+    /// A tunnel of 300 names in ten minutes, inside ordinary traffic.
+    fn tunnel_traffic() -> Vec<(Nanos, Vec<u8>)> {
+        let mut traffic = background(EPOCH, 20 * MINUTE, 5, 20, 7);
+        traffic.extend(
+            Tunnel::new("t.example", 300, EPOCH + MINUTE, 10 * MINUTE)
+                .build()
+                .0,
+        );
+        traffic.into_sorted()
+    }
+
+    struct Refuses;
+
+    impl Sink for Refuses {
+        fn name(&self) -> String {
+            "refuses".into()
+        }
+        fn deliver(&mut self, _: &[Alert]) -> Result<(), AlertError> {
+            Err(std::io::Error::other("disk full").into())
+        }
+    }
+
+    struct Keeps(Arc<Mutex<Vec<Vec<Alert>>>>);
+
+    impl Sink for Keeps {
+        fn name(&self) -> String {
+            "keeps".into()
+        }
+        fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError> {
+            self.0.lock().expect("not poisoned").push(alerts.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_output_is_counted_and_the_others_still_get_every_alert() {
+        let frames = tunnel_traffic();
+        let settings = Config::default().settings().expect("defaults");
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Refuses), Box::new(Keeps(kept.clone()))];
+        let report = run_frames(&[Traffic::frames_of(&frames)], &settings, sinks).expect("runs");
+        let kept = kept.lock().expect("not poisoned");
+        // One delivery per evaluation with alerts, each evaluation's alerts together.
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(&*kept[0][0].domain, b"t.example");
+        assert_eq!(report.summary.alerts, 1);
+        assert_eq!(report.summary.delivery_failures, 1);
+    }
+
+    /// Blocks every delivery until the test lets it go.
+    struct Blocks(Arc<Mutex<()>>);
+
+    impl Sink for Blocks {
+        fn name(&self) -> String {
+            "blocks".into()
+        }
+        fn deliver(&mut self, _: &[Alert]) -> Result<(), AlertError> {
+            drop(self.0.lock().expect("not poisoned"));
+            Ok(())
+        }
+    }
+
+    /// Beats that arrive within `within`.
+    fn beats(rx: &mpsc::Receiver<Progress>, within: Duration) -> Vec<Progress> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(p) => got.push(p),
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn heartbeat_beats_while_idle_stops_while_an_output_blocks_and_comes_back() {
+        let settings = Config::default().settings().expect("defaults");
+        let gate = Arc::new(Mutex::new(()));
+        let (beat_tx, beat_rx) = mpsc::channel();
+        let beat_tx = Mutex::new(beat_tx);
+        let coordinator = Coordinator::new(&settings.rule, 1, vec![Box::new(Blocks(gate.clone()))])
+            .with_heartbeat(Heartbeat {
+                every: Duration::from_millis(20),
+                beat: Box::new(move |p| {
+                    let _ = beat_tx.lock().expect("not poisoned").send(*p);
+                }),
+            });
+        let (to_coordinator, from_workers) = crossbeam_channel::bounded(64);
+        let classifier = Arc::new(Classifier::new(&settings.domain).expect("classifier"));
+        let mut worker = Worker::new(0, &settings, classifier, to_coordinator);
+        let coordinating = std::thread::spawn(move || coordinator.run(from_workers));
+
+        // Idle: no slot has come, the loop still turns.
+        let idle = beats(&beat_rx, Duration::from_millis(400));
+        assert!(idle.len() >= 5, "{} beats while idle", idle.len());
+        assert!(idle.iter().all(|p| p.evaluations == 0));
+
+        // The tunnel's slot closes; its evaluation's delivery blocks on the gate.
+        let held = gate.lock().expect("not poisoned");
+        for (ts, data) in tunnel_traffic() {
+            worker.process(&Frame {
+                ts,
+                link: LinkType::Ethernet,
+                data: &data,
+            });
+        }
+        worker.tick(EPOCH + 20 * MINUTE);
+        // Beats already on their way may still land; then nothing while it is stuck.
+        let _ = beats(&beat_rx, Duration::from_millis(100));
+        let stuck = beats(&beat_rx, Duration::from_millis(400));
+        assert!(stuck.is_empty(), "{} beats while stuck", stuck.len());
+
+        drop(held);
+        let back = beats(&beat_rx, Duration::from_millis(400));
+        assert!(back.len() >= 5, "{} beats after", back.len());
+        assert_eq!(back.last().map(|p| p.alerts), Some(1));
+        worker.finish();
+        let summary = coordinating.join().expect("joined").expect("ran");
+        assert_eq!(summary.alerts, 1);
     }
 }

@@ -45,7 +45,7 @@ pub fn partition_by_flow<'a>(
 pub fn run_frames(
     parts: &[Vec<Frame<'_>>],
     settings: &Settings,
-    sinks: Vec<Box<dyn Sink + Send>>,
+    sinks: Vec<Box<dyn Sink>>,
 ) -> Result<ReplayReport, PipelineError> {
     let classifier = Arc::new(Classifier::new(&settings.domain)?);
     let workers = parts.len().max(1);

@@ -150,7 +150,7 @@ pub struct LiveReport {
 pub fn run(
     settings: &Settings,
     live: &LiveSettings,
-    sinks: Vec<Box<dyn Sink + Send>>,
+    sinks: Vec<Box<dyn Sink>>,
     stop: &AtomicBool,
 ) -> Result<LiveReport, LiveError> {
     let started = Instant::now();

@@ -23,12 +23,11 @@ pub mod replay;
 pub mod worker;
 
 pub use budget::{history_bytes, history_halving, shard_budget};
-pub use coordinator::{Coordinator, RunSummary};
+pub use coordinator::{Coordinator, Heartbeat, Progress, RunSummary};
 pub use frames::{partition_by_flow, run_frames};
 pub use replay::{replay, ReplayReport};
 pub use worker::{Worker, WorkerMessage, WorkerStats};
 
-use crate::alert::AlertError;
 use crate::capture::CaptureError;
 use crate::decode::DecodeSettings;
 use crate::detect::RuleSettings;
@@ -57,9 +56,6 @@ pub enum PipelineError {
     /// The domain classifier could not be built.
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// An alert could not be delivered.
-    #[error(transparent)]
-    Alert(#[from] AlertError),
     /// A worker thread died.
     #[error("worker thread panicked")]
     WorkerPanicked,

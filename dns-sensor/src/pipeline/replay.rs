@@ -29,7 +29,7 @@ pub struct ReplayReport {
 pub fn replay(
     files: &[PathBuf],
     settings: &Settings,
-    sinks: Vec<Box<dyn Sink + Send>>,
+    sinks: Vec<Box<dyn Sink>>,
 ) -> Result<ReplayReport, PipelineError> {
     let started = Instant::now();
     let mut readers = files

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::alert::Sink;
+use crate::alert::{AlertError, Sink};
 use crate::capture::LinkType;
 use crate::capture::{CaptureReader, Frame};
 use crate::config::Config;
@@ -19,9 +19,12 @@ use crate::Nanos;
 struct Collect(Arc<Mutex<Vec<Alert>>>);
 
 impl Sink for Collect {
-    fn emit(&mut self, alert: &Alert) -> Result<(), AlertError> {
-        if let Ok(mut alerts) = self.0.lock() {
-            alerts.push(alert.clone());
+    fn name(&self) -> String {
+        "collect".into()
+    }
+    fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError> {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.extend_from_slice(alerts);
         }
         Ok(())
     }

@@ -133,7 +133,7 @@ pub(crate) fn print_summary(report: &ReplayReport) {
          ({} frames, {} DNS), {} without a question, {} not IP, {} not DNS, {} whitelisted, {} without a registered \
          domain, {} IPv4 fragments ({} reassembled, {} dropped), {} TCP bytes dropped, \
          peak {} domains in the window ({:.1} MiB of tables), {} domains shed for room ({} records), \
-         {} evaluations, {} alerts, {:.3} s, {:.0} frames/s",
+         {} evaluations, {} alerts, {} failed deliveries, {:.3} s, {:.0} frames/s",
         w.decode.frames,
         w.decode.dns_messages,
         w.queries,
@@ -156,6 +156,7 @@ pub(crate) fn print_summary(report: &ReplayReport) {
         s.shed_domains,
         s.evaluations,
         s.alerts,
+        s.delivery_failures,
         secs,
         rate,
     );
