@@ -2,19 +2,29 @@
 
 use std::io::Write;
 
-use super::reference::AlertJson;
+use super::format::LineFormat;
 use super::{AlertError, Sink};
 use crate::detect::Alert;
 
 /// Writes each alert as one JSON line.
 pub struct JsonLines<W: Write> {
     out: W,
+    format: LineFormat,
+    line: Vec<u8>,
 }
 
 impl<W: Write> JsonLines<W> {
-    /// Writes to `out`.
+    /// Writes the reference alert to `out`.
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self::with_format(out, LineFormat::reference())
+    }
+    /// Writes `format`'s documents to `out`.
+    pub fn with_format(out: W, format: LineFormat) -> Self {
+        Self {
+            out,
+            format,
+            line: Vec::new(),
+        }
     }
     /// The writer, back.
     pub fn into_inner(self) -> W {
@@ -29,11 +39,11 @@ impl<W: Write + Send> Sink for JsonLines<W> {
     /// Writes the lines and flushes, so a consumer on a pipe sees each evaluation's
     /// alerts at once.
     fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError> {
+        self.line.clear();
         for alert in alerts {
-            serde_json::to_writer(&mut self.out, &AlertJson::from(alert))
-                .map_err(std::io::Error::from)?;
-            self.out.write_all(b"\n")?;
+            self.format.write_line(alert, &mut self.line);
         }
+        self.out.write_all(&self.line)?;
         self.out.flush()?;
         Ok(())
     }

@@ -2,17 +2,28 @@
 //! line), the escaping of attacker-controlled names, and the [`Sink`] interface every
 //! output implements.
 //!
-//! - [`text`]: names, query types and times as people read them;
-//! - [`mod@reference`]: the reference alert's JSON object;
-//! - [`lines`]: a sink writing one JSON object per line.
+//! - [`text`]: names, query types and times as people read them, the one-line summary
+//!   and the alert's id;
+//! - [`mod@reference`] and [`ecs`]: the JSON documents, chosen by [`Format`];
+//! - the outputs: [`lines`] (stdout), [`mod@file`], [`email`]; [`outputs`] opens those a
+//!   run's settings ask for.
 
+pub mod ecs;
+pub mod email;
+pub mod file;
+pub mod format;
 pub mod lines;
+pub mod outputs;
 pub mod reference;
 pub mod text;
 
+pub use ecs::EcsAlert;
+pub use file::FileSink;
+pub use format::{Format, LineFormat};
 pub use lines::JsonLines;
+pub use outputs::{FileSettings, OutputSettings};
 pub use reference::{to_json, AlertJson, ClientJson, QtypeCounts};
-pub use text::{escape_name, qtype_name, rfc3339};
+pub use text::{alert_id, escape_name, qtype_name, rfc3339, summary_line};
 
 use crate::detect::Alert;
 
@@ -40,6 +51,14 @@ pub enum AlertError {
     /// Writing failed.
     #[error("writing alert: {0}")]
     Io(#[from] std::io::Error),
+    /// A file output could not be opened or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hickory_proto::rr::RecordType;
 
+use crate::detect::Alert;
 use crate::Nanos;
 
 /// Renders a canonical name for people: printable ASCII as is (the canonical form
@@ -43,6 +44,72 @@ pub fn qtype_name(qtype: u16) -> String {
 pub fn rfc3339(t: Nanos) -> String {
     let time = UNIX_EPOCH + Duration::from_nanos(t);
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// `d` as people write it: `4h`, `3h 45m`, `90s` (whole seconds).
+pub fn duration(d: Nanos) -> String {
+    humantime::format_duration(Duration::from_secs(d / crate::NANOS_PER_SEC)).to_string()
+}
+
+/// One line that says what an alert is, for a journal `MESSAGE`, a mail and a SIEM's
+/// `message`: the domain (escaped), the figures and the clients. Printable ASCII only.
+pub fn summary_line(alert: &Alert) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!(
+        "suspected DNS tunnel: {} had {}{} unique hostnames (threshold {}) in {} requests \
+         over {} ending {}",
+        escape_name(&alert.domain),
+        if alert.estimated { "about " } else { "" },
+        alert.unique_hostnames,
+        alert.threshold,
+        alert.total_requests,
+        duration(alert.window_end.saturating_sub(alert.window_start)),
+        rfc3339(alert.window_end),
+    );
+    for (i, (ip, requests)) in alert.top_clients.iter().take(3).enumerate() {
+        let lead = if i == 0 { "; from " } else { ", " };
+        let _ = write!(line, "{lead}{ip} ({requests})");
+    }
+    line
+}
+
+/// A stable id for an alert: the same domain, evaluation and window give the same id,
+/// whichever output carries it and however often it is delivered (a SIEM can drop
+/// duplicates). A UUID (version 8, RFC 9562) made of the xxh3-128 of those three.
+pub fn alert_id(alert: &Alert) -> String {
+    let mut key = Vec::with_capacity(alert.domain.len() + 16);
+    key.extend_from_slice(&alert.at.to_be_bytes());
+    key.extend_from_slice(&alert.window_start.to_be_bytes());
+    key.extend_from_slice(&alert.domain);
+    let h = xxhash_rust::xxh3::xxh3_128(&key);
+    // Version 8 in bits 76-79, variant 0b10 in bits 62-63.
+    let h = (h & !(0xf << 76)) | (0x8 << 76);
+    let h = (h & !(0b11 << 62)) | (0b10 << 62);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        h >> 96,
+        (h >> 80) & 0xffff,
+        (h >> 64) & 0xffff,
+        (h >> 48) & 0xffff,
+        h & 0xffff_ffff_ffff
+    )
+}
+
+/// This machine's host name, escaped as names are (it goes into every output), or
+/// `localhost` when it cannot be read.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
+    // or truncates, and we stop at the first NUL or the end.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = buf
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(&buf[..], |n| &buf[..n]);
+    if !ok || name.is_empty() {
+        return "localhost".into();
+    }
+    escape_name(name)
 }
 
 #[cfg(test)]
@@ -127,5 +194,51 @@ mod tests {
         assert_eq!(qtype_name(65305), "TYPE65305");
         assert_eq!(qtype_name(65534), "TYPE65534");
         assert_eq!(qtype_name(99), "TYPE99");
+    }
+
+    #[test]
+    fn summary_line_says_what_and_who_in_printable_ascii() {
+        let mut alert = crate::alert::test_alerts::sample_alert();
+        alert.domain = Box::from(&b"x\r\n\x1b[31m.evil\"sea"[..]);
+        let line = summary_line(&alert);
+        assert_eq!(
+            line,
+            "suspected DNS tunnel: x\\013\\010\\027[31m.evil\"sea had 222 unique hostnames \
+             (threshold 200) in 222 requests over 4h ending 2027-01-15T08:00:00.000Z; \
+             from 10.0.2.30 (220), 2001:db8::1 (2)"
+        );
+        assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{line}");
+        alert.estimated = true;
+        assert!(summary_line(&alert).contains("had about 222 unique"));
+    }
+
+    #[test]
+    fn alert_ids_are_uuids_stable_per_domain_and_evaluation() {
+        let alert = crate::alert::test_alerts::sample_alert();
+        let id = alert_id(&alert);
+        assert_eq!(id, alert_id(&alert.clone()));
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('8'), "{id}");
+        assert!(
+            matches!(parts[3].as_bytes()[0], b'8'..=b'9' | b'a'..=b'b'),
+            "{id}"
+        );
+        let mut later = alert.clone();
+        later.at += 15 * 60 * crate::NANOS_PER_SEC;
+        assert_ne!(alert_id(&later), id);
+        let mut other = alert;
+        other.domain = Box::from(&b"other.sea"[..]);
+        assert_ne!(alert_id(&other), id);
+    }
+
+    #[test]
+    fn host_name_is_printable() {
+        let name = host_name();
+        assert!(!name.is_empty());
+        assert!(name.bytes().all(|b| (0x21..0x7f).contains(&b)), "{name}");
     }
 }

@@ -16,7 +16,13 @@ use crate::domain::{read_whitelist_file, DomainError, DomainSettings};
 use crate::pipeline::{history_bytes, history_halving, shard_budget, Settings};
 use crate::sketch::SketchSettings;
 
+mod output;
 mod values;
+
+pub use output::{
+    Command, EmailConfig, FileConfig, JournaldConfig, OutputConfig, OutputError, StdoutConfig,
+    DEFAULT_SUBJECT,
+};
 
 use values::{
     any_duration, byte_size, nanos, port_list, positive_duration, positive_u64, positive_usize,
@@ -63,6 +69,9 @@ pub enum ConfigError {
     /// A whitelist entry or file is bad.
     #[error(transparent)]
     Whitelist(#[from] DomainError),
+    /// An output's setting cannot be used (its credentials file, a missing path).
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 /// The settings file as written. Field names are the file's keys.
@@ -104,6 +113,9 @@ pub struct Config {
     /// unit: `"1GiB"`, `"512MiB"`.
     #[serde(deserialize_with = "byte_size")]
     pub memory_cap: u64,
+    /// Where alerts go: `[output.stdout]`, `[output.journald]`, `[output.email]`,
+    /// `[output.file]`.
+    pub output: OutputConfig,
 }
 
 /// The default [`Config::memory_cap`]: 1 GiB.
@@ -124,6 +136,7 @@ impl Default for Config {
             whitelist: DEFAULT_WHITELIST.iter().map(|d| d.to_string()).collect(),
             whitelist_files: Vec::new(),
             memory_cap: DEFAULT_MEMORY_CAP,
+            output: OutputConfig::default(),
         }
     }
 }
@@ -157,6 +170,11 @@ impl Config {
                 message: e.message().to_string(),
             }
         })
+    }
+
+    /// The outputs `command` writes alerts to, reading the files they name.
+    pub fn outputs(&self, command: Command) -> Result<crate::alert::OutputSettings, ConfigError> {
+        Ok(self.output.settings(command)?)
     }
 
     /// The settings every step runs with, for one worker, reading the whitelist files.
@@ -344,7 +362,12 @@ memory_cap = "256MiB"
             env!("CARGO_MANIFEST_DIR"),
             "/../deploy/dns-sensor.toml"
         ));
-        assert_eq!(Config::load(path).unwrap(), Config::default());
+        let shipped = Config::load(path).unwrap();
+        // The one deliberate difference: the installed appliance writes to its journal.
+        let mut expected = Config::default();
+        expected.output.journald.enabled = true;
+        expected.output.file.format = crate::alert::Format::Ecs;
+        assert_eq!(shipped, expected);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use dns_sensor::alert::JsonLines;
+use dns_sensor::config::Command;
 use dns_sensor::pipeline;
 
 use crate::{print_summary, RuleArgs, EXIT_BAD_INPUT};
@@ -19,15 +19,19 @@ pub(crate) struct ReplayArgs {
 }
 
 pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
-    let settings = match args.rule.config().and_then(|c| Ok(c.settings()?)) {
-        Ok(s) => s,
+    let opened = args.rule.config().and_then(|config| {
+        let settings = config.settings()?;
+        let outputs = config.outputs(Command::Replay)?;
+        Ok((settings, outputs.open()?))
+    });
+    let (settings, sinks) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             log::error!("{e:#}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let stdout = JsonLines::new(std::io::stdout());
-    let report = match pipeline::replay(&args.files, &settings, vec![Box::new(stdout)]) {
+    let report = match pipeline::replay(&args.files, &settings, sinks) {
         Ok(report) => report,
         Err(e @ (pipeline::PipelineError::Capture(_) | pipeline::PipelineError::Domain(_))) => {
             log::error!("{e}");
@@ -42,5 +46,9 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
         log::warn!("{cut}; the frames before it were counted");
     }
     print_summary(&report);
+    if report.summary.delivery_failures > 0 {
+        // Every failure was logged where it happened.
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

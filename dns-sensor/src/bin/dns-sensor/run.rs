@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use dns_sensor::alert::JsonLines;
+use dns_sensor::config::Command;
 use dns_sensor::pipeline::ReplayReport;
 
 use crate::{positive_duration, print_summary, RuleArgs, EXIT_BAD_INPUT};
@@ -73,8 +73,20 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             .ok()
             .map(|i| i.rx_queues)
     });
-    let settings = match config.settings_for_workers(workers.map_or(1, |n| n.max(1) as usize)) {
-        Ok(s) => s,
+    let workers = workers.map_or(1, |n| n.max(1) as usize);
+    let opened = config.settings_for_workers(workers).and_then(|settings| {
+        let outputs = config.outputs(Command::Run)?;
+        Ok((settings, outputs))
+    });
+    let (settings, outputs) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let sinks = match outputs.open() {
+        Ok(sinks) => sinks,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(EXIT_BAD_INPUT);
@@ -106,8 +118,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stdout = JsonLines::new(std::io::stdout());
-    match live::run(&settings, &live, vec![Box::new(stdout)], stop) {
+    match live::run(&settings, &live, sinks, stop) {
         Ok(report) => {
             let k = &report.kernel;
             let dropped: u64 = report

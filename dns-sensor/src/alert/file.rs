@@ -1,0 +1,158 @@
+//! The file output: one JSON line per alert appended to a file, which is reopened on
+//! SIGHUP so logrotate can move it away (`postrotate: systemctl kill -s HUP`, or
+//! `systemctl reload`).
+//!
+//! Each evaluation's lines go out in one `write` on a file opened with `O_APPEND`, so
+//! a reader tailing the file never sees half a line from the sensor, and a second
+//! writer cannot interleave inside one. The file is created `0640` (owner and group
+//! read it: alerts name clients and domains).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::format::LineFormat;
+use super::{AlertError, Sink};
+use crate::detect::Alert;
+
+/// Appends alerts to a file as JSON lines.
+pub struct FileSink {
+    path: PathBuf,
+    format: LineFormat,
+    file: File,
+    lines: Vec<u8>,
+}
+
+impl FileSink {
+    /// Opens (creating it if need be) `path` for appending.
+    pub fn open(path: &Path, format: LineFormat) -> Result<Self, AlertError> {
+        Ok(Self {
+            file: open_append(path)?,
+            path: path.to_owned(),
+            format,
+            lines: Vec::new(),
+        })
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, AlertError> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|source| AlertError::File {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+impl Sink for FileSink {
+    fn name(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError> {
+        self.lines.clear();
+        for alert in alerts {
+            self.format.write_line(alert, &mut self.lines);
+        }
+        self.file
+            .write_all(&self.lines)
+            .map_err(|source| AlertError::File {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+
+    /// Opens the path anew: after a rotation the old file was renamed and alerts go to
+    /// a fresh one. On failure the old file stays in use.
+    fn reopen(&mut self) -> Result<(), AlertError> {
+        self.file = open_append(&self.path)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::alert::format::Format;
+    use crate::alert::test_alerts::sample_alert;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("dns-sensor-file-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .expect("readable")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    #[test]
+    fn appends_lines_and_reopens_after_a_rotation() {
+        let dir = temp_dir("rotate");
+        let path = dir.join("alerts.json");
+        std::fs::write(&path, "{\"kept\":true}\n").expect("an earlier line");
+        let mut sink =
+            FileSink::open(&path, LineFormat::new(Format::Ecs, "sensor1")).expect("opens");
+        sink.deliver(&[sample_alert(), sample_alert()])
+            .expect("written");
+        let written = lines(&path);
+        assert_eq!(written.len(), 3);
+        assert_eq!(written[0]["kept"], true);
+        assert_eq!(written[1]["event"]["kind"], "alert");
+        assert_eq!(written[2]["observer"]["hostname"], "sensor1");
+
+        // logrotate moves the file away; until the reopen the sensor still writes to it.
+        let rotated = dir.join("alerts.json.1");
+        std::fs::rename(&path, &rotated).expect("rotated");
+        sink.deliver(&[sample_alert()]).expect("written");
+        assert_eq!(lines(&rotated).len(), 4);
+        assert!(!path.exists());
+        sink.reopen().expect("reopened");
+        sink.deliver(&[sample_alert()]).expect("written");
+        assert_eq!(lines(&path).len(), 1);
+        assert_eq!(lines(&rotated).len(), 4);
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640 & !umask());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The process's umask, as the kernel reports it (setting it to read it would race
+    /// with the other tests creating files).
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("readable");
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .expect("Umask line");
+        u32::from_str_radix(line.trim(), 8).expect("octal")
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let err = FileSink::open(
+            Path::new("/nonexistent/dir/alerts.json"),
+            LineFormat::reference(),
+        )
+        .err()
+        .expect("cannot open");
+        assert!(
+            err.to_string().contains("/nonexistent/dir/alerts.json"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! Which outputs a run writes to, and opening them.
+
+use std::path::PathBuf;
+
+use super::email::EmailSettings;
+use super::file::FileSink;
+use super::format::{Format, LineFormat};
+use super::lines::JsonLines;
+use super::text::host_name;
+use super::{AlertError, Sink};
+
+/// Every output of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputSettings {
+    /// JSON lines on stdout, in this format.
+    pub stdout: Option<Format>,
+    /// One journal entry per alert.
+    pub journald: bool,
+    /// One mail per evaluation.
+    pub email: Option<EmailSettings>,
+    /// JSON lines appended to a file.
+    pub file: Option<FileSettings>,
+}
+
+/// The file output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSettings {
+    /// The file.
+    pub path: PathBuf,
+    /// The document written.
+    pub format: Format,
+}
+
+impl OutputSettings {
+    /// Opens every output; the first that cannot be opened is the error (an output the
+    /// settings ask for and cannot work is a start-up problem, not a silent loss).
+    pub fn open(&self) -> Result<Vec<Box<dyn Sink>>, AlertError> {
+        let hostname = host_name();
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if let Some(format) = self.stdout {
+            sinks.push(Box::new(JsonLines::with_format(
+                std::io::stdout(),
+                LineFormat::new(format, &hostname),
+            )));
+        }
+        if let Some(file) = &self.file {
+            sinks.push(Box::new(FileSink::open(
+                &file.path,
+                LineFormat::new(file.format, &hostname),
+            )?));
+        }
+        Ok(sinks)
+    }
+}

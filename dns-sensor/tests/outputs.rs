@@ -1,0 +1,116 @@
+//! End to end through the outputs: `dns-sensor replay --config F` on the real iodine
+//! capture, with the outputs the settings file names.
+
+mod common;
+
+use common::{capture, dns_sensor, TempDir};
+use serde_json::Value;
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The figures of pirate.sea in the reference capture, wherever an output puts them.
+fn assert_reference_figures(figures: &Value) {
+    assert_eq!(figures["total_requests"], 222, "{figures}");
+    assert_eq!(figures["unique_hostnames"], 222, "{figures}");
+    assert_eq!(figures["total_bytes_in"], 16_812, "{figures}");
+    assert_eq!(figures["total_bytes_out"], 35_212, "{figures}");
+    assert_eq!(figures["total_bytes"], 52_024, "{figures}");
+}
+
+#[test]
+fn file_and_stdout_outputs_in_ecs_carry_the_reference_figures() {
+    let dir = TempDir::new("outputs-ecs");
+    let alerts = dir.path("alerts.json");
+    let config = dir.path("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[output.stdout]\nformat = \"ecs\"\n[output.file]\npath = \"{}\"\nformat = \"reference\"\n",
+            alerts.display()
+        ),
+    )
+    .unwrap();
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // stdout: ECS.
+    assert_eq!(run.alerts.len(), 1, "{:?}", run.alerts);
+    let ecs = &run.alerts[0];
+    assert_eq!(ecs["event"]["kind"], "alert");
+    assert_eq!(ecs["dns"]["question"]["registered_domain"], "pirate.sea");
+    assert_eq!(ecs["source"]["ip"], "10.0.2.30");
+    assert_eq!(ecs["dns_sensor"]["threshold"], 200);
+    assert_eq!(ecs["dns_sensor"]["estimated"], false);
+    assert!(ecs["event"]["start"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("2010-08-20T22:00:00")));
+    assert_reference_figures(&ecs["dns_sensor"]);
+
+    // The file: the reference line, the same alert.
+    let written = lines(&alerts);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0]["domain"], "pirate.sea");
+    assert_eq!(written[0]["@timestamp"], ecs["@timestamp"]);
+    assert_reference_figures(&written[0]);
+
+    // A second replay appends.
+    let again = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(lines(&alerts).len(), 2);
+}
+
+#[test]
+fn an_output_that_cannot_open_exits_2_naming_it() {
+    let dir = TempDir::new("outputs-bad-file");
+    let config = dir.path("sensor.toml");
+    std::fs::write(
+        &config,
+        "[output.file]\npath = \"/nonexistent/dns-sensor/alerts.json\"\n",
+    )
+    .unwrap();
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/dns-sensor/alerts.json"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.alerts.is_empty());
+}
+
+#[test]
+fn stdout_can_be_turned_off() {
+    let dir = TempDir::new("outputs-quiet");
+    let config = dir.path("sensor.toml");
+    std::fs::write(&config, "[output.stdout]\nenabled = false\n").unwrap();
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.alerts.is_empty());
+    assert!(run.stderr.contains("1 alerts"), "{}", run.stderr);
+}
