@@ -35,7 +35,7 @@ mod supervisor;
 use queue::queue_loop;
 pub use queue::QueueCounters;
 pub use signals::{reopen_on_hangup, stop_on_signals};
-use stats::log_stats;
+use stats::{log_stats, Losses};
 pub use supervisor::{Supervisor, Unsupervised};
 
 /// Live-only settings (the rule, decoding and domains come from [`Settings`]).
@@ -284,15 +284,14 @@ pub fn run(
     ));
 
     let mut next_stats = Instant::now() + live.stats_every;
+    let mut losses = Losses::default();
     while !stop.load(Ordering::Relaxed) && !workers_stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(100));
         if Instant::now() >= next_stats {
             next_stats += live.stats_every;
-            log_stats(
-                &counters,
-                program.counters().ok(),
-                tracked.load(Ordering::Relaxed),
-            );
+            let kernel = program.counters().ok();
+            losses.warn_if_rising(&counters, kernel.as_ref());
+            log_stats(&counters, kernel, tracked.load(Ordering::Relaxed));
         }
     }
 
