@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::values::any_duration;
-use crate::alert::email::{Credentials, EmailSettings, TlsMode};
+use crate::alert::email::{Credentials, Delivery, EmailSettings, TlsMode};
 use crate::alert::{FileSettings, Format, OutputSettings};
 
 /// The `[output]` table.
@@ -92,7 +92,7 @@ pub struct EmailConfig {
     pub credentials_file: Option<PathBuf>,
     /// A PEM file of further certificate authorities to trust.
     pub ca_file: Option<PathBuf>,
-    /// How long one attempt may take.
+    /// How long each step of an attempt (connecting, each read or write) may wait.
     pub timeout: Duration,
     /// When to give a message up.
     pub give_up_after: Duration,
@@ -239,6 +239,7 @@ impl OutputConfig {
                 ca_file: e.ca_file.clone(),
                 timeout: e.timeout,
                 give_up_after: e.give_up_after,
+                delivery: Delivery::default(),
             })
         } else {
             None

@@ -3,4 +3,4 @@
 
 pub mod settings;
 
-pub use settings::{Credentials, CredentialsError, EmailSettings, TlsMode};
+pub use settings::{Credentials, CredentialsError, Delivery, EmailSettings, TlsMode};
