@@ -15,6 +15,16 @@ fn lines(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// `dns-sensor replay --config CONFIG` of the reference iodine capture.
+fn replay_iodine(config: &std::path::Path) -> common::Run {
+    dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ])
+}
+
 /// The figures of pirate.sea in the reference capture, wherever an output puts them.
 fn assert_reference_figures(figures: &Value) {
     assert_eq!(figures["total_requests"], 222, "{figures}");
@@ -37,12 +47,7 @@ fn file_and_stdout_outputs_in_ecs_carry_the_reference_figures() {
         ),
     )
     .unwrap();
-    let run = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        capture("elastic-iodine-tunnel.pcap").as_os_str(),
-    ]);
+    let run = replay_iodine(&config);
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     // stdout: ECS.
@@ -66,12 +71,7 @@ fn file_and_stdout_outputs_in_ecs_carry_the_reference_figures() {
     assert_reference_figures(&written[0]);
 
     // A second replay appends.
-    let again = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        capture("elastic-iodine-tunnel.pcap").as_os_str(),
-    ]);
+    let again = replay_iodine(&config);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(lines(&alerts).len(), 2);
 }
@@ -85,12 +85,7 @@ fn an_output_that_cannot_open_exits_2_naming_it() {
         "[output.file]\npath = \"/nonexistent/dns-sensor/alerts.json\"\n",
     )
     .unwrap();
-    let run = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        capture("elastic-iodine-tunnel.pcap").as_os_str(),
-    ]);
+    let run = replay_iodine(&config);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("/nonexistent/dns-sensor/alerts.json"),
@@ -105,12 +100,7 @@ fn stdout_can_be_turned_off() {
     let dir = TempDir::new("outputs-quiet");
     let config = dir.path("sensor.toml");
     std::fs::write(&config, "[output.stdout]\nenabled = false\n").unwrap();
-    let run = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        capture("elastic-iodine-tunnel.pcap").as_os_str(),
-    ]);
+    let run = replay_iodine(&config);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.alerts.is_empty());
     assert!(run.stderr.contains("1 alerts"), "{}", run.stderr);
@@ -199,12 +189,7 @@ fn replay_mails_the_captures_alert_before_it_exits() {
     let dir = TempDir::new("outputs-email");
     let config = dir.path("sensor.toml");
     std::fs::write(&config, email_config(server.port, "")).unwrap();
-    let run = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        capture("elastic-iodine-tunnel.pcap").as_os_str(),
-    ]);
+    let run = replay_iodine(&config);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.alerts.len(), 1, "stdout stays on for replay");
     // Looked at once, right after the exit: replay waited for the message.
@@ -247,12 +232,7 @@ fn replay_with_the_mail_server_down_logs_the_message_given_up_and_fails() {
     let dir = TempDir::new("outputs-email-down");
     let config = dir.path("sensor.toml");
     std::fs::write(&config, email_config(port, "give_up_after = \"0\"\n")).unwrap();
-    let run = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        capture("elastic-iodine-tunnel.pcap").as_os_str(),
-    ]);
+    let run = replay_iodine(&config);
     // The alert still went to stdout; the lost mail makes the exit status 1.
     assert_eq!(run.alerts.len(), 1);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -272,12 +252,7 @@ fn an_email_output_that_cannot_start_exits_2_naming_it() {
     let email = email_config(25, "ca_file = \"/nonexistent/dns-sensor/ca.pem\"\n")
         .replace("tls = \"none\"", "tls = \"starttls\"");
     std::fs::write(&config, email).unwrap();
-    let run = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        capture("elastic-iodine-tunnel.pcap").as_os_str(),
-    ]);
+    let run = replay_iodine(&config);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
