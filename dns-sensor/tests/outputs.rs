@@ -114,3 +114,71 @@ fn stdout_can_be_turned_off() {
     assert!(run.alerts.is_empty());
     assert!(run.stderr.contains("1 alerts"), "{}", run.stderr);
 }
+
+#[test]
+fn hostile_names_forge_nothing_on_stdout_or_in_the_file() {
+    use common::hostile;
+    let dir = TempDir::new("outputs-hostile");
+    let pcap = dir.path("hostile.pcap");
+    hostile::write(&pcap);
+    for format in ["reference", "ecs"] {
+        let alerts = dir.path(&format!("alerts-{format}.json"));
+        let config = dir.path(&format!("{format}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "threshold = 2\n[output.stdout]\nformat = \"{format}\"\n[output.file]\npath = \"{}\"\nformat = \"{format}\"\n",
+                alerts.display()
+            ),
+        )
+        .unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+            .arg("replay")
+            .arg("--config")
+            .arg(&config)
+            .arg(&pcap)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let file = std::fs::read(&alerts).expect("file written");
+        for (what, bytes) in [
+            ("stdout", &output.stdout),
+            ("file", &file),
+            ("stderr", &output.stderr),
+        ] {
+            assert!(
+                hostile::printable(bytes),
+                "{format} {what}: {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // One JSON line per alert, nothing else: no name broke a line.
+        for bytes in [&output.stdout, &file] {
+            let text = String::from_utf8(bytes.clone()).expect("ASCII");
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("every line is one JSON object"))
+                .collect();
+            assert_eq!(lines.len(), 1, "{format}: {text}");
+            let alert = &lines[0];
+            let (domain, samples) = match format {
+                "reference" => (&alert["domain"], &alert["sample_names"]),
+                _ => (
+                    &alert["dns"]["question"]["registered_domain"],
+                    &alert["dns_sensor"]["sample_names"],
+                ),
+            };
+            assert_eq!(domain, hostile::ESCAPED_DOMAIN, "{format}");
+            assert_eq!(samples.as_array().map(Vec::len), Some(5), "{format}");
+            for name in samples.as_array().unwrap() {
+                let name = name.as_str().unwrap();
+                assert!(name.ends_with(hostile::ESCAPED_DOMAIN), "{name}");
+                assert!(!name.contains(' '), "{name}");
+            }
+        }
+    }
+}

@@ -69,23 +69,20 @@ pub fn run() -> anyhow::Result<()> {
     let mut totals = run_tests(&["test", "--workspace"])?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        // One at a time: they create namespaces and attach XDP. The throughput benchmarks
-        // mean something only in release and on request (`cargo xtask test-live --release bench`).
-        let live = run_tests(&[
-            "test",
-            "-p",
-            "dns-sensor",
-            "--test",
-            "live",
-            "--",
-            "--ignored",
-            "--test-threads=1",
-            "--skip",
-            "bench_",
-        ])?;
+        // One at a time: they create namespaces, attach XDP, start journald. The
+        // throughput benchmarks mean something only in release and on request
+        // (`cargo xtask test-live --release bench`).
+        let mut args = vec!["test", "-p", "dns-sensor"];
+        for test in crate::live::ROOT_TESTS {
+            args.extend(["--test", test]);
+        }
+        args.extend(["--", "--ignored", "--test-threads=1", "--skip", "bench_"]);
+        let live = run_tests(&args)?;
         totals.add(&live);
     } else {
-        eprintln!("ci: not root, the live-capture tests (cargo xtask test-live) were not run");
+        eprintln!(
+            "ci: not root, the tests that need it (live capture, journald: cargo xtask test-live) were not run"
+        );
     }
     // The package, installed and run under its own unit in a booted fresh root: only
     // where that is safe and cheap (crate::deb::ci_skip_reason says when).

@@ -1,6 +1,7 @@
-//! `cargo xtask test-live`: the tests that need root: the XDP program run through
-//! BPF_PROG_TEST_RUN, and AF_XDP capture across veth pairs in network namespaces
-//! (`dns-sensor/tests/live.rs`, `#[ignore]`d in plain `cargo test`).
+//! `cargo xtask test-live`: the tests that need root, `#[ignore]`d in plain `cargo test`:
+//! the XDP program run through BPF_PROG_TEST_RUN, AF_XDP capture across veth pairs in
+//! network namespaces (`dns-sensor/tests/live.rs`), and the journal output against a
+//! private journald in a mount namespace (`dns-sensor/tests/journald.rs`).
 
 use std::process::Command;
 
@@ -16,6 +17,9 @@ pub struct Args {
     release: bool,
 }
 
+/// The test files whose `#[ignore]`d tests need root.
+pub const ROOT_TESTS: &[&str] = &["live", "journald"];
+
 /// Runs the live tests one at a time (they create namespaces and attach XDP).
 pub fn run(args: &Args) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
@@ -23,7 +27,10 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("the live tests load BPF, attach XDP and create network namespaces: run as root");
     }
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(["test", "-p", "dns-sensor", "--test", "live"]);
+    cmd.args(["test", "-p", "dns-sensor"]);
+    for test in ROOT_TESTS {
+        cmd.args(["--test", test]);
+    }
     if args.release {
         cmd.arg("--release");
     }

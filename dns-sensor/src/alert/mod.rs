@@ -5,13 +5,14 @@
 //! - [`text`]: names, query types and times as people read them, the one-line summary
 //!   and the alert's id;
 //! - [`mod@reference`] and [`ecs`]: the JSON documents, chosen by [`Format`];
-//! - the outputs: [`lines`] (stdout), [`mod@file`], [`email`]; [`outputs`] opens those a
+//! - the outputs: [`lines`] (stdout), [`mod@file`], [`journald`], [`email`]; [`outputs`] opens those a
 //!   run's settings ask for.
 
 pub mod ecs;
 pub mod email;
 pub mod file;
 pub mod format;
+pub mod journald;
 pub mod lines;
 pub mod outputs;
 pub mod reference;
@@ -20,6 +21,7 @@ pub mod text;
 pub use ecs::EcsAlert;
 pub use file::FileSink;
 pub use format::{Format, LineFormat};
+pub use journald::JournaldSink;
 pub use lines::JsonLines;
 pub use outputs::{FileSettings, OutputSettings};
 pub use reference::{to_json, AlertJson, ClientJson, QtypeCounts};
@@ -51,6 +53,9 @@ pub enum AlertError {
     /// Writing failed.
     #[error("writing alert: {0}")]
     Io(#[from] std::io::Error),
+    /// The journal could not be reached or refused the entry.
+    #[error("journald ({socket}): {0}", socket = journald::JOURNAL_SOCKET)]
+    Journal(std::io::Error),
     /// A file output could not be opened or written.
     #[error("{path}: {source}")]
     File {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::email::EmailSettings;
 use super::file::FileSink;
 use super::format::{Format, LineFormat};
+use super::journald::JournaldSink;
 use super::lines::JsonLines;
 use super::text::host_name;
 use super::{AlertError, Sink};
@@ -42,6 +43,9 @@ impl OutputSettings {
                 std::io::stdout(),
                 LineFormat::new(format, &hostname),
             )));
+        }
+        if self.journald {
+            sinks.push(Box::new(JournaldSink::open()?));
         }
         if let Some(file) = &self.file {
             sinks.push(Box::new(FileSink::open(

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod hostile;
+pub mod journal;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -70,10 +73,14 @@ where
 pub struct TempDir(PathBuf);
 
 impl TempDir {
-    /// Creates `$TMPDIR/dns-sensor-test-<name>-<pid>`.
+    /// Creates `$TMPDIR/dns-sensor-test-<name>-<pid>-<n>`, `n` counting the directories
+    /// this process made (tests of one binary run in parallel).
     pub fn new(name: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
         let dir =
-            std::env::temp_dir().join(format!("dns-sensor-test-{name}-{}", std::process::id()));
+            std::env::temp_dir().join(format!("dns-sensor-test-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self(dir)

@@ -1,6 +1,7 @@
 //! The `dns-sensor` command: replay capture files or watch an interface, and print
 //! alerts as JSON lines.
 
+mod logging;
 mod replay;
 #[cfg(feature = "live")]
 mod run;
@@ -108,9 +109,7 @@ impl RuleArgs {
 pub(crate) const EXIT_BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay::replay(&args),

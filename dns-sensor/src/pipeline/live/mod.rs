@@ -10,11 +10,11 @@
 
 use std::{
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -25,8 +25,16 @@ use crate::{
     },
     domain::Classifier,
     pipeline::{Coordinator, PipelineError, RunSummary, Settings, Worker},
-    Nanos,
 };
+
+mod queue;
+mod signals;
+mod stats;
+
+use queue::queue_loop;
+pub use queue::QueueCounters;
+pub use signals::stop_on_signals;
+use stats::log_stats;
 
 /// Live-only settings (the rule, decoding and domains come from [`Settings`]).
 #[derive(Clone, Debug)]
@@ -102,29 +110,6 @@ impl From<OpenAllError> for LiveError {
             OpenAllError::Socket(e) => LiveError::Socket(e),
             OpenAllError::Register(e) => LiveError::Xdp(e),
         }
-    }
-}
-
-/// One queue's counters, updated by its worker about once a second.
-#[derive(Debug, Default)]
-pub struct QueueCounters {
-    /// Frames received.
-    pub frames: AtomicU64,
-    /// Kernel: dropped for other reasons (e.g. frame larger than a UMEM frame).
-    pub rx_dropped: AtomicU64,
-    /// Kernel: dropped because the RX ring was full (worker too slow).
-    pub rx_ring_full: AtomicU64,
-    /// Kernel: times the fill ring was empty.
-    pub fill_ring_empty: AtomicU64,
-}
-
-impl QueueCounters {
-    fn store(&self, frames: u64, st: &RingStats) {
-        self.frames.store(frames, Ordering::Relaxed);
-        self.rx_dropped.store(st.rx_dropped, Ordering::Relaxed);
-        self.rx_ring_full.store(st.rx_ring_full, Ordering::Relaxed);
-        self.fill_ring_empty
-            .store(st.fill_ring_empty, Ordering::Relaxed);
     }
 }
 
@@ -259,113 +244,6 @@ pub fn run(
     })
 }
 
-/// One queue's thread: frames into the worker until `stop`, its counters published
-/// about once a second. The socket (and its rings) are freed when this returns.
-fn queue_loop(
-    mut socket: QueueSocket,
-    mut worker: Worker,
-    shared: &QueueCounters,
-    stop: &AtomicBool,
-    pin: Option<usize>,
-) -> Result<(), AfXdpError> {
-    if let Some(cpu) = pin {
-        if let Err(e) = afxdp::pin_current_thread(cpu) {
-            log::warn!("queue {}: cannot pin to core {cpu}: {e}", socket.queue());
-        }
-    }
-    let mut next_publish = Instant::now();
-    let result = loop {
-        if stop.load(Ordering::Relaxed) {
-            break Ok(());
-        }
-        match socket.poll(Duration::from_millis(100), |frame| worker.process(&frame)) {
-            Ok(_) => {}
-            Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                break Err(e);
-            }
-        }
-        // The live clock closes slots even when the queue is quiet, so the coordinator
-        // never waits on an idle queue.
-        worker.tick(now_nanos());
-        if Instant::now() >= next_publish {
-            next_publish += Duration::from_secs(1);
-            if let Ok(st) = socket.stats() {
-                shared.store(socket.received(), &st);
-            }
-        }
-    };
-    if let Ok(st) = socket.stats() {
-        shared.store(socket.received(), &st);
-    }
-    worker.finish();
-    result
-}
-
-fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>, domains: usize) {
-    use std::fmt::Write as _;
-    let mut line = String::from("stats:");
-    for (i, q) in queues.iter().enumerate() {
-        let _ = write!(
-            line,
-            " q{i} frames={} rx_dropped={} rx_ring_full={} fill_empty={};",
-            q.frames.load(Ordering::Relaxed),
-            q.rx_dropped.load(Ordering::Relaxed),
-            q.rx_ring_full.load(Ordering::Relaxed),
-            q.fill_ring_empty.load(Ordering::Relaxed),
-        );
-    }
-    if let Some(k) = kernel {
-        let _ = write!(
-            line,
-            " xdp seen={} redirected={} not_dns={} redirect_failed={} too_short={} fragments={};",
-            k.seen, k.redirected, k.not_dns, k.redirect_failed, k.too_short, k.fragments
-        );
-    }
-    let _ = write!(line, " domains tracked={domains};");
-    if let Some(rss) = resident_kib() {
-        let _ = write!(line, " rss={} MiB", rss / 1024);
-    }
-    log::info!("{line}");
-}
-
-/// Resident memory of this process, from /proc/self/status.
-fn resident_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
-    line.trim().trim_end_matches("kB").trim().parse().ok()
-}
-
-fn now_nanos() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    SIGNALLED.store(true, Ordering::Relaxed);
-}
-
-/// Installs SIGINT and SIGTERM handlers that set the returned flag: pass it to [`run`]
-/// for a clean shutdown (program detached, rings freed, last slot evaluated).
-pub fn stop_on_signals() -> std::io::Result<&'static AtomicBool> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut action.sa_mask);
-            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-    }
-    Ok(&SIGNALLED)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,10 +273,5 @@ mod tests {
             err.to_string().contains("dnss-none1 does not exist"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn rss_is_read() {
-        assert!(resident_kib().is_some_and(|k| k > 0));
     }
 }
