@@ -185,3 +185,15 @@ fn every_peer_capture_replays_cleanly() {
     }
     assert!(replayed >= 60, "only {replayed} peer captures found");
 }
+
+#[test]
+fn run_without_an_interface_says_where_to_set_it() {
+    let run = dns_sensor(["run", "--interface", ""]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("DNS_SENSOR_INTERFACE in /etc/default/dns-sensor"),
+        "{}",
+        run.stderr
+    );
+}

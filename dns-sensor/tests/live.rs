@@ -1521,3 +1521,436 @@ fn bench_one_queue_drain_rate() {
         );
     }
 }
+
+// ---------------------------------------------------------------- under systemd
+
+/// A child process killed (and reaped) when the test ends, also on failure.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A notify socket of the test's own, as systemd binds one for a `Type=notify` unit.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl NotifySocket {
+    fn bind(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("dnss-notify-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        Self { path, socket }
+    }
+
+    /// Every message that arrives within `within`, each as its `KEY=value` lines.
+    fn messages(&self, within: Duration) -> Vec<Vec<String>> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                got.push(text.lines().map(str::to_owned).collect());
+            }
+        }
+        got
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn count(messages: &[Vec<String>], line: &str) -> usize {
+    messages
+        .iter()
+        .filter(|m| m.iter().any(|l| l == line))
+        .count()
+}
+
+#[test]
+#[ignore = "root: cargo xtask test-live"]
+fn run_tells_systemd_ready_status_and_alive_and_stops_pinging_when_the_coordinator_stalls() {
+    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let pair = VethPair::with_queues("n", 1);
+    let notify = NotifySocket::bind("stall");
+    let dir = std::env::temp_dir().join(format!("dnss-notify-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // The file output writes into a FIFO the test reads only when told: while nobody
+    // reads, the coordinator blocks on its write, as on a stuck disk.
+    let fifo = dir.join("alerts.fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("fifo reader");
+    // The smallest pipe (one page): a few alert lines fill it.
+    // SAFETY: fcntl on a fd we own.
+    unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    let config = dir.join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "threshold = 1\nwindow = \"2s\"\ninterval = \"1s\"\nrealert = \"0\"\n\
+             [output.file]\npath = \"{}\"\n",
+            fifo.display()
+        ),
+    )
+    .expect("config");
+
+    let sensor = Command::new("ip")
+        .args([
+            "netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b, "--no-pin",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify.path)
+        // 600 ms: a beat every 200 ms.
+        .env("WATCHDOG_USEC", "600000")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dns-sensor");
+    let started = Instant::now();
+    let mut guard = KillOnDrop(sensor);
+
+    // READY=1 with a status line, once attached.
+    let mut seen = Vec::new();
+    while Instant::now() < started + Duration::from_secs(20) && count(&seen, "READY=1") == 0 {
+        seen.extend(notify.messages(Duration::from_millis(200)));
+    }
+    let ready = seen
+        .iter()
+        .find(|m| m.iter().any(|l| l == "READY=1"))
+        .unwrap_or_else(|| panic!("no READY=1: {seen:?}"));
+    assert!(
+        ready
+            .iter()
+            .any(|l| l.starts_with(&format!("STATUS=watching {}:", pair.if_b))),
+        "{ready:?}"
+    );
+    eprintln!("READY after {:?}", started.elapsed());
+
+    // Idle: pings about every 200 ms, with a fresh status.
+    let idle = notify.messages(Duration::from_secs(2));
+    let pings = count(&idle, "WATCHDOG=1");
+    assert!(pings >= 5, "{pings} pings in 2 s idle: {idle:?}");
+    assert!(
+        idle.iter()
+            .flatten()
+            .any(|l| l.starts_with("STATUS=watching") && l.contains("frames/s")),
+        "{idle:?}"
+    );
+
+    // Traffic that alerts every second on 30 domains: the FIFO fills, the coordinator
+    // blocks in the file output's write, and the pings stop.
+    let flow = Flow::to_dns(
+        "10.231.0.1".parse().expect("ip"),
+        40_000,
+        "10.231.0.2".parse().expect("ip"),
+    );
+    let frames: Vec<Vec<u8>> = (0..30u16)
+        .flat_map(|d| (0..3u16).map(move |n| (d, n)))
+        .map(|(d, n)| {
+            let name = format!("n{n}.stall-{d}.example");
+            udp_frame(&flow, &query(d * 4 + n, name.as_bytes(), rtype::A))
+        })
+        .collect();
+    let if_a = pair.if_a.clone();
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let keep_sending = sending.clone();
+    let sender = VethPair::in_ns(&pair.ns_a, move || {
+        while keep_sending.load(std::sync::atomic::Ordering::Relaxed) {
+            send_raw(&if_a, &frames);
+            thread::sleep(Duration::from_millis(300));
+        }
+    });
+    // Give the first evaluations time to fill the pipe, then listen.
+    let _ = notify.messages(Duration::from_secs(3));
+    let stuck = notify.messages(Duration::from_secs(2));
+    assert_eq!(
+        count(&stuck, "WATCHDOG=1"),
+        0,
+        "pings while the coordinator is stuck: {stuck:?}"
+    );
+
+    // Someone reads the FIFO again: the coordinator goes on, and so do the pings.
+    let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let keep_draining = draining.clone();
+    let drain = thread::spawn(move || {
+        use std::io::Read as _;
+        let mut reader = reader;
+        let mut buf = [0u8; 65536];
+        let mut total = 0usize;
+        while keep_draining.load(std::sync::atomic::Ordering::Relaxed) {
+            match reader.read(&mut buf) {
+                Ok(n) => total += n,
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        total
+    });
+    let back = notify.messages(Duration::from_secs(3));
+    let pings = count(&back, "WATCHDOG=1");
+    assert!(pings >= 3, "{pings} pings once unstuck: {back:?}");
+    sending.store(false, std::sync::atomic::Ordering::Relaxed);
+    sender.join().expect("sender");
+
+    // SIGTERM: STOPPING=1, then a clean exit.
+    let pid = guard.0.id() as i32;
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let stopping = notify.messages(Duration::from_secs(2));
+    assert_eq!(count(&stopping, "STOPPING=1"), 1, "{stopping:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = guard.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "dns-sensor did not stop");
+        thread::sleep(Duration::from_millis(50));
+    };
+    draining.store(false, std::sync::atomic::Ordering::Relaxed);
+    let drained = drain.join().expect("drain");
+    assert!(drained > 4096, "{drained} bytes of alerts");
+    let mut err = String::new();
+    if let Some(mut e) = guard.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "{status}: {err}");
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "root: cargo xtask test-live"]
+fn run_waits_for_an_interface_that_comes_up_late() {
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let ns = format!("dnss-wait-{}", std::process::id());
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    ip(&["netns", "add", &ns]);
+    let _ns = Ns(ns.clone());
+    let notify = NotifySocket::bind("wait");
+    let spawn = |interface: &str| {
+        KillOnDrop(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, bin, "run", "-i", interface])
+                .args(["--wait-for-interface", "--no-pin"])
+                .env("NOTIFY_SOCKET", &notify.path)
+                .env("RUST_LOG", "info")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn dns-sensor"),
+        )
+    };
+    let stop = |child: &mut KillOnDrop| {
+        let child = &mut child.0;
+        // SAFETY: kill(2) on our child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break child.wait().expect("wait");
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read as _;
+            let _ = e.read_to_string(&mut err);
+        }
+        (status, err)
+    };
+
+    let mut sensor = spawn("dnsslate0");
+    let waiting = notify.messages(Duration::from_secs(3));
+    assert!(
+        waiting
+            .iter()
+            .flatten()
+            .any(|l| l
+                == "STATUS=waiting for interface dnsslate0: interface dnsslate0 does not exist"),
+        "{waiting:?}"
+    );
+    assert!(
+        count(&waiting, "EXTEND_TIMEOUT_USEC=10000000") >= 2,
+        "{waiting:?}"
+    );
+    assert_eq!(count(&waiting, "READY=1"), 0);
+
+    // It appears, down: still waiting, now for it to come up.
+    ip(&[
+        "-n",
+        &ns,
+        "link",
+        "add",
+        "dnsslate0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "dnsslate1",
+    ]);
+    let down = notify.messages(Duration::from_secs(2));
+    assert!(
+        down.iter()
+            .flatten()
+            .any(|l| l.contains("dnsslate0 is down")),
+        "{down:?}"
+    );
+    assert_eq!(count(&down, "READY=1"), 0);
+    for dev in ["dnsslate0", "dnsslate1"] {
+        ip(&["-n", &ns, "link", "set", dev, "up"]);
+    }
+    let up = notify.messages(Duration::from_secs(5));
+    assert_eq!(count(&up, "READY=1"), 1, "{up:?}");
+    let (status, err) = stop(&mut sensor);
+    assert!(status.success(), "{status}: {err}");
+    assert!(
+        err.contains("dnsslate0 does not exist: waiting for it"),
+        "{err}"
+    );
+    assert!(err.contains("is up after"), "{err}");
+    assert!(err.contains("watching dnsslate0"), "{err}");
+
+    // Stopped while it waits: a clean exit, at once.
+    let mut sensor = spawn("dnssnever0");
+    let _ = notify.messages(Duration::from_millis(1500));
+    let asked = Instant::now();
+    let (status, err) = stop(&mut sensor);
+    assert!(status.success(), "{status}: {err}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        err.contains("stopped while waiting for dnssnever0"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "root: cargo xtask test-live"]
+fn run_reopens_its_alert_file_on_sighup_as_logrotate_needs() {
+    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
+
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let pair = VethPair::with_queues("h", 1);
+    let dir = std::env::temp_dir().join(format!("dnss-hup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let alerts = dir.join("alerts.json");
+    let config = dir.join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "threshold = 1\nwindow = \"2s\"\ninterval = \"1s\"\nrealert = \"0\"\n\
+             [output.file]\npath = \"{}\"\nformat = \"ecs\"\n",
+            alerts.display()
+        ),
+    )
+    .expect("config");
+    let mut sensor = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b, "--no-pin",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dns-sensor"),
+    );
+    let flow = Flow::to_dns(
+        "10.231.0.1".parse().expect("ip"),
+        40_000,
+        "10.231.0.2".parse().expect("ip"),
+    );
+    let burst = |tag: &'static str| {
+        let frames: Vec<Vec<u8>> = (0..3u16)
+            .map(|n| {
+                let name = format!("n{n}.{tag}.example");
+                udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
+            })
+            .collect();
+        let if_a = pair.if_a.clone();
+        VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
+            .join()
+            .expect("sent");
+    };
+    let domains_in = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                v["dns"]["question"]["registered_domain"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    thread::sleep(Duration::from_secs(2));
+    burst("before");
+    wait_until("alerts before the rotation", 10, || {
+        domains_in(&alerts).contains(&"before.example".to_owned())
+    });
+    // logrotate: move the file away, then SIGHUP.
+    let rotated = dir.join("alerts.json.1");
+    std::fs::rename(&alerts, &rotated).expect("rotate");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(sensor.0.id() as i32, libc::SIGHUP) };
+    thread::sleep(Duration::from_millis(1500));
+    burst("after");
+    wait_until("alerts in the new file", 10, || {
+        domains_in(&alerts).contains(&"after.example".to_owned())
+    });
+    assert!(
+        sensor.0.try_wait().expect("wait").is_none(),
+        "SIGHUP ended the run"
+    );
+    assert!(!domains_in(&rotated).contains(&"after.example".to_owned()));
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.0.id() as i32, libc::SIGTERM) };
+    let status = sensor.0.wait().expect("stopped");
+    let mut err = String::new();
+    if let Some(mut e) = sensor.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "{err}");
+    assert!(err.contains("reopened"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -80,7 +80,7 @@ pub struct Coordinator {
     tracked_gauge: Option<Arc<AtomicUsize>>,
     heartbeat: Option<Heartbeat>,
     /// Set (by a SIGHUP handler) when the outputs should reopen their files.
-    reopen: Option<Arc<AtomicBool>>,
+    reopen: Option<&'static AtomicBool>,
 }
 
 impl Coordinator {
@@ -115,7 +115,7 @@ impl Coordinator {
     }
 
     /// Reopens every output's files whenever `flag` is found set (and clears it).
-    pub fn with_reopen_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+    pub fn with_reopen_flag(mut self, flag: &'static AtomicBool) -> Self {
         self.reopen = Some(flag);
         self
     }

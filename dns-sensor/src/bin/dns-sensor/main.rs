@@ -5,6 +5,8 @@ mod logging;
 mod replay;
 #[cfg(feature = "live")]
 mod run;
+#[cfg(feature = "live")]
+mod systemd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,10 +2,15 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Args;
+use dns_sensor::capture::{afxdp::ZeroCopy, xdp};
 use dns_sensor::config::Command;
+use dns_sensor::pipeline::live::{self, Control, LiveSettings, Supervisor};
 use dns_sensor::pipeline::ReplayReport;
 
+use crate::systemd::Systemd;
 use crate::{positive_duration, print_summary, RuleArgs, EXIT_BAD_INPUT};
 
 #[derive(Args)]
@@ -34,6 +39,10 @@ pub(crate) struct RunArgs {
     /// Do not pin queue workers to cores.
     #[arg(long)]
     no_pin: bool,
+    /// Wait for the interface to appear and come up (a NIC that is late at boot)
+    /// instead of exiting 2 when it is missing or down.
+    #[arg(long)]
+    wait_for_interface: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -57,8 +66,13 @@ enum CliZeroCopy {
 }
 
 pub(crate) fn run(args: &RunArgs) -> ExitCode {
-    use dns_sensor::capture::{afxdp::ZeroCopy, xdp};
-    use dns_sensor::pipeline::live::{self, LiveSettings};
+    if args.interface.trim().is_empty() {
+        log::error!(
+            "no interface to watch: set DNS_SENSOR_INTERFACE in /etc/default/dns-sensor \
+             (the service), or pass --interface"
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     let config = match args.rule.config() {
         Ok(c) => c,
         Err(e) => {
@@ -66,6 +80,40 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
+    // Outputs are checked before any wait, so a bad setting is reported at once.
+    let outputs = match config.outputs(Command::Run) {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let (stop, reopen) = match (live::stop_on_signals(), live::reopen_on_hangup()) {
+        (Ok(stop), Ok(reopen)) => (stop, reopen),
+        (Err(e), _) | (_, Err(e)) => {
+            log::error!("installing signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let supervisor: Arc<dyn Supervisor> = Arc::new(Systemd::from_env());
+    let control = Control {
+        stop,
+        reopen: Some(reopen),
+        supervisor,
+    };
+    if args.wait_for_interface {
+        match live::wait_for_interface(&args.interface, &control) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                log::info!("stopped while waiting for {}", args.interface);
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                log::error!("{e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        }
+    }
     // One worker per receive queue: the memory cap is shared between their open shards
     // and the window. An interface that cannot be read is reported by `live::run`.
     let workers = args.queues.or_else(|| {
@@ -74,12 +122,8 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             .map(|i| i.rx_queues)
     });
     let workers = workers.map_or(1, |n| n.max(1) as usize);
-    let opened = config.settings_for_workers(workers).and_then(|settings| {
-        let outputs = config.outputs(Command::Run)?;
-        Ok((settings, outputs))
-    });
-    let (settings, outputs) = match opened {
-        Ok(opened) => opened,
+    let settings = match config.settings_for_workers(workers) {
+        Ok(settings) => settings,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(EXIT_BAD_INPUT);
@@ -111,14 +155,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
     live.queues = args.queues;
     live.stats_every = args.stats_every;
     live.pin = !args.no_pin;
-    let stop = match live::stop_on_signals() {
-        Ok(flag) => flag,
-        Err(e) => {
-            log::error!("installing signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match live::run(&settings, &live, sinks, stop) {
+    match live::run(&settings, &live, sinks, &control) {
         Ok(report) => {
             let k = &report.kernel;
             let dropped: u64 = report

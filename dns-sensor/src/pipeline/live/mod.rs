@@ -30,11 +30,13 @@ use crate::{
 mod queue;
 mod signals;
 mod stats;
+mod supervisor;
 
 use queue::queue_loop;
 pub use queue::QueueCounters;
-pub use signals::stop_on_signals;
-use stats::log_stats;
+pub use signals::{reopen_on_hangup, stop_on_signals};
+use stats::{log_stats, Losses};
+pub use supervisor::{Supervisor, Unsupervised};
 
 /// Live-only settings (the rule, decoding and domains come from [`Settings`]).
 #[derive(Clone, Debug)]
@@ -130,14 +132,91 @@ pub struct LiveReport {
     pub zero_copy: bool,
 }
 
-/// Watches `live.interface` until `stop` is set, sending alerts to `sinks`. Logs a stats
-/// line every `live.stats_every`. Detaches the program and frees the rings on return.
+/// How a live run is steered and watched from outside.
+#[derive(Clone)]
+pub struct Control<'a> {
+    /// Set to stop the run (SIGINT, SIGTERM: [`stop_on_signals`]).
+    pub stop: &'a AtomicBool,
+    /// Set to make the outputs reopen their files (SIGHUP: [`reopen_on_hangup`]).
+    pub reopen: Option<&'static AtomicBool>,
+    /// Told when the run is ready, how it goes, that it is alive, that it stops.
+    pub supervisor: Arc<dyn Supervisor>,
+}
+
+impl<'a> Control<'a> {
+    /// Stopped by `stop` only, watched by nobody.
+    pub fn stop_only(stop: &'a AtomicBool) -> Self {
+        Self {
+            stop,
+            reopen: None,
+            supervisor: Arc::new(Unsupervised),
+        }
+    }
+}
+
+/// How often a waiting start-up reminds the log that it still waits.
+const WAIT_REMINDER: Duration = Duration::from_secs(600);
+
+/// Waits until `interface` exists and is up (a NIC that comes up late at boot), telling
+/// `control.supervisor` about once a second, with a log line when the wait starts, every
+/// ten minutes while it lasts and when it ends. `None` when stopped while waiting; any
+/// other problem with the interface is an error at once.
+pub fn wait_for_interface(
+    interface: &str,
+    control: &Control<'_>,
+) -> Result<Option<xdp::InterfaceInfo>, XdpError> {
+    let started = Instant::now();
+    let mut next_reminder: Option<Instant> = None;
+    loop {
+        match xdp::check_interface(interface) {
+            Ok(info) => {
+                if next_reminder.is_some() {
+                    log::info!(
+                        "interface {interface} is up after {} s of waiting",
+                        started.elapsed().as_secs()
+                    );
+                }
+                return Ok(Some(info));
+            }
+            Err(e @ (XdpError::InterfaceMissing(_) | XdpError::InterfaceDown(_))) => {
+                let now = Instant::now();
+                match next_reminder {
+                    None => log::warn!("{e}: waiting for it"),
+                    Some(at) if now >= at => log::warn!(
+                        "{e}: still waiting for it after {} min",
+                        started.elapsed().as_secs() / 60
+                    ),
+                    Some(_) => {}
+                }
+                if next_reminder.is_none_or(|at| now >= at) {
+                    next_reminder = Some(now + WAIT_REMINDER);
+                }
+                control
+                    .supervisor
+                    .waiting(&format!("waiting for interface {interface}: {e}"));
+            }
+            Err(e) => return Err(e),
+        }
+        for _ in 0..10 {
+            if control.stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Watches `live.interface` until `control.stop` is set, sending alerts to `sinks`. Logs
+/// a stats line every `live.stats_every`, tells `control.supervisor` once it watches and
+/// beats it from the coordinator's loop. Detaches the program and frees the rings on
+/// return.
 pub fn run(
     settings: &Settings,
     live: &LiveSettings,
     sinks: Vec<Box<dyn Sink>>,
-    stop: &AtomicBool,
+    control: &Control<'_>,
 ) -> Result<LiveReport, LiveError> {
+    let stop = control.stop;
     let started = Instant::now();
     let info = xdp::check_interface(&live.interface)?;
     xdp::check_capabilities()?;
@@ -163,8 +242,18 @@ pub fn run(
 
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64 * queues as usize);
     let tracked = Arc::new(AtomicUsize::new(0));
-    let coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
-        .with_tracked_gauge(Arc::clone(&tracked));
+    let counters: Vec<Arc<QueueCounters>> = (0..sockets.len()).map(|_| Arc::default()).collect();
+    let mut coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
+        .with_tracked_gauge(Arc::clone(&tracked))
+        .with_heartbeat(supervisor::heartbeat(
+            Arc::clone(&control.supervisor),
+            counters.clone(),
+            started,
+            live.interface.clone(),
+        ));
+    if let Some(flag) = control.reopen {
+        coordinator = coordinator.with_reopen_flag(flag);
+    }
     let coordinating = thread::Builder::new()
         .name("dns-sensor-coordinator".into())
         .spawn(move || coordinator.run(from_workers))
@@ -172,36 +261,41 @@ pub fn run(
 
     let workers_stop = Arc::new(AtomicBool::new(false));
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    let mut counters = Vec::new();
     let mut handles = Vec::new();
     for (i, socket) in sockets.into_iter().enumerate() {
-        let shared = Arc::new(QueueCounters::default());
-        counters.push(Arc::clone(&shared));
+        let shared = Arc::clone(&counters[i]);
         let worker = Worker::new(i, settings, Arc::clone(&classifier), to_coordinator.clone());
         let stop = Arc::clone(&workers_stop);
         let pin = live.pin.then_some(i % cores);
         let name = format!("dns-sensor-q{}", socket.queue());
         let handle = thread::Builder::new()
             .name(name.clone())
-            .spawn(move || queue_loop(socket, worker, &shared, &stop, pin))
+            .spawn(move || queue_loop(socket, worker, &shared, &stop, pin, started))
             .map_err(|_| LiveError::Thread(name))?;
         handles.push(handle);
     }
     drop(to_coordinator);
+    control.supervisor.ready(&supervisor::status_line(
+        &live.interface,
+        0.0,
+        &counters,
+        &Default::default(),
+        &[],
+    ));
 
     let mut next_stats = Instant::now() + live.stats_every;
+    let mut losses = Losses::default();
     while !stop.load(Ordering::Relaxed) && !workers_stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(100));
         if Instant::now() >= next_stats {
             next_stats += live.stats_every;
-            log_stats(
-                &counters,
-                program.counters().ok(),
-                tracked.load(Ordering::Relaxed),
-            );
+            let kernel = program.counters().ok();
+            losses.warn_if_rising(&counters, kernel.as_ref());
+            log_stats(&counters, kernel, tracked.load(Ordering::Relaxed));
         }
     }
 
+    control.supervisor.stopping();
     workers_stop.store(true, Ordering::Relaxed);
     let mut first_error = None;
     let mut queue_totals = Vec::new();
@@ -265,7 +359,7 @@ mod tests {
             &settings,
             &LiveSettings::new("dnss-none1"),
             Vec::new(),
-            &stop,
+            &Control::stop_only(&stop),
         )
         .expect_err("no such interface");
         assert!(err.is_start_up(), "{err:?}");

@@ -19,6 +19,9 @@ pub struct QueueCounters {
     pub rx_ring_full: AtomicU64,
     /// Kernel: times the fill ring was empty.
     pub fill_ring_empty: AtomicU64,
+    /// When the worker's loop last turned, in milliseconds since the run started: a
+    /// worker that stops turning it is stalled.
+    pub beat_ms: AtomicU64,
 }
 
 impl QueueCounters {
@@ -39,6 +42,7 @@ pub(super) fn queue_loop(
     shared: &QueueCounters,
     stop: &AtomicBool,
     pin: Option<usize>,
+    started: Instant,
 ) -> Result<(), AfXdpError> {
     if let Some(cpu) = pin {
         if let Err(e) = afxdp::pin_current_thread(cpu) {
@@ -50,6 +54,8 @@ pub(super) fn queue_loop(
         if stop.load(Ordering::Relaxed) {
             break Ok(());
         }
+        let beat = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        shared.beat_ms.store(beat, Ordering::Relaxed);
         match socket.poll(Duration::from_millis(100), |frame| worker.process(&frame)) {
             Ok(_) => {}
             Err(e) => {

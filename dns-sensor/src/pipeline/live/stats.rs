@@ -1,10 +1,53 @@
-//! The stats line a live run logs every `stats_every`.
+//! The stats line a live run logs every `stats_every`, and a warning when frames were
+//! lost since the last one (a full ring: the worker is too slow; a failed redirect: no
+//! socket for a queue), so `journalctl -p warning` shows the loss.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::queue::QueueCounters;
 use crate::capture::xdp::Counters;
+
+/// Losses at the last stats line, to tell rising ones.
+#[derive(Debug, Default)]
+pub(super) struct Losses {
+    per_queue: Vec<u64>,
+    redirect_failed: u64,
+}
+
+impl Losses {
+    /// Warns about every loss that grew since the last call, and remembers them.
+    pub(super) fn warn_if_rising(
+        &mut self,
+        queues: &[Arc<QueueCounters>],
+        kernel: Option<&Counters>,
+    ) {
+        self.per_queue.resize(queues.len(), 0);
+        for (i, q) in queues.iter().enumerate() {
+            let dropped =
+                q.rx_dropped.load(Ordering::Relaxed) + q.rx_ring_full.load(Ordering::Relaxed);
+            if dropped > self.per_queue[i] {
+                log::warn!(
+                    "queue {i}: {} frames dropped by the kernel since the last stats line \
+                     ({dropped} in all): the ring was full or a frame did not fit",
+                    dropped - self.per_queue[i]
+                );
+            }
+            self.per_queue[i] = dropped;
+        }
+        if let Some(k) = kernel {
+            if k.redirect_failed > self.redirect_failed {
+                log::warn!(
+                    "XDP: {} DNS frames could not be redirected to a socket since the last \
+                     stats line ({} in all)",
+                    k.redirect_failed - self.redirect_failed,
+                    k.redirect_failed
+                );
+            }
+            self.redirect_failed = k.redirect_failed;
+        }
+    }
+}
 
 pub(super) fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>, domains: usize) {
     use std::fmt::Write as _;
@@ -43,6 +86,23 @@ fn resident_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn losses_are_told_only_when_they_grow() {
+        let queues: Vec<Arc<QueueCounters>> = (0..2).map(|_| Arc::default()).collect();
+        let mut losses = Losses::default();
+        losses.warn_if_rising(&queues, Some(&Counters::default()));
+        assert_eq!(losses.per_queue, [0, 0]);
+        queues[1].rx_ring_full.store(5, Ordering::Relaxed);
+        queues[1].rx_dropped.store(2, Ordering::Relaxed);
+        let kernel = Counters {
+            redirect_failed: 3,
+            ..Counters::default()
+        };
+        losses.warn_if_rising(&queues, Some(&kernel));
+        assert_eq!(losses.per_queue, [0, 7]);
+        assert_eq!(losses.redirect_failed, 3);
+    }
 
     #[test]
     fn rss_is_read() {
