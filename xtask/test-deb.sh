@@ -208,6 +208,14 @@ fi
 systemctl stop "$UNIT" 2>/dev/null
 systemctl reset-failed "$UNIT" 2>/dev/null
 
+# The same package again while the service is stopped: an upgrade leaves it stopped.
+if dpkg -i "$DEB" </dev/null >/tmp/test-deb-upgrade0.log 2>&1; then ok "dpkg -i again, service stopped"; else
+  tail -n 20 /tmp/test-deb-upgrade0.log
+  bad "dpkg -i again, service stopped"
+fi
+same "  still stopped" "$(systemctl is-active "$UNIT")" inactive
+same "  still enabled" "$(systemctl is-enabled "$UNIT")" enabled
+
 # ---------------------------------------------------------------- a real run
 # A veth pair inside a namespace of the test's own; a drop-in runs the service there.
 # Two queues at each end, as a NIC has several: the sensor opens one socket and one
