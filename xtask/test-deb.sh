@@ -158,7 +158,7 @@ conffiles=$(dpkg-query -W -f '${Conffiles}\n' dns-sensor | awk 'NF { print $1 }'
 same "conffiles" "$conffiles" "/etc/default/dns-sensor /etc/dns-sensor/dns-sensor.toml "
 check "/etc/default/dns-sensor has an empty DNS_SENSOR_INTERFACE=" grep -qx 'DNS_SENSOR_INTERFACE=' /etc/default/dns-sensor
 check "/etc/default/dns-sensor has an empty DNS_SENSOR_OPTIONS=" grep -qx 'DNS_SENSOR_OPTIONS=' /etc/default/dns-sensor
-for f in README.md appliance.md live-capture.md performance.md copyright; do
+for f in README.md appliance.md live-capture.md performance.md copyright changelog.Debian.gz; do
   check "doc /usr/share/doc/dns-sensor/$f" test -s "/usr/share/doc/dns-sensor/$f"
 done
 check "binary /usr/bin/dns-sensor runs" /usr/bin/dns-sensor --version
