@@ -235,8 +235,12 @@ printf '[Service]\nNetworkNamespacePath=/run/netns/%s\n' "$NS" >"$DROPIN/test-ne
 systemctl daemon-reload
 sed -i "s/^DNS_SENSOR_INTERFACE=.*/DNS_SENSOR_INTERFACE=$IF_SENSOR/" /etc/default/dns-sensor
 # The stdout output on beside journald: the alert is then both a JSON line and a
-# structured entry in the journal.
+# structured entry in the journal. And the file output, at the path the settings
+# suggest: under LogsDirectory=, the one place the unit lets it write.
+ALERTS=/var/log/dns-sensor/alerts.json
 sed -i '/^\[output\.stdout\]/,/^\[/ s/^# enabled = true$/enabled = true/' /etc/dns-sensor/dns-sensor.toml
+sed -i "s|^# path = \"$ALERTS\"\$|path = \"$ALERTS\"|" /etc/dns-sensor/dns-sensor.toml
+check "file output enabled in the test's settings" grep -qx "path = \"$ALERTS\"" /etc/dns-sensor/dns-sensor.toml
 check "stdout output enabled in the test's settings" stdout_enabled
 
 start_timed() { # systemctl start, timed; sets START_S (wall) and READY_S (exec to READY)
@@ -277,6 +281,8 @@ check "systemctl stop" systemctl stop "$UNIT"
 same "  result" "$(prop Result)" success
 check "the alert is a JSON line in the journal (stdout output), figures 222/222/16812/35212" alert_check line
 check "the alert is a structured journal entry (MESSAGE_ID c02f30fa...)" alert_check entry
+same "the alert file's owner and mode (UMask=0027 keeps 0640)" "$(stat -c '%U:%G %a' "$ALERTS" 2>&1)" "dns-sensor:dns-sensor 640"
+check "the alert file has the pirate.sea alert (ECS)" grep -q '"pirate.sea"' "$ALERTS"
 # Nothing the sensor said during that run was a warning or worse but the alert itself:
 # a call the filter denies, a worker it could not pin, a lost frame would show here.
 if [[ -n $cursor ]] && warnings=$(journalctl _SYSTEMD_UNIT="$UNIT" --after-cursor "$cursor" -p warning \
@@ -294,10 +300,14 @@ fi
 if start_timed; then ok "second start"; else bad "second start"; fi
 say "figure: start to READY (second start): $START_S s; exec to READY $READY_S s"
 pid=$(prop MainPID)
+# As logrotate does: move the alert file away, then reload; the sensor reopens the
+# path (a new, empty file) and goes on.
+mv "$ALERTS" "$ALERTS.1"
 check "systemctl reload" systemctl reload "$UNIT"
 sleep 2
 same "  still active after the reload" "$(systemctl is-active "$UNIT")" active
 same "  same main process (SIGHUP reopens, does not restart)" "$(prop MainPID)" "$pid"
+same "  a new alert file at the same path" "$(stat -c '%U:%G %a %s' "$ALERTS" 2>&1)" "dns-sensor:dns-sensor 640 0"
 # The same package again, as an upgrade: the changed conffiles stay, the running
 # service restarts (try-restart from postinst).
 inv=$(prop InvocationID)
