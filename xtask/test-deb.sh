@@ -222,18 +222,37 @@ same "  still enabled" "$(systemctl is-enabled "$UNIT")" enabled
 # pinned worker per queue, and the peer's transmit queue picks the receive queue (a
 # veth made without them has one rx queue but as many tx queues as CPUs, and what the
 # peer sends from a second one reaches no socket).
-ip netns add "$NS" &&
-  ip -n "$NS" link add "$IF_SENSOR" numtxqueues 2 numrxqueues 2 type veth \
-    peer name "$IF_PEER" numtxqueues 2 numrxqueues 2 &&
-  ip -n "$NS" link set "$IF_SENSOR" up &&
-  ip -n "$NS" link set "$IF_PEER" up || {
-  bad "making the namespace $NS and its veth pair"
+ip netns add "$NS" || {
+  bad "making the namespace $NS"
   exit 1
 }
 mkdir -p "$DROPIN"
 printf '[Service]\nNetworkNamespacePath=/run/netns/%s\n' "$NS" >"$DROPIN/test-netns.conf"
 systemctl daemon-reload
 sed -i "s/^DNS_SENSOR_INTERFACE=.*/DNS_SENSOR_INTERFACE=$IF_SENSOR/" /etc/default/dns-sensor
+
+# The interface is not there yet (a NIC late at boot): the start waits for it, still
+# activating and saying so, past nothing (EXTEND_TIMEOUT_USEC), and becomes active
+# once the interface is up.
+systemctl start --no-block "$UNIT"
+sleep 3
+same "interface missing: the start waits (activating)" "$(systemctl is-active "$UNIT")" activating
+status=$(prop StatusText)
+say "figure: status while waiting: $status"
+check "  its status says it waits for $IF_SENSOR" grep -q "waiting for interface $IF_SENSOR" <<<"$status"
+ip -n "$NS" link add "$IF_SENSOR" numtxqueues 2 numrxqueues 2 type veth \
+  peer name "$IF_PEER" numtxqueues 2 numrxqueues 2 &&
+  ip -n "$NS" link set "$IF_SENSOR" up &&
+  ip -n "$NS" link set "$IF_PEER" up || {
+  bad "making the veth pair in $NS"
+  exit 1
+}
+for _ in $(seq 75); do
+  [[ $(systemctl is-active "$UNIT") == activating ]] || break
+  sleep 0.2
+done
+same "  active once the interface is up" "$(systemctl is-active "$UNIT")" active
+systemctl stop "$UNIT"
 # The stdout output on beside journald: the alert is then both a JSON line and a
 # structured entry in the journal. And the file output, at the path the settings
 # suggest: under LogsDirectory=, the one place the unit lets it write.
