@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::smtp::{free_port, ServerOptions, SmtpServer};
 use common::{capture, dns_sensor, TempDir};
 use serde_json::Value;
 
@@ -181,4 +182,108 @@ fn hostile_names_forge_nothing_on_stdout_or_in_the_file() {
             }
         }
     }
+}
+
+/// `[output.email]` for a plain-SMTP server on 127.0.0.1.
+fn email_config(port: u16, extra: &str) -> String {
+    format!(
+        "[output.email]\nenabled = true\nserver = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+         from = \"dns-sensor@sensor.example\"\nto = [\"soc@example.org\", \"noc@example.org\"]\n\
+         subject = \"Tunnel\"\n{extra}"
+    )
+}
+
+#[test]
+fn replay_mails_the_captures_alert_before_it_exits() {
+    let server = SmtpServer::start(&ServerOptions::default());
+    let dir = TempDir::new("outputs-email");
+    let config = dir.path("sensor.toml");
+    std::fs::write(&config, email_config(server.port, "")).unwrap();
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.alerts.len(), 1, "stdout stays on for replay");
+    // Looked at once, right after the exit: replay waited for the message.
+    let received = server.received();
+    assert_eq!(received.len(), 1, "{}\n{}", run.stderr, server.log());
+    let mail = &received[0];
+    assert_eq!(mail.mail_from, "dns-sensor@sensor.example");
+    assert_eq!(mail.rcpt_tos, ["soc@example.org", "noc@example.org"]);
+    assert_eq!(mail.header("Subject"), ["Tunnel: pirate.sea"]);
+    let body = mail.body();
+    let lines: Vec<&str> = body.lines().collect();
+    for expected in [
+        "1. pirate.sea",
+        "   unique hostnames: 222 (threshold 200)",
+        "   requests:         222",
+        "   bytes in:         16812",
+        "   bytes out:        35212",
+        "   bytes total:      52024",
+        "   window start:     2010-08-20T22:00:00.000Z",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in\n{body}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("   top clients:      10.0.2.30 (")),
+        "{body}"
+    );
+    assert!(!body.contains("2. "), "one alert only:\n{body}");
+    let sent = format!(
+        "email via 127.0.0.1:{}: sent 1 alert (pirate.sea) to 2 recipients",
+        server.port
+    );
+    assert!(run.stderr.contains(&sent), "{}", run.stderr);
+}
+
+#[test]
+fn replay_with_the_mail_server_down_logs_the_message_given_up_and_fails() {
+    let port = free_port();
+    let dir = TempDir::new("outputs-email-down");
+    let config = dir.path("sensor.toml");
+    std::fs::write(&config, email_config(port, "give_up_after = \"0\"\n")).unwrap();
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
+    // The alert still went to stdout; the lost mail makes the exit status 1.
+    assert_eq!(run.alerts.len(), 1);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let label = format!("email via 127.0.0.1:{port}: given up a message of 1 alert (pirate.sea)");
+    assert!(run.stderr.contains(&label), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 message not sent: 1 given up"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_email_output_that_cannot_start_exits_2_naming_it() {
+    let dir = TempDir::new("outputs-email-bad-ca");
+    let config = dir.path("sensor.toml");
+    let email = email_config(25, "ca_file = \"/nonexistent/dns-sensor/ca.pem\"\n")
+        .replace("tls = \"none\"", "tls = \"starttls\"");
+    std::fs::write(&config, email).unwrap();
+    let run = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("elastic-iodine-tunnel.pcap").as_os_str(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("output.email: ca_file /nonexistent/dns-sensor/ca.pem"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.alerts.is_empty());
 }

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 
 /// Debian packages: Debian's rustc with a prebuilt `core` for BPF (rustup's toolchains
 /// here have no rust-src), LLVM 22 for bpf-linker, libxdp/libbpf build deps for xsk-rs,
-/// and the tools the network-namespace tests drive.
+/// the tools the network-namespace tests drive, and the SMTP server the email output's
+/// tests send to (aiosmtpd, for Debian's python3: the tests look in /usr/bin/python3
+/// first).
 const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -25,6 +27,7 @@ const PACKAGES: &[&str] = &[
     "iodine",
     "dnsutils",
     "tcpdump",
+    "python3-aiosmtpd",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

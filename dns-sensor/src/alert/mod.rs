@@ -64,6 +64,17 @@ pub enum AlertError {
         /// Why.
         source: std::io::Error,
     },
+    /// An output the settings ask for could not start (`output` names its table).
+    #[error("output.{output}: {reason}")]
+    Start {
+        /// `email`...
+        output: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The email output could not take a message.
+    #[error(transparent)]
+    Email(#[from] email::EmailError),
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::email::EmailSettings;
+use super::email::{EmailSettings, EmailSink};
 use super::file::FileSink;
 use super::format::{Format, LineFormat};
 use super::journald::JournaldSink;
@@ -52,6 +52,13 @@ impl OutputSettings {
                 &file.path,
                 LineFormat::new(file.format, &hostname),
             )?));
+        }
+        if let Some(email) = &self.email {
+            let sink = EmailSink::start(email).map_err(|e| AlertError::Start {
+                output: "email",
+                reason: e.to_string(),
+            })?;
+            sinks.push(Box::new(sink));
         }
         Ok(sinks)
     }

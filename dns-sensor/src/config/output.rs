@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::values::any_duration;
-use crate::alert::email::{Credentials, EmailSettings, TlsMode};
+use crate::alert::email::{Credentials, Delivery, EmailSettings, TlsMode};
 use crate::alert::{FileSettings, Format, OutputSettings};
 
 /// The `[output]` table.
@@ -92,7 +92,7 @@ pub struct EmailConfig {
     pub credentials_file: Option<PathBuf>,
     /// A PEM file of further certificate authorities to trust.
     pub ca_file: Option<PathBuf>,
-    /// How long one attempt may take.
+    /// How long each step of an attempt (connecting, each read or write) may wait.
     pub timeout: Duration,
     /// When to give a message up.
     pub give_up_after: Duration,
@@ -180,6 +180,23 @@ impl TryFrom<RawEmailConfig> for EmailConfig {
         if config.to.is_empty() {
             return Err("output.email: `to` needs at least one address when enabled".into());
         }
+        for (key, address) in
+            std::iter::once(("from", &config.from)).chain(config.to.iter().map(|to| ("to", to)))
+        {
+            if address.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(format!(
+                    "output.email: `{key}` {address:?} is not a mail address \
+                     (name@domain or \"Name <name@domain>\"; one per string)"
+                ));
+            }
+        }
+        if config.credentials_file.is_some() && config.tls == TlsMode::None {
+            return Err(
+                "output.email: `credentials_file` with `tls = \"none\"` would send \
+                        the password in clear: use \"starttls\" or \"tls\""
+                    .into(),
+            );
+        }
         if config.subject.contains(['\r', '\n']) {
             return Err("output.email: `subject` must be one line".into());
         }
@@ -239,6 +256,7 @@ impl OutputConfig {
                 ca_file: e.ca_file.clone(),
                 timeout: e.timeout,
                 give_up_after: e.give_up_after,
+                delivery: Delivery::default(),
             })
         } else {
             None
@@ -366,6 +384,61 @@ mod tests {
             "[output.email]\nenabled = true\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\nsubject = \"a\\r\\nBcc: x@y.z\"\n",
         );
         assert!(message.contains("one line"), "{message}");
+    }
+
+    #[test]
+    fn email_addresses_are_checked_when_read() {
+        let head = "[output.email]\nenabled = true\nserver = \"127.0.0.1\"\n";
+        let ok = format!(
+            "{head}from = \"DNS sensor <dns-sensor@sensor.example>\"\n\
+             to = [\"soc@example.org\", \"NOC <noc@example.org>\"]\n"
+        );
+        let email = outputs(&ok, Command::Run).email.expect("on");
+        assert_eq!(email.from, "DNS sensor <dns-sensor@sensor.example>");
+        assert_eq!(email.to, ["soc@example.org", "NOC <noc@example.org>"]);
+        for (keys, key, bad) in [
+            (
+                "from = \"sensor\"\nto = [\"a@b.c\"]\n",
+                "from",
+                "\"sensor\"",
+            ),
+            (
+                "from = \"a@b.c\"\nto = [\"d@e.f\", \"d@e.f, g@h.i\"]\n",
+                "to",
+                "\"d@e.f, g@h.i\"",
+            ),
+            (
+                "from = \"a@b.c\\r\\nBcc: x@y.z\"\nto = [\"d@e.f\"]\n",
+                "from",
+                "\"a@b.c\\r\\nBcc: x@y.z\"",
+            ),
+            ("from = \"a@b.c\"\nto = [\"@e.f\"]\n", "to", "\"@e.f\""),
+        ] {
+            let (line, message) = invalid(&format!("{head}{keys}"));
+            assert!((1..=5).contains(&line), "{line}");
+            assert!(
+                message.contains(&format!("`{key}` {bad} is not a mail address")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_is_never_sent_in_clear() {
+        let text = "[output.email]\nenabled = true\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n\
+                    credentials_file = \"/nonexistent/dns-sensor/smtp\"\n";
+        let (_, message) = invalid(&format!("{text}tls = \"none\"\n"));
+        assert!(message.contains("in clear"), "{message}");
+        // With TLS it is read (and here missing: the error names it).
+        let err = Config::parse(text, "t")
+            .expect("valid")
+            .output
+            .settings(Command::Run)
+            .expect_err("no such file");
+        assert!(
+            err.to_string().contains("/nonexistent/dns-sensor/smtp"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod hostile;
 pub mod journal;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -47,12 +47,46 @@ pub struct EmailSettings {
     pub subject: String,
     /// User name and password for SMTP AUTH, when the server wants them.
     pub credentials: Option<Credentials>,
-    /// A PEM file of further certificate authorities to trust (a private relay's).
+    /// A PEM file of further certificate authorities to trust (a private relay's),
+    /// added to the web's roots.
     pub ca_file: Option<PathBuf>,
-    /// How long one attempt (connect, TLS, AUTH, send) may take.
+    /// How long each step of one attempt (connecting, and every read or write of the
+    /// TLS handshake, AUTH and the message) may wait for the server.
     pub timeout: Duration,
-    /// A message still not sent this long after its evaluation is given up.
+    /// A message still not sent this long after its evaluation handed it over is given
+    /// up (wall-clock time, in `replay` too); zero: one attempt, no retry.
     pub give_up_after: Duration,
+    /// The queue and the retries.
+    pub delivery: Delivery,
+}
+
+/// How messages wait and are retried: fixed for the sensor ([`Delivery::default`]),
+/// shorter in tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Messages waiting to be sent at most, besides the one being sent; another
+    /// evaluation's message is then dropped (logged and counted).
+    pub queue: usize,
+    /// The wait after the first failed attempt; it doubles after each failure.
+    pub first_retry: Duration,
+    /// The longest wait between two attempts.
+    pub max_retry: Duration,
+    /// How long the end of a run waits for the queue to drain.
+    pub flush_wait: Duration,
+}
+
+impl Default for Delivery {
+    /// 32 messages waiting (eight hours of evaluations at the default interval);
+    /// retries after 1 s, 2 s, 4 s... up to 5 minutes apart; the end of a run waits up
+    /// to 30 s for the queue (well inside systemd's 90 s stop timeout).
+    fn default() -> Self {
+        Self {
+            queue: 32,
+            first_retry: Duration::from_secs(1),
+            max_retry: Duration::from_secs(300),
+            flush_wait: Duration::from_secs(30),
+        }
+    }
 }
 
 /// SMTP AUTH credentials, from a file only its owner can read.
