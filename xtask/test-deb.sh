@@ -53,6 +53,7 @@ secs() { awk -v d="$1" 'BEGIN { printf "%.2f", d / 1e6 }'; }
 cleanup() {
   trap '' INT TERM
   systemctl stop "$UNIT" >/dev/null 2>&1 || true
+  for p in ${SMTP_PIDS:-}; do kill "$p" 2>/dev/null || true; done
   rm -rf "$DROPIN"
   systemctl daemon-reload >/dev/null 2>&1 || true
   ip netns del "$NS" 2>/dev/null || true
@@ -63,13 +64,13 @@ trap 'exit 143' TERM
 
 # What the package may touch, as type, mode and owner of every path (and the contents
 # of /etc but for the shadow tools' backups, *-). Skipped: what dpkg, apt, systemd's
-# runtime state and the logs change by themselves; /var/log/dns-sensor and the
+# runtime state, the logs and the base's PostgreSQL change by themselves; /var/log/dns-sensor and the
 # systemd helper's state are checked by name after the purge.
 snapshot() {
   {
     find /etc /usr /opt /srv /var -xdev \( -path /var/lib/dpkg -o -path /var/lib/apt \
       -o -path /var/cache -o -path /var/log -o -path /var/tmp -o -path /var/lib/systemd \
-      -o -path /var/backups \) -prune -o -printf '%p %y %m %u %g\n'
+      -o -path /var/backups -o -path /var/lib/postgresql \) -prune -o -printf '%p %y %m %u %g\n'
     find /etc -xdev -type f ! -name '*-' -exec sha256sum {} +
   } | sort
 }
@@ -222,10 +223,19 @@ same "  still enabled" "$(systemctl is-enabled "$UNIT")" enabled
 # pinned worker per queue, and the peer's transmit queue picks the receive queue (a
 # veth made without them has one rx queue but as many tx queues as CPUs, and what the
 # peer sends from a second one reaches no socket).
-ip netns add "$NS" || {
+ip netns add "$NS" && ip -n "$NS" link set lo up && ip -n "$NS" addr add 10.77.0.1/32 dev lo || {
   bad "making the namespace $NS"
   exit 1
 }
+# Two SMTP servers (Python's smtpd, which prints what it receives) in the namespace:
+# on localhost, which the unit allows, and on 10.77.0.1, a local address that is not
+# localhost, which IPAddressDeny=any keeps the sensor from.
+SMTP_PIDS=
+for at in 127.0.0.1:2525 10.77.0.1:2525; do
+  ip netns exec "$NS" python3 -u -W ignore -m smtpd -n -c DebuggingServer "$at" \
+    >"/tmp/test-deb-smtp-${at%:*}.log" 2>&1 &
+  SMTP_PIDS+=" $!"
+done
 mkdir -p "$DROPIN"
 printf '[Service]\nNetworkNamespacePath=/run/netns/%s\n' "$NS" >"$DROPIN/test-netns.conf"
 systemctl daemon-reload
@@ -260,6 +270,17 @@ ALERTS=/var/log/dns-sensor/alerts.json
 sed -i '/^\[output\.stdout\]/,/^\[/ s/^# enabled = true$/enabled = true/' /etc/dns-sensor/dns-sensor.toml
 sed -i "s|^# path = \"$ALERTS\"\$|path = \"$ALERTS\"|" /etc/dns-sensor/dns-sensor.toml
 check "file output enabled in the test's settings" grep -qx "path = \"$ALERTS\"" /etc/dns-sensor/dns-sensor.toml
+# And the email output, plain SMTP to the server on localhost (port 2525).
+email_to() { # email_to HOST: point the email output at HOST:2525
+  sed -i -e '/^\[output\.email\]/,/^\[output\.file\]/ {' -e 's/^enabled = false$/enabled = true/' \
+    -e "s/^server = .*/server = \"$1\"/" -e 's/^# port = 25$/port = 2525/' -e 's/^tls = "starttls"$/tls = "none"/' \
+    -e 's/^# from = /from = /' -e 's/^# to = /to = /' -e 's/^give_up_after = .*/give_up_after = "0"/' \
+    -e 's/^timeout = .*/timeout = "3s"/' -e '}' \
+    /etc/dns-sensor/dns-sensor.toml
+}
+email_to 127.0.0.1
+check "email output enabled in the test's settings" bash -c \
+  "sed -n '/^\[output\.email\]/,/^\[output\.file\]/p' /etc/dns-sensor/dns-sensor.toml | grep -qx 'enabled = true'"
 check "stdout output enabled in the test's settings" stdout_enabled
 
 start_timed() { # systemctl start, timed; sets START_S (wall) and READY_S (exec to READY)
@@ -302,6 +323,8 @@ check "the alert is a JSON line in the journal (stdout output), figures 222/222/
 check "the alert is a structured journal entry (MESSAGE_ID c02f30fa...)" alert_check entry
 same "the alert file's owner and mode (UMask=0027 keeps 0640)" "$(stat -c '%U:%G %a' "$ALERTS" 2>&1)" "dns-sensor:dns-sensor 640"
 check "the alert file has the pirate.sea alert (ECS)" grep -q '"pirate.sea"' "$ALERTS"
+check "the alert mail reached the SMTP server on localhost" grep -q 'pirate.sea' /tmp/test-deb-smtp-127.0.0.1.log
+say "figure: the mail's subject: $(grep -m1 -o 'Subject: [^'"'"']*' /tmp/test-deb-smtp-127.0.0.1.log)"
 # Nothing the sensor said during that run was a warning or worse but the alert itself:
 # a call the filter denies, a worker it could not pin, a lost frame would show here.
 if [[ -n $cursor ]] && warnings=$(journalctl _SYSTEMD_UNIT="$UNIT" --after-cursor "$cursor" -p warning \
@@ -339,6 +362,30 @@ check "  /etc/dns-sensor/dns-sensor.toml kept" stdout_enabled
 same "  active after the upgrade" "$(systemctl is-active "$UNIT")" active
 check "  restarted (new invocation)" test "$(prop InvocationID)" != "$inv"
 same "  still enabled" "$(systemctl is-enabled "$UNIT")" enabled
+
+# ---------------------------------------------------------------- IP allow list
+# A relay that is not localhost is out of reach (IPAddressDeny=any drops the packets):
+# the one attempt times out and is logged, and that server receives nothing. With the
+# drop-in docs/appliance.md gives (IPAddressAllow=RELAY), the mail goes through.
+relay_run() { # one run with an alert at its end; what the sensor said about mail
+  local c
+  c=$(journalctl -n 0 --show-cursor -q | sed -n 's/^-- cursor: //p')
+  systemctl start "$UNIT" || return 1
+  ip netns exec "$NS" tcpreplay -q -i "$IF_PEER" --pps 1000 "$CAPTURE" >/dev/null 2>&1
+  sleep 2
+  systemctl stop "$UNIT" || return 1
+  MAIL_SAID=$(journalctl _SYSTEMD_UNIT="$UNIT" --after-cursor "$c" -o cat --no-pager | grep -i 'email' | tail -n 3)
+  say "figure: the sensor said: ${MAIL_SAID//$'\n'/ | }"
+}
+systemctl stop "$UNIT"
+email_to 10.77.0.1
+check "a run with the relay at 10.77.0.1 (not localhost)" relay_run
+check "  the attempt failed, as logged" grep -qi 'fail\|gave up\|given up\|not sent' <<<"$MAIL_SAID"
+check "  the server at 10.77.0.1 received nothing" test ! -s /tmp/test-deb-smtp-10.77.0.1.log
+printf '[Service]\nIPAddressAllow=10.77.0.1\n' >"$DROPIN/test-relay.conf"
+systemctl daemon-reload
+check "a run with IPAddressAllow=10.77.0.1 in a drop-in" relay_run
+check "  the mail reached the server at 10.77.0.1" grep -q 'pirate.sea' /tmp/test-deb-smtp-10.77.0.1.log
 
 # ---------------------------------------------------------------- remove, purge
 if apt-get remove -y -q dns-sensor >/tmp/test-deb-remove.log 2>&1; then ok "apt-get remove"; else
