@@ -35,7 +35,8 @@ pub fn run_cmd_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow
 }
 
 /// Installs what is missing, then formatting, lints, docs, every test of the workspace,
-/// and (as root) the live-capture tests in network namespaces.
+/// (as root) the live-capture tests in network namespaces, and (as root, outside a
+/// fresh root, with fresh-machine's base built) the package's test.
 pub fn run() -> anyhow::Result<()> {
     let shared = workspace_root().join("../shared/captures");
     if !shared.is_dir() {
@@ -82,6 +83,19 @@ pub fn run() -> anyhow::Result<()> {
         eprintln!(
             "ci: not root, the tests that need it (live capture, journald: cargo xtask test-live) were not run"
         );
+    }
+    // The package, installed and run under its own unit in a booted fresh root: only
+    // where that is safe and cheap (crate::deb::ci_skip_reason says when).
+    match crate::deb::ci_skip_reason() {
+        None => {
+            let (passed, failed) = crate::deb::test()?;
+            totals.add(&Totals {
+                passed,
+                failed,
+                ignored: 0,
+            });
+        }
+        Some(why) => eprintln!("ci: test-deb skipped: {why}"),
     }
     // One closing line for the whole run: cargo prints one per test binary, the last
     // of which is often an empty doc-test run.

@@ -4,6 +4,7 @@
 mod bench_pipeline;
 mod captures;
 mod ci;
+mod deb;
 mod ebpf;
 mod live;
 mod psl;
@@ -71,6 +72,11 @@ enum Task {
     BuildEbpf(ebpf::Args),
     /// Runs the live-capture tests (root: BPF, AF_XDP, network namespaces).
     TestLive(live::Args),
+    /// Builds the Debian package (cargo-deb, installed if missing) and prints its path.
+    Deb,
+    /// Builds the package, then installs, runs, upgrades and purges it in a booted
+    /// throw-away root (root; ../shared/tools/fresh-machine --boot).
+    TestDeb,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,5 +103,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run(),
         Task::BuildEbpf(args) => ebpf::run(&args),
         Task::TestLive(args) => live::run(&args),
+        Task::Deb => deb::run(),
+        Task::TestDeb => deb::test().map(|_| ()),
     }
 }

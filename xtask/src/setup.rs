@@ -37,7 +37,7 @@ pub const TOOLCHAIN: &str = "debian";
 
 /// Runs every step.
 pub fn run() -> Result<()> {
-    apt_packages()?;
+    apt_packages(PACKAGES)?;
     rustup_link()?;
     bpf_linker()?;
     eprintln!("setup: done. `cargo build -p dns-sensor` now builds and embeds the XDP program.");
@@ -63,7 +63,8 @@ fn root_cmd(args: &[&str]) -> Command {
     cmd
 }
 
-fn status(mut cmd: Command) -> Result<()> {
+/// Runs `cmd`, failing with its command line and status unless it succeeds.
+pub fn status(mut cmd: Command) -> Result<()> {
     let st = cmd.status().with_context(|| format!("running {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed: {st}");
@@ -79,8 +80,10 @@ fn installed(pkg: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn apt_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+/// Installs those of `packages` that are not installed (`apt-get update` first, only
+/// then).
+pub fn apt_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         eprintln!("setup: Debian packages already installed");
         return Ok(());
