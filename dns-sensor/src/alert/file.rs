@@ -68,9 +68,9 @@ impl Sink for FileSink {
 
     /// Opens the path anew: after a rotation the old file was renamed and alerts go to
     /// a fresh one. On failure the old file stays in use.
-    fn reopen(&mut self) -> Result<(), AlertError> {
+    fn reopen(&mut self) -> Result<bool, AlertError> {
         self.file = open_append(&self.path)?;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -119,7 +119,7 @@ mod tests {
         sink.deliver(&[sample_alert()]).expect("written");
         assert_eq!(lines(&rotated).len(), 4);
         assert!(!path.exists());
-        sink.reopen().expect("reopened");
+        assert!(sink.reopen().expect("reopened"));
         sink.deliver(&[sample_alert()]).expect("written");
         assert_eq!(lines(&path).len(), 1);
         assert_eq!(lines(&rotated).len(), 4);

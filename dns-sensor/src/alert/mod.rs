@@ -42,8 +42,9 @@ pub trait Sink: Send {
         Ok(())
     }
     /// Reopens what the output writes to (after logrotate moved a file away: SIGHUP).
-    fn reopen(&mut self) -> Result<(), AlertError> {
-        Ok(())
+    /// `false` when the output has nothing to reopen.
+    fn reopen(&mut self) -> Result<bool, AlertError> {
+        Ok(false)
     }
 }
 

@@ -272,7 +272,8 @@ impl Coordinator {
         {
             for sink in &mut self.sinks {
                 match sink.reopen() {
-                    Ok(()) => log::info!("alert output {}: reopened", sink.name()),
+                    Ok(true) => log::info!("alert output {}: reopened", sink.name()),
+                    Ok(false) => {}
                     Err(e) => log::error!("alert output {}: reopening failed: {e}", sink.name()),
                 }
             }

@@ -39,7 +39,9 @@ impl Losses {
             if k.redirect_failed > self.redirect_failed {
                 log::warn!(
                     "XDP: {} DNS frames could not be redirected to a socket since the last \
-                     stats line ({} in all)",
+                     stats line ({} in all): they arrived on a receive queue with no socket \
+                     (the interface has more queues than were opened: --queues, or \
+                     `ethtool -l`)",
                     k.redirect_failed - self.redirect_failed,
                     k.redirect_failed
                 );
