@@ -1,0 +1,257 @@
+//! Everything counted for one registered domain over one slot.
+
+use std::net::IpAddr;
+
+use super::names::UniqueNames;
+use super::samples::{SampleNames, Samples};
+use super::shard::heap_block;
+use super::top::TopCounts;
+use super::{SketchSettings, MAX_QTYPES};
+
+/// Counts for one registered domain over one slot (or, merged, over a window).
+///
+/// A window holds one of these per domain per slot (a million and more), so it is kept
+/// small: the limits live in the shard's [`SketchSettings`] and are passed in, and every
+/// part grows by small steps. About 700 bytes for a domain with 20 names in a slot,
+/// key and table slot included.
+#[derive(Clone, Debug)]
+pub struct DomainCounts {
+    pub(super) requests: u64,
+    pub(super) responses: u64,
+    pub(super) bytes_in: u64,
+    bytes_out: u64,
+    pub(super) names: UniqueNames,
+    clients: TopCounts<IpAddr>,
+    qtypes: TopCounts<u16>,
+    samples: Samples,
+    /// The shard's record counter when this domain was last recorded (its low 32
+    /// bits): the tie-break between equally small domains when shedding (the least
+    /// recent goes first).
+    pub(super) last_seen: u32,
+    /// Names the worker's history gave this domain when it entered the shard: what it
+    /// had in earlier slots, and in this one before being shed.
+    pub(super) prior_names: u16,
+}
+
+impl DomainCounts {
+    /// Empty counts.
+    pub fn new() -> Self {
+        Self {
+            requests: 0,
+            responses: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            names: UniqueNames::new(),
+            clients: TopCounts::new(),
+            qtypes: TopCounts::new(),
+            samples: Samples::default(),
+            last_seen: 0,
+            prior_names: 0,
+        }
+    }
+
+    /// Estimated heap bytes held (not counting the struct itself): the names' array,
+    /// set or estimate, the clients, samples and query types. Capacities, not lengths,
+    /// because that is what is allocated, and each block as the allocator hands it out
+    /// ([`heap_block`]): with many small blocks per domain the rounding and headers are
+    /// a large part of the total.
+    pub fn heap_bytes(&self) -> usize {
+        self.names.heap_bytes()
+            + self.clients.heap_bytes()
+            + self.qtypes.heap_bytes()
+            + self.samples.heap_bytes()
+    }
+
+    /// Names for shedding: those in the shard (the sure floor once estimated) plus
+    /// those it had before.
+    pub(super) fn weight(&self) -> u64 {
+        let names = match &self.names {
+            UniqueNames::Estimated { floor, .. } => *floor,
+            names => names.count(),
+        };
+        names + u64::from(self.prior_names)
+    }
+
+    /// The heap bytes of new counts after one query for `name` (what
+    /// [`heap_bytes`](Self::heap_bytes) then says), computed without building them.
+    pub(super) fn first_query_heap_bytes(name: &[u8]) -> usize {
+        let name_len = name.len().min(usize::from(u16::MAX));
+        heap_block(4 * 8)
+            + heap_block(2 * std::mem::size_of::<(IpAddr, u64)>())
+            + heap_block(std::mem::size_of::<(u16, u64)>())
+            + heap_block(1 + 2 + name_len)
+    }
+
+    /// Whether shedding must leave this domain alone: it has many names already.
+    pub(super) fn is_protected(&self, protect_names: u64) -> bool {
+        self.is_estimated() || self.weight() >= protect_names
+    }
+
+    /// Shedding order, least active first: fewest names (with those of earlier slots),
+    /// then fewest records, then least recently seen.
+    pub(super) fn shed_rank(&self) -> (u64, u64, u32) {
+        (
+            self.weight(),
+            self.requests.saturating_add(self.responses),
+            self.last_seen,
+        )
+    }
+
+    /// Queries (QR=0).
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+    /// Responses (QR=1).
+    pub fn responses(&self) -> u64 {
+        self.responses
+    }
+    /// Distinct names among the queries: exact up to the limit, estimated beyond.
+    pub fn unique_names(&self) -> u64 {
+        self.names.count()
+    }
+    /// Whether [`unique_names`](Self::unique_names) is an estimate (the exact set
+    /// overflowed its limit, here or in a shard merged in).
+    pub fn is_estimated(&self) -> bool {
+        matches!(self.names, UniqueNames::Estimated { .. })
+    }
+    /// Sum of query message sizes.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+    /// Sum of response message sizes.
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out
+    }
+    /// Clients by query count, most active first (ties by address). Exact while at most
+    /// `max_clients` clients were seen; past it the counts of late-comers are upper
+    /// bounds (space-saving), and a client that sent many queries is still listed.
+    pub fn top_clients(&self, n: usize) -> Vec<(IpAddr, u64)> {
+        let mut clients = self.clients.sorted();
+        clients.truncate(n);
+        clients
+    }
+    /// A few of the names seen, canonical bytes: the first distinct ones.
+    pub fn sample_names(&self) -> SampleNames<'_> {
+        self.samples.iter()
+    }
+    /// Query counts by QTYPE, most frequent first (ties by type). At most
+    /// [`MAX_QTYPES`] types; past it counts are space-saving like the clients'.
+    pub fn qtypes(&self) -> Vec<(u16, u64)> {
+        self.qtypes.sorted()
+    }
+    /// Adds `other`'s counts into `self`, within `settings`' limits.
+    pub fn merge(&mut self, other: &DomainCounts, settings: &SketchSettings) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.responses = self.responses.saturating_add(other.responses);
+        self.bytes_in = self.bytes_in.saturating_add(other.bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
+        self.names.merge(&other.names, settings.exact_limit);
+        self.clients.merge(&other.clients, settings.max_clients);
+        self.qtypes.merge(&other.qtypes, MAX_QTYPES);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.prior_names = self.prior_names.max(other.prior_names);
+        for sample in other.samples.iter() {
+            if self.samples.len() >= settings.max_samples {
+                break;
+            }
+            if !self.samples.contains(sample) {
+                self.samples.push(sample);
+            }
+        }
+    }
+
+    #[inline]
+    pub(super) fn record_query(
+        &mut self,
+        name: &[u8],
+        hash: u64,
+        client: IpAddr,
+        qtype: u16,
+        size: u32,
+        settings: &SketchSettings,
+    ) {
+        self.requests = self.requests.saturating_add(1);
+        self.bytes_in = self.bytes_in.saturating_add(u64::from(size));
+        let fresh = self.names.insert(hash, settings.exact_limit);
+        if self.samples.len() < settings.max_samples {
+            // The exact set says whether the name is new; once estimated, compare.
+            if fresh.unwrap_or_else(|| !self.samples.contains(name)) {
+                self.samples.push(name);
+            }
+        }
+        // Most domains of a slot see one or two clients: grow from two, doubling.
+        let step = self.clients.entries.len().max(2);
+        self.clients.add(client, 1, settings.max_clients, step);
+        // Most domains see one or two types: grow one entry at a time.
+        self.qtypes.add(qtype, 1, MAX_QTYPES, 1);
+    }
+
+    #[inline]
+    pub(super) fn record_response(&mut self, size: u32) {
+        self.responses = self.responses.saturating_add(1);
+        self.bytes_out = self.bytes_out.saturating_add(u64::from(size));
+    }
+}
+
+impl Default for DomainCounts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sketch::test_shards::*;
+
+    #[test]
+    fn counts_requests_bytes_and_responses() {
+        let mut shard = Shard::new(0, &SketchSettings::default());
+        shard.record_query(b"pirate.sea", b"a.pirate.sea", CLIENT, 16, 70);
+        shard.record_query(b"pirate.sea", b"a.pirate.sea", CLIENT, 16, 70);
+        shard.record_query(b"pirate.sea", b"b.pirate.sea", CLIENT, 1, 60);
+        shard.record_response(b"pirate.sea", 150);
+        shard.record_response(b"other.org", 99);
+        let counts = shard.get(b"pirate.sea").expect("tracked");
+        assert_eq!(counts.requests(), 3);
+        assert_eq!(counts.unique_names(), 2);
+        assert_eq!(counts.bytes_in(), 200);
+        assert_eq!(counts.bytes_out(), 150);
+        assert_eq!(counts.responses(), 1);
+        assert_eq!(counts.qtypes(), vec![(16, 2), (1, 1)]);
+        assert_eq!(counts.top_clients(10), vec![(CLIENT, 3)]);
+        let samples: Vec<&[u8]> = counts.sample_names().collect();
+        assert_eq!(samples, vec![&b"a.pirate.sea"[..], b"b.pirate.sea"]);
+        assert_eq!(shard.len(), 2);
+        assert_eq!(shard.get(b"other.org").map(DomainCounts::requests), Some(0));
+    }
+
+    #[test]
+    fn twenty_names_take_a_fraction_of_a_kilobyte() {
+        // The window holds one of these per domain per slot: the memory bar rests on it.
+        let mut shard = Shard::new(0, &SketchSettings::default());
+        for i in 0..20u8 {
+            let name = format!("h{i}x5f3a9c.d123456.example");
+            let client = IpAddr::V4(Ipv4Addr::new(10, 2, 0, i % 2));
+            shard.record_query(b"d123456.example", name.as_bytes(), client, 1, 60);
+        }
+        let counts = shard.get(b"d123456.example").expect("tracked");
+        let held = COUNTS_BYTES + counts.heap_bytes();
+        assert!(held <= 600, "{held} bytes for 20 names");
+    }
+
+    #[test]
+    fn qtypes_are_bounded() {
+        let mut shard = Shard::new(0, &SketchSettings::default());
+        for qtype in 0..1000u16 {
+            shard.record_query(b"pirate.sea", b"a.pirate.sea", CLIENT, qtype, 50);
+        }
+        for _ in 0..50 {
+            shard.record_query(b"pirate.sea", b"a.pirate.sea", CLIENT, 16, 50);
+        }
+        let qtypes = shard.get(b"pirate.sea").expect("tracked").qtypes();
+        assert_eq!(qtypes.len(), MAX_QTYPES);
+        assert_eq!(qtypes[0].0, 16);
+        assert!(qtypes[0].1 >= 50);
+    }
+}

@@ -1,0 +1,232 @@
+//! A domain's distinct names: exact while small (a short array, then a hash set),
+//! estimated past the limit.
+
+use std::collections::HashSet;
+
+use super::hll::{Hll, HLL_REGISTERS};
+use super::shard::heap_block;
+use super::top::push_stepped;
+
+/// Hasher state for the exact sets: keyed per process, because the stored values are
+/// unkeyed XXH3 hashes of attacker-chosen names and could be crafted to share buckets.
+type SetState = foldhash::fast::RandomState;
+
+/// Distinct hashes a domain keeps in a plain array, scanned linearly, before moving
+/// them to a hash set. Most registered domains have a few names per slot; an array of
+/// exactly their size costs a third of a hash table's spare buckets and control bytes,
+/// and a scan of 32 integers costs about what hashing one does.
+const FEW_NAMES: usize = 32;
+
+/// Distinct names of one domain: exact while small, estimated past the limit.
+#[derive(Clone, Debug)]
+pub(super) enum UniqueNames {
+    /// Up to [`FEW_NAMES`] hashes, unordered.
+    Few(Vec<u64>),
+    /// More, up to the exact limit. Boxed so that the few domains with many names do
+    /// not widen every domain's counts by the set's header.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashSet<u64, SetState>>),
+    /// A HyperLogLog, and a lower bound known for sure (the exact count when the set
+    /// overflowed), so an estimate never reports less than what was once counted.
+    Estimated { hll: Box<Hll>, floor: u64 },
+}
+
+impl UniqueNames {
+    pub(super) fn new() -> Self {
+        UniqueNames::Few(Vec::new())
+    }
+
+    /// Adds a hash. Returns `Some(true)` if it was new, `Some(false)` if seen, `None`
+    /// once estimated (membership is no longer known).
+    #[inline]
+    pub(super) fn insert(&mut self, hash: u64, limit: usize) -> Option<bool> {
+        match self {
+            UniqueNames::Few(hashes) => {
+                if hashes.contains(&hash) {
+                    return Some(false);
+                }
+                if hashes.len() < FEW_NAMES.min(limit) {
+                    push_stepped(hashes, hash, 4);
+                    return Some(true);
+                }
+                let mut set = HashSet::with_capacity_and_hasher(FEW_NAMES + 1, SetState::default());
+                set.extend(hashes.iter().copied());
+                *self = UniqueNames::Many(Box::new(set));
+                self.insert(hash, limit)
+            }
+            UniqueNames::Many(set) => {
+                if set.len() < limit {
+                    return Some(set.insert(hash));
+                }
+                if set.contains(&hash) {
+                    return Some(false);
+                }
+                let mut hll = Hll::new();
+                for &seen in set.iter() {
+                    hll.insert(seen);
+                }
+                hll.insert(hash);
+                let floor = set.len() as u64 + 1;
+                *self = UniqueNames::Estimated {
+                    hll: Box::new(hll),
+                    floor,
+                };
+                Some(true)
+            }
+            UniqueNames::Estimated { hll, .. } => {
+                hll.insert(hash);
+                None
+            }
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: &UniqueNames, limit: usize) {
+        match other {
+            UniqueNames::Few(theirs) => self.merge_exact(theirs.iter().copied(), limit),
+            UniqueNames::Many(theirs) => self.merge_exact(theirs.iter().copied(), limit),
+            UniqueNames::Estimated {
+                hll: their_hll,
+                floor: their_floor,
+            } => {
+                if let UniqueNames::Estimated { hll, floor } = self {
+                    hll.merge(their_hll);
+                    *floor = (*floor).max(*their_floor);
+                    return;
+                }
+                let mut hll = their_hll.clone();
+                match self {
+                    UniqueNames::Few(mine) => mine.iter().for_each(|&h| hll.insert(h)),
+                    UniqueNames::Many(mine) => mine.iter().for_each(|&h| hll.insert(h)),
+                    UniqueNames::Estimated { .. } => {}
+                }
+                let floor = (*their_floor).max(self.count());
+                *self = UniqueNames::Estimated { hll, floor };
+            }
+        }
+    }
+
+    /// Adds another domain's exact hashes.
+    fn merge_exact(&mut self, theirs: impl ExactSizeIterator<Item = u64>, limit: usize) {
+        let len = theirs.len() as u64;
+        for hash in theirs {
+            self.insert(hash, limit);
+        }
+        if let UniqueNames::Estimated { floor, .. } = self {
+            *floor = (*floor).max(len);
+        }
+    }
+
+    pub(super) fn count(&self) -> u64 {
+        match self {
+            UniqueNames::Few(hashes) => hashes.len() as u64,
+            UniqueNames::Many(set) => set.len() as u64,
+            UniqueNames::Estimated { hll, floor } => {
+                // f64 to u64 `as` saturates; the estimate is finite and non-negative.
+                (hll.estimate().round() as u64).max(*floor)
+            }
+        }
+    }
+
+    /// Heap bytes held, as the allocator hands them out.
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self {
+            UniqueNames::Few(hashes) => heap_block(hashes.capacity() * 8),
+            // hashbrown: a bucket of 8 bytes and a control byte per slot, slots a power
+            // of two at least 8/7 of the capacity.
+            UniqueNames::Many(set) => {
+                heap_block(std::mem::size_of::<HashSet<u64, SetState>>())
+                    + heap_block(set.capacity() * 9 * 8 / 7)
+            }
+            UniqueNames::Estimated { .. } => {
+                heap_block(HLL_REGISTERS) + heap_block(std::mem::size_of::<Hll>())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sketch::test_shards::*;
+
+    #[test]
+    fn exact_at_and_just_past_one_thousand() {
+        let settings = SketchSettings::default();
+        assert!(settings.exact_limit >= 1000);
+        let thousand = shard_with(0, &settings, 0..1000);
+        assert_eq!(uniques(&thousand), 1000);
+        assert!(!thousand
+            .get(b"pirate.sea")
+            .is_some_and(DomainCounts::is_estimated));
+        let more = shard_with(0, &settings, 0..1001);
+        assert_eq!(uniques(&more), 1001);
+        // Repeats do not count.
+        let repeated = shard_with(0, &settings, (0..1000).chain(0..1000));
+        assert_eq!(uniques(&repeated), 1000);
+        // Exactly at the limit still exact; one more switches to the estimate.
+        let limit = settings.exact_limit as u64;
+        let at_limit = shard_with(0, &settings, 0..limit);
+        assert_eq!(uniques(&at_limit), limit);
+        assert!(!at_limit
+            .get(b"pirate.sea")
+            .is_some_and(DomainCounts::is_estimated));
+        let past = shard_with(0, &settings, 0..limit + 1);
+        assert!(past
+            .get(b"pirate.sea")
+            .is_some_and(DomainCounts::is_estimated));
+        // The estimate never goes below what was counted exactly.
+        assert!(uniques(&past) > limit);
+        assert!(relative_error(uniques(&past), limit + 1) < 0.02);
+    }
+
+    #[test]
+    fn union_of_exact_sets_stays_exact() {
+        let settings = SketchSettings::default();
+        // Ten slots of 300 names each, overlapping: 0..300, 70..370, ... 630..930.
+        let mut merged = Shard::new(0, &settings);
+        for s in 0..10 {
+            merged.merge(&shard_with(0, &settings, s * 70..s * 70 + 300));
+        }
+        assert_eq!(uniques(&merged), 930);
+        assert!(!merged
+            .get(b"pirate.sea")
+            .is_some_and(DomainCounts::is_estimated));
+        assert_eq!(
+            merged.get(b"pirate.sea").map(DomainCounts::requests),
+            Some(3000)
+        );
+    }
+
+    #[test]
+    fn names_stay_exact_across_the_small_array_and_the_set() {
+        // Below, at and past FEW_NAMES, alone and merged from overlapping halves.
+        let settings = SketchSettings::default();
+        for n in [
+            FEW_NAMES as u64 - 1,
+            FEW_NAMES as u64,
+            FEW_NAMES as u64 + 1,
+            200,
+        ] {
+            let whole = shard_with(0, &settings, 0..n);
+            assert_eq!(uniques(&whole), n);
+            let mut a = shard_with(0, &settings, 0..n / 2 + 3);
+            a.merge(&shard_with(0, &settings, n / 2..n));
+            assert_eq!(uniques(&a), n);
+            let counts = whole.get(b"pirate.sea").expect("tracked");
+            assert!(!counts.is_estimated());
+        }
+    }
+
+    #[test]
+    fn hashes_are_stable_across_processes() {
+        // Sketches from other sensors must merge: the name hash must not be seeded.
+        assert_eq!(xxh3_64(b"pirate.sea"), xxh3_64(b"pirate.sea"));
+        assert_eq!(xxh3_64(b""), 0x2d06_8005_38d3_94c2);
+        let mut hll = Hll::new();
+        hll.insert(0);
+        hll.insert(u64::MAX);
+        assert_eq!(hll.registers[0], HLL_Q as u8 + 1);
+        assert_eq!(hll.registers[HLL_REGISTERS - 1], 1);
+        assert_eq!(Hll::new().estimate(), 0.0);
+    }
+}

@@ -1,0 +1,561 @@
+//! One worker's counts for one slot: the domain table, its byte accounting and the
+//! shedding that keeps it under its bounds.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::counts::DomainCounts;
+use super::history::NameHistory;
+use super::SketchSettings;
+use crate::Nanos;
+
+/// Bytes a heap block of `bytes` really takes: nothing for an empty one, else the
+/// request plus an 8-byte header rounded up to 16, at least 32. That is glibc's malloc;
+/// the sensor binary runs on mimalloc, whose size classes (no header, at most 12.5 %
+/// rounding) come out about the same on the window's mix of blocks: the estimate of a
+/// full 4 h window and the process's resident size agree within a few percent.
+pub fn heap_block(bytes: usize) -> usize {
+    if bytes == 0 {
+        0
+    } else {
+        (bytes.saturating_add(8 + 15) & !15).max(32)
+    }
+}
+
+/// Hasher state for the domain table: keyed per process (domain names are
+/// attacker-chosen) and fast on short byte strings.
+type DomainState = foldhash::fast::RandomState;
+
+/// Per-domain counts for one slot `[start, start + len)`.
+///
+/// Bounded twice: at most [`SketchSettings::max_domains`] domains and about
+/// [`SketchSettings::max_bytes`] estimated bytes. When a new domain does not fit, or a
+/// domain's growth passes the byte bound, the shard sheds its least active small
+/// domains (fewest names, then fewest records, then least recently seen) until it is
+/// back under three quarters of both bounds, so shedding runs once per many new
+/// domains. Domains with [`SketchSettings::protect_names`] names or more are never
+/// shed; if only they are left, the new domain is refused instead. A flood of new
+/// registered domains (a DGA, a random-domain attack) therefore churns through the
+/// small entries while a tunnel, whose every query adds a name, climbs out of reach.
+/// Everything shed is counted.
+#[derive(Clone, Debug)]
+pub struct Shard {
+    start: Nanos,
+    settings: SketchSettings,
+    /// Counts boxed: the table's slots stay small (25 bytes, not 230), so a table sized
+    /// for a flood of domains costs little, and probing touches fewer cache lines.
+    pub(super) domains: HashMap<Box<[u8]>, Box<DomainCounts>, DomainState>,
+    /// Records (queries and responses) lost to shedding or refusal.
+    shed: u64,
+    /// Domains shed to make room.
+    evicted: u64,
+    /// Estimated bytes of the keys and the counts' heap (the table itself is added
+    /// from its capacity in [`bytes`](Self::bytes)).
+    held_bytes: usize,
+    /// Records seen: the clock of `DomainCounts::last_seen`.
+    records: u64,
+    /// Every domain left is protected and the shard is full: nothing can be shed
+    /// until the shard is gone, so new domains are refused without another scan.
+    blocked: bool,
+    /// The worker's memory of earlier slots, while this is its open shard: read when a
+    /// domain enters, fed with what is shed.
+    history: Option<NameHistory>,
+    /// The shedding candidates' list, kept between sheds while the shard is open: a
+    /// block of megabytes allocated and freed at every shed made glibc consolidate its
+    /// free lists each time.
+    shed_scratch: Vec<((u64, u64, u32), usize)>,
+    /// Largest capacity the domain table has had. The table never shrinks, and
+    /// removals leave tombstones that lower `capacity()` without freeing anything, so
+    /// this, not `capacity()`, is what the table holds allocated.
+    table_capacity: usize,
+}
+
+/// Bytes of one slot of the domain table: key, boxed counts, control byte.
+const TABLE_SLOT_BYTES: usize = std::mem::size_of::<(Box<[u8]>, Box<DomainCounts>)>() + 1;
+
+/// Bytes of one domain's boxed counts as allocated.
+pub(super) const COUNTS_BYTES: usize = (std::mem::size_of::<DomainCounts>() + 8 + 15) & !15;
+
+impl Shard {
+    /// An empty shard for the slot starting at `start`.
+    pub fn new(start: Nanos, settings: &SketchSettings) -> Self {
+        Self {
+            start,
+            settings: settings.clone(),
+            domains: HashMap::default(),
+            shed: 0,
+            evicted: 0,
+            held_bytes: 0,
+            records: 0,
+            blocked: false,
+            history: None,
+            shed_scratch: Vec::new(),
+            table_capacity: 0,
+        }
+    }
+    /// This shard, consulting and feeding `history` (the worker's) while it is open.
+    pub fn with_history(mut self, history: NameHistory) -> Self {
+        self.history = Some(history);
+        self
+    }
+    /// Ends the shard's open life when its slot closes: frees what only recording
+    /// needs and hands back the history, to carry to the next slot.
+    pub fn close(&mut self) -> Option<NameHistory> {
+        self.shed_scratch = Vec::new();
+        self.history.take()
+    }
+    /// The slot's start.
+    pub fn start(&self) -> Nanos {
+        self.start
+    }
+    /// The limits this shard was made with.
+    pub fn settings(&self) -> &SketchSettings {
+        &self.settings
+    }
+    /// Records one query for `name` under `domain`. Allocates only for a new domain, a
+    /// new sample name, and (amortised) while a domain's exact set of names grows.
+    pub fn record_query(
+        &mut self,
+        domain: &[u8],
+        name: &[u8],
+        client: IpAddr,
+        qtype: u16,
+        size: u32,
+    ) {
+        let hash = xxh3_64(name);
+        self.records = self.records.wrapping_add(1);
+        let now = self.records as u32;
+        if let Some(counts) = self.domains.get_mut(domain) {
+            let before = counts.heap_bytes();
+            counts.record_query(name, hash, client, qtype, size, &self.settings);
+            counts.last_seen = now;
+            let after = counts.heap_bytes();
+            self.held_bytes = (self.held_bytes + after).saturating_sub(before);
+            if self.bytes() > self.settings.max_bytes && !self.blocked {
+                self.shed_to_fit(0);
+            }
+            return;
+        }
+        // Once the shard has had to shed, the room shedding made is kept for domains
+        // that come back, not handed to the next strangers of a flood.
+        if self.evicted > 0
+            || !self.has_room_for(domain, DomainCounts::first_query_heap_bytes(name))
+        {
+            // The door: a domain the history does not know (fewer than two names: one
+            // is what a shed one-off leaves) pushes nothing out on its first query in
+            // the slot, only if it comes back. A flood of one-off domains costs a
+            // look-up and a bit each, not an admission and an eviction.
+            if let Some(history) = self.history.as_mut() {
+                if history.names(domain) < 2 && !history.knock(domain) {
+                    self.shed = self.shed.saturating_add(1);
+                    return;
+                }
+            }
+        }
+        let mut counts = DomainCounts::new();
+        counts.record_query(name, hash, client, qtype, size, &self.settings);
+        counts.last_seen = now;
+        self.admit(domain.into(), Box::new(counts));
+    }
+    /// Records one response of `size` bytes under `domain`.
+    pub fn record_response(&mut self, domain: &[u8], size: u32) {
+        self.records = self.records.wrapping_add(1);
+        let now = self.records as u32;
+        if let Some(counts) = self.domains.get_mut(domain) {
+            counts.record_response(size);
+            counts.last_seen = now;
+            return;
+        }
+        if !self.has_room_for(domain, 0) {
+            // A response adds no name: it never pushes a domain out (in an answered
+            // flood, every refused query would otherwise come back as its response).
+            self.shed = self.shed.saturating_add(1);
+            return;
+        }
+        let mut counts = DomainCounts::new();
+        counts.record_response(size);
+        counts.last_seen = now;
+        self.admit(domain.into(), Box::new(counts));
+    }
+    /// Whether a new domain whose first record costs `counts_heap` heap bytes fits
+    /// without shedding (the same test as [`admit`](Self::admit)'s).
+    #[inline]
+    fn has_room_for(&self, domain: &[u8], counts_heap: usize) -> bool {
+        self.fits(self.admission_cost(domain, counts_heap))
+    }
+    /// What admitting `domain` with counts holding `counts_heap` heap bytes adds,
+    /// table growth included.
+    fn admission_cost(&self, domain: &[u8], counts_heap: usize) -> usize {
+        heap_block(domain.len()) + COUNTS_BYTES + counts_heap + self.growth_bytes()
+    }
+    /// Whether one more domain costing `cost` bytes stays within both bounds.
+    fn fits(&self, cost: usize) -> bool {
+        self.domains.len() < self.domain_room() && self.bytes() + cost <= self.settings.max_bytes
+    }
+    /// What the table would grow by on the next insert.
+    fn growth_bytes(&self) -> usize {
+        // A full table doubles on insert.
+        if self.domains.len() >= self.domains.capacity()
+            && self.domains.len() + 1 > self.table_capacity / 2
+        {
+            Self::doubled_table_bytes(self.table_capacity).saturating_sub(self.table_bytes())
+        } else {
+            0
+        }
+    }
+    /// Adds another shard of the same slot into this one (the caller matches slots).
+    /// Past this shard's bounds the least active small domains are shed.
+    pub fn merge(&mut self, other: &Shard) {
+        self.absorb_counters(other);
+        for (domain, theirs) in &other.domains {
+            if let Some(mine) = self.domains.get_mut(&**domain) {
+                let before = mine.heap_bytes();
+                mine.merge(theirs, &self.settings);
+                self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
+            } else {
+                self.admit(domain.clone(), theirs.clone());
+            }
+        }
+        if self.bytes() > self.settings.max_bytes && !self.blocked {
+            self.shed_to_fit(0);
+        }
+    }
+    /// Like [`merge`](Self::merge), but takes `other` by value, moving its domains
+    /// instead of copying them.
+    pub fn merge_owned(&mut self, other: Shard) {
+        self.absorb_counters(&other);
+        for (domain, theirs) in other.domains {
+            if let Some(mine) = self.domains.get_mut(&*domain) {
+                let before = mine.heap_bytes();
+                mine.merge(&theirs, &self.settings);
+                self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
+            } else {
+                self.admit(domain, theirs);
+            }
+        }
+        if self.bytes() > self.settings.max_bytes && !self.blocked {
+            self.shed_to_fit(0);
+        }
+    }
+    fn absorb_counters(&mut self, other: &Shard) {
+        self.shed = self.shed.saturating_add(other.shed);
+        self.evicted = self.evicted.saturating_add(other.evicted);
+        // Recency from the other shard's clock is not comparable to this one's; start
+        // this clock past both so that what is recorded next is the most recent.
+        self.records = self.records.max(other.records);
+    }
+    /// Inserts a domain not yet held, shedding others first if it does not fit.
+    fn admit(&mut self, domain: Box<[u8]>, mut counts: Box<DomainCounts>) {
+        if let Some(history) = &self.history {
+            let prior = history.names(&domain).max(u64::from(counts.prior_names));
+            counts.prior_names = u16::try_from(prior).unwrap_or(u16::MAX);
+        }
+        let counts_heap = counts.heap_bytes();
+        let cost = self.admission_cost(&domain, counts_heap);
+        if !self.fits(cost) && (self.blocked || !self.shed_to_fit(cost)) {
+            let records = counts.requests.saturating_add(counts.responses);
+            self.shed = self.shed.saturating_add(records);
+            return;
+        }
+        self.held_bytes += heap_block(domain.len()) + COUNTS_BYTES + counts_heap;
+        self.domains.insert(domain, counts);
+        self.table_capacity = self.table_capacity.max(self.domains.capacity());
+    }
+    /// Sheds the least active unprotected domains until the shard is under three
+    /// quarters of its bounds (with `extra` bytes and one domain to spare). Returns
+    /// whether there is room for that domain afterwards.
+    fn shed_to_fit(&mut self, extra: usize) -> bool {
+        let room = self.domain_room();
+        let max_bytes = self.settings.max_bytes;
+        let target_domains = (room - room / 4).min(room.saturating_sub(1));
+        let target_bytes = (max_bytes - max_bytes / 4).saturating_sub(extra);
+        let table = self.table_bytes();
+        let protect = self.settings.protect_names;
+        // Candidates, least active first, with what shedding each would free.
+        let mut candidates = std::mem::take(&mut self.shed_scratch);
+        candidates.clear();
+        candidates.extend(
+            self.domains
+                .iter()
+                .filter(|(_, c)| !c.is_protected(protect))
+                .map(|(d, c)| {
+                    (
+                        c.shed_rank(),
+                        heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes(),
+                    )
+                }),
+        );
+        candidates.sort_unstable();
+        let mut domains = self.domains.len();
+        let mut bytes = self.held_bytes + table;
+        let mut cut: Option<(u64, u64, u32)> = None;
+        let mut shed = 0usize;
+        for (rank, freed) in &candidates {
+            if domains <= target_domains && bytes <= target_bytes {
+                break;
+            }
+            domains -= 1;
+            bytes = bytes.saturating_sub(*freed);
+            cut = Some(*rank);
+            shed += 1;
+        }
+        if let Some(cut) = cut {
+            // Ranks from merged shards' clocks can tie: of those at the cut, only as many
+            // as planned go.
+            let mut ties = candidates[..shed].iter().filter(|c| c.0 == cut).count();
+            let mut evicted = 0u64;
+            let mut shed_records = 0u64;
+            let mut freed = 0usize;
+            let history = &mut self.history;
+            self.domains.retain(|d, c| {
+                if c.is_protected(protect) {
+                    return true;
+                }
+                let rank = c.shed_rank();
+                if rank > cut || (rank == cut && ties == 0) {
+                    return true;
+                }
+                if rank == cut {
+                    ties -= 1;
+                }
+                evicted += 1;
+                if let Some(history) = history.as_mut() {
+                    // Remembered, even with a single name, so that a domain shed again
+                    // and again (a slow tunnel under pressure) adds up to a known one.
+                    history.add(d, c.names.count());
+                }
+                shed_records = shed_records.saturating_add(c.requests.saturating_add(c.responses));
+                freed += heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes();
+                false
+            });
+            self.evicted = self.evicted.saturating_add(evicted);
+            self.shed = self.shed.saturating_add(shed_records);
+            self.held_bytes = self.held_bytes.saturating_sub(freed);
+        }
+        let fits = self.domains.len() < room && self.bytes() + extra <= max_bytes;
+        // Every candidate was shed if it still does not fit: only protected domains
+        // are left, and they stay until the slot leaves the window.
+        self.blocked = !fits && cut == candidates.last().map(|c| c.0);
+        self.shed_scratch = candidates;
+        fits
+    }
+    /// Bytes of the domain table's slots (allocated whether used or not; the table
+    /// never shrinks).
+    fn table_bytes(&self) -> usize {
+        self.table_capacity * TABLE_SLOT_BYTES * 8 / 7
+    }
+    /// Domains the shard may hold now: `max_domains`, unless growing the table
+    /// (doubling) would take it past half the byte budget, so that the rest is left to
+    /// the domains' own counts. Then at most half the table's capacity, the most
+    /// hashbrown rehashes in place (clearing tombstones) rather than growing.
+    fn domain_room(&self) -> usize {
+        if Self::doubled_table_bytes(self.table_capacity) > self.settings.max_bytes / 2 {
+            self.settings
+                .max_domains
+                .min((self.table_capacity / 2).max(1))
+        } else {
+            self.settings.max_domains
+        }
+    }
+    /// Bytes of the table once a full table of `capacity` has grown.
+    fn doubled_table_bytes(capacity: usize) -> usize {
+        (capacity.max(3) + 1) * 2 * TABLE_SLOT_BYTES * 8 / 7
+    }
+    /// Estimated bytes held: the domain table, keys, and every domain's names, clients,
+    /// samples and query types. What [`SketchSettings::max_bytes`] bounds.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.table_bytes() + self.held_bytes
+    }
+    /// Domains and their counts.
+    pub fn domains(&self) -> impl Iterator<Item = (&[u8], &DomainCounts)> {
+        self.domains
+            .iter()
+            .map(|(domain, counts)| (&**domain, &**counts))
+    }
+    /// The counts of one domain, if tracked.
+    pub fn get(&self, domain: &[u8]) -> Option<&DomainCounts> {
+        self.domains.get(domain).map(|counts| &**counts)
+    }
+    /// Domains tracked.
+    pub fn len(&self) -> usize {
+        self.domains.len()
+    }
+    /// Whether no domain was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Records (queries and responses) lost because their domain was shed or refused
+    /// for lack of room, this shard's and those of the shards merged into it. Counted
+    /// in records: a distinct count of lost domains would itself need unbounded memory.
+    pub fn shed_domains(&self) -> u64 {
+        self.shed
+    }
+    /// Domains shed to make room, here and in the shards merged into this one.
+    pub fn evicted_domains(&self) -> u64 {
+        self.evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sketch::test_shards::*;
+
+    #[test]
+    fn least_active_domains_are_shed_past_the_bound() {
+        let settings = SketchSettings {
+            max_domains: 3,
+            ..SketchSettings::default()
+        };
+        let mut shard = Shard::new(42, &settings);
+        // a is the most active; b the oldest of the small ones.
+        for d in [&b"a.org"[..], b"a.org", b"b.org", b"c.org", b"d.org"] {
+            shard.record_query(d, b"www", CLIENT, 1, 50);
+        }
+        assert_eq!(shard.start(), 42);
+        assert_eq!(shard.len(), 3);
+        assert!(
+            shard.get(b"b.org").is_none(),
+            "the least active, oldest, went"
+        );
+        assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(2));
+        assert!(shard.get(b"c.org").is_some() && shard.get(b"d.org").is_some());
+        assert_eq!(shard.evicted_domains(), 1);
+        assert_eq!(shard.shed_domains(), 1);
+        // A response for a new domain adds no name: it pushes nothing out, and is
+        // counted as shed itself.
+        shard.record_response(b"e.org", 100);
+        assert!(shard.get(b"e.org").is_none());
+        assert_eq!(shard.len(), 3);
+        assert_eq!(shard.evicted_domains(), 1);
+        assert_eq!(shard.shed_domains(), 2);
+        // A query for one sheds the oldest small one (c).
+        shard.record_query(b"e.org", b"www", CLIENT, 1, 50);
+        assert!(shard.get(b"c.org").is_none() && shard.get(b"e.org").is_some());
+        assert_eq!(shard.evicted_domains(), 2);
+        assert_eq!(shard.shed_domains(), 3);
+
+        // A merge past the bound sheds as well, and carries the other's counters.
+        let mut other = Shard::new(42, &settings);
+        other.record_query(b"a.org", b"www", CLIENT, 1, 50);
+        other.record_query(b"a.org", b"www", CLIENT, 1, 50);
+        other.record_query(b"f.org", b"www", CLIENT, 1, 50);
+        other.record_query(b"g.org", b"www", CLIENT, 1, 50);
+        other.record_query(b"h.org", b"www", CLIENT, 1, 50);
+        assert_eq!(other.evicted_domains(), 1);
+        shard.merge(&other);
+        assert_eq!(shard.len(), 3);
+        assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(4));
+        assert!(shard.evicted_domains() >= 4);
+        // Each evicted domain had one record, and one response was turned away.
+        assert_eq!(shard.shed_domains(), shard.evicted_domains() + 1);
+    }
+
+    #[test]
+    fn flood_of_new_domains_stays_under_the_byte_bound_and_keeps_the_tunnel() {
+        let settings = SketchSettings {
+            max_bytes: 1 << 20,
+            ..SketchSettings::default()
+        };
+        let mut shard = Shard::new(0, &settings);
+        let mut peak = 0;
+        // The tunnel queries once per 100 new flood domains: well within the few
+        // thousand small domains that 1 MiB holds, so its first name is never the
+        // oldest small entry, and from its second it outranks every flood domain.
+        let tunnel_names = 400u64;
+        let flood = tunnel_names * 100;
+        for i in 0..flood {
+            let domain = format!("dga{i:x}.example");
+            shard.record_query(
+                domain.as_bytes(),
+                format!("www.{domain}").as_bytes(),
+                CLIENT,
+                1,
+                40,
+            );
+            shard.record_response(domain.as_bytes(), 56);
+            if i % 100 == 0 {
+                shard.record_query(b"pirate.sea", &name(i / 100), CLIENT, 10, 90);
+            }
+            peak = peak.max(shard.bytes());
+        }
+
+        assert!(peak <= settings.max_bytes, "peak {peak} bytes");
+        let tunnel = shard.get(b"pirate.sea").expect("the tunnel is kept");
+        assert_eq!(tunnel.requests(), tunnel_names);
+        assert_eq!(tunnel.unique_names(), tunnel_names);
+        assert_eq!(tunnel.bytes_in(), tunnel_names * 90);
+        // Most of the flood went, and every record of it is counted.
+        assert!(shard.len() < 10_000, "{} domains", shard.len());
+        let evicted = shard.evicted_domains();
+        assert!(evicted > flood - 10_000);
+        let held_flood = shard.len() as u64 - 1;
+        assert_eq!(evicted + held_flood, flood);
+        assert_eq!(shard.shed_domains(), 2 * evicted);
+        // The estimate is not far from what is really allocated: the bound is real.
+        assert!(shard.bytes() > shard.len() * 300, "{} bytes", shard.bytes());
+    }
+
+    #[test]
+    fn protected_domains_are_never_shed() {
+        let settings = SketchSettings {
+            max_domains: 4,
+            protect_names: 10,
+            ..SketchSettings::default()
+        };
+        let mut shard = Shard::new(0, &settings);
+        // Four domains with 10 names each, all older than anything that follows.
+        for d in 0..4u64 {
+            let domain = format!("busy{d}.org");
+            for i in 0..10 {
+                shard.record_query(domain.as_bytes(), &name(i), CLIENT, 1, 50);
+            }
+        }
+        for i in 0..1000u64 {
+            let domain = format!("new{i}.org");
+            shard.record_query(domain.as_bytes(), b"www", CLIENT, 1, 50);
+        }
+        assert_eq!(shard.len(), 4);
+        for d in 0..4u64 {
+            let counts = shard.get(format!("busy{d}.org").as_bytes()).expect("kept");
+            assert_eq!(counts.unique_names(), 10);
+        }
+        // Every new domain was refused (nothing could be shed) and counted.
+        assert_eq!(shard.evicted_domains(), 0);
+        assert_eq!(shard.shed_domains(), 1000);
+        // A protected domain still counts its own traffic.
+        shard.record_query(b"busy0.org", &name(99), CLIENT, 1, 50);
+        assert_eq!(
+            shard.get(b"busy0.org").map(DomainCounts::unique_names),
+            Some(11)
+        );
+    }
+
+    #[test]
+    fn merged_shards_stay_under_the_byte_bound() {
+        let settings = SketchSettings {
+            max_bytes: 256 * 1024,
+            ..SketchSettings::default()
+        };
+        let mut merged = Shard::new(0, &settings);
+        for part in 0..8u64 {
+            let mut shard = Shard::new(0, &settings);
+            for i in 0..5_000u64 {
+                let domain = format!("p{part}d{i}.example");
+                shard.record_query(domain.as_bytes(), b"www", CLIENT, 1, 40);
+            }
+            shard.record_query(b"pirate.sea", &name(part), CLIENT, 10, 75);
+            assert!(shard.bytes() <= settings.max_bytes);
+            merged.merge_owned(shard);
+            assert!(merged.bytes() <= settings.max_bytes, "{}", merged.bytes());
+        }
+        assert_eq!(
+            merged.get(b"pirate.sea").map(DomainCounts::unique_names),
+            Some(8)
+        );
+        let held = merged.len() as u64 - 1;
+        assert_eq!(merged.evicted_domains() + held, 8 * 5_000);
+    }
+}

@@ -1,0 +1,123 @@
+//! Bounded heavy-hitter counts (space-saving), and the small vectors' growth step.
+
+use super::shard::heap_block;
+
+/// Pushes `item`, growing the vector by `step` elements at a time rather than doubling:
+/// these vectors are many and small, and a doubled block is half empty on average.
+#[inline]
+pub(super) fn push_stepped<T>(vec: &mut Vec<T>, item: T, step: usize) {
+    if vec.len() == vec.capacity() {
+        vec.reserve_exact(step.max(1));
+    }
+    vec.push(item);
+}
+
+/// Bounded counts by key, heaviest kept: a space-saving summary. While fewer keys than
+/// the bound were seen the counts are exact; past it a new key takes the place of the
+/// least counted one and inherits its count (an over-estimate), so a key that keeps
+/// coming back climbs and stays while rare keys churn through the last places. The
+/// bound is the caller's (it is the same for every domain of a shard).
+#[derive(Clone, Debug)]
+pub(super) struct TopCounts<K> {
+    pub(super) entries: Vec<(K, u64)>,
+}
+
+impl<K: Copy + Eq + Ord> TopCounts<K> {
+    pub(super) fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds `n` to `key`, growing by `step` entries at a time up to `bound`.
+    #[inline]
+    pub(super) fn add(&mut self, key: K, n: u64, bound: usize, step: usize) {
+        if let Some(i) = self.entries.iter().position(|e| e.0 == key) {
+            self.entries[i].1 += n;
+            // One bubble step keeps heavy keys near the front, where the scan above
+            // finds them first.
+            if i > 0 && self.entries[i - 1].1 < self.entries[i].1 {
+                self.entries.swap(i - 1, i);
+            }
+            return;
+        }
+        if self.entries.len() < bound {
+            let step = step.min(bound - self.entries.len());
+            push_stepped(&mut self.entries, (key, n), step);
+            return;
+        }
+        if let Some(least) = self.entries.iter_mut().min_by_key(|e| e.1) {
+            *least = (key, least.1 + n);
+        }
+    }
+
+    /// Sums counts key by key; past the bound the lightest keys are dropped.
+    pub(super) fn merge(&mut self, other: &TopCounts<K>, bound: usize) {
+        for &(key, n) in &other.entries {
+            match self.entries.iter_mut().find(|e| e.0 == key) {
+                Some(entry) => entry.1 += n,
+                None => self.entries.push((key, n)),
+            }
+        }
+        self.sort();
+        self.entries.truncate(bound);
+        self.entries.shrink_to_fit();
+    }
+
+    /// Heaviest first, ties by key so output is deterministic.
+    fn sort(&mut self) {
+        self.entries
+            .sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    }
+
+    pub(super) fn sorted(&self) -> Vec<(K, u64)> {
+        let mut sorted = self.clone();
+        sorted.sort();
+        sorted.entries
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        heap_block(self.entries.capacity() * std::mem::size_of::<(K, u64)>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sketch::test_shards::*;
+
+    #[test]
+    fn top_clients_keep_heavy_hitters() {
+        let settings = SketchSettings {
+            max_clients: 8,
+            ..SketchSettings::default()
+        };
+        let heavy = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let mut shard = Shard::new(0, &settings);
+        for i in 0..2000u32 {
+            // A new client every query, and the heavy one every fourth query.
+            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+            shard.record_query(b"pirate.sea", b"x.pirate.sea", client, 1, 50);
+            if i % 4 == 0 {
+                shard.record_query(b"pirate.sea", b"x.pirate.sea", heavy, 1, 50);
+            }
+        }
+        let counts = shard.get(b"pirate.sea").expect("tracked");
+        let top = counts.top_clients(3);
+        assert_eq!(top[0], (heavy, 500));
+        assert_eq!(counts.top_clients(100).len(), 8);
+
+        // Exact while under the bound; merge sums.
+        let mut a = Shard::new(0, &settings);
+        let mut b = Shard::new(0, &settings);
+        let c1 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let c2 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+        for _ in 0..3 {
+            a.record_query(b"d.org", b"a.d.org", c1, 1, 50);
+        }
+        b.record_query(b"d.org", b"a.d.org", c1, 1, 50);
+        b.record_query(b"d.org", b"a.d.org", c2, 1, 50);
+        a.merge(&b);
+        let merged = a.get(b"d.org").expect("tracked");
+        assert_eq!(merged.top_clients(5), vec![(c1, 4), (c2, 1)]);
+    }
+}
