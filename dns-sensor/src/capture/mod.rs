@@ -1,14 +1,16 @@
 //! Capture: where frames come from. Owns reading capture files (classic pcap and
-//! pcapng) and writing classic pcap, and, with the `live` feature, the XDP program's
+//! pcapng), merging several in time order, writing classic pcap, and, with the `live` feature, the XDP program's
 //! loader and the AF_XDP sockets it feeds. Hands out frames with their link type and
 //! timestamp, nothing more.
 
 #[cfg(feature = "live")]
 pub mod afxdp;
+pub mod merge;
 pub mod pcap;
 #[cfg(feature = "live")]
 pub mod xdp;
 
+pub use merge::read_merged;
 pub use pcap::{CaptureReader, PcapWriter};
 
 use crate::Nanos;

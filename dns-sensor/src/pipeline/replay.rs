@@ -9,9 +9,8 @@ use super::coordinator::{Coordinator, RunSummary};
 use super::worker::Worker;
 use super::{PipelineError, Settings};
 use crate::alert::Sink;
-use crate::capture::{CaptureError, CaptureReader, Frame};
+use crate::capture::{read_merged, CaptureError, CaptureReader};
 use crate::domain::Classifier;
-use crate::Nanos;
 
 /// A finished replay: the summary, how long it took, and files that were cut short.
 #[derive(Debug)]
@@ -58,62 +57,4 @@ pub fn replay(
         elapsed: started.elapsed(),
         truncated,
     })
-}
-
-/// Calls `each` for every frame of `readers` in timestamp order (a k-way merge; ties go
-/// to the earlier file). A file cut short ends early and is reported in the result; any
-/// other read error stops the replay.
-fn read_merged(
-    readers: &mut [CaptureReader],
-    mut each: impl FnMut(&Frame<'_>),
-) -> Result<Vec<CaptureError>, CaptureError> {
-    let mut truncated = Vec::new();
-    let mut live: Vec<usize> = (0..readers.len()).collect();
-    loop {
-        let mut next: Option<(Nanos, usize)> = None;
-        let mut i = 0;
-        while i < live.len() {
-            let r = live[i];
-            match readers[r].peek_ts() {
-                Ok(Some(ts)) => {
-                    if next.is_none_or(|(best, _)| ts < best) {
-                        next = Some((ts, r));
-                    }
-                    i += 1;
-                }
-                Ok(None) => {
-                    live.remove(i);
-                }
-                Err(e @ CaptureError::Truncated { .. }) => {
-                    truncated.push(e);
-                    live.remove(i);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let Some((_, r)) = next else {
-            return Ok(truncated);
-        };
-        // With a single file the merge is pointless; read it straight through until it
-        // ends so that the common case pays one peek per frame at most.
-        if live.len() == 1 {
-            loop {
-                match readers[r].next_frame() {
-                    Ok(Some(frame)) => each(&frame),
-                    Ok(None) => return Ok(truncated),
-                    Err(e @ CaptureError::Truncated { .. }) => {
-                        truncated.push(e);
-                        return Ok(truncated);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        match readers[r].next_frame() {
-            Ok(Some(frame)) => each(&frame),
-            Ok(None) => {}
-            Err(e @ CaptureError::Truncated { .. }) => truncated.push(e),
-            Err(e) => return Err(e),
-        }
-    }
 }
