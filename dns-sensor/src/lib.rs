@@ -9,8 +9,9 @@
 //! ```
 //!
 //! `config` reads the settings file and `pipeline` wires the steps into workers and a
-//! coordinator. `synth` builds traffic with known answers for tests, demos and
-//! benchmarks; it is not part of the data flow.
+//! coordinator. `synth` (feature `synth`, for tests, xtask's demos and the benchmarks)
+//! builds traffic with known answers; it is not part of the data flow and does not
+//! ship.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod detect;
 pub mod domain;
 pub mod pipeline;
 pub mod sketch;
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 
 /// Nanoseconds since the Unix epoch: the one time unit used between modules.
