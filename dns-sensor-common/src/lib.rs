@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn counters_layout_is_six_u64() {
-        assert_eq!(core::mem::size_of::<Counters>(), 48);
+        assert_eq!(size_of::<Counters>(), 48);
         let mut a = Counters {
             seen: 1,
             fragments: 2,

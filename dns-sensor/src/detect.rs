@@ -162,15 +162,15 @@ impl Detector {
         let (shed, evicted) = match self.slots.entry(start) {
             std::collections::btree_map::Entry::Occupied(mut held) => {
                 let held = held.get_mut();
-                let before = (held.shed_domains(), held.evicted_domains());
+                let before = (held.shed_records(), held.evicted_domains());
                 held.merge_owned(shard);
                 (
-                    held.shed_domains().saturating_sub(before.0),
+                    held.shed_records().saturating_sub(before.0),
                     held.evicted_domains().saturating_sub(before.1),
                 )
             }
             std::collections::btree_map::Entry::Vacant(free) => {
-                let counted = (shard.shed_domains(), shard.evicted_domains());
+                let counted = (shard.shed_records(), shard.evicted_domains());
                 free.insert(shard);
                 counted
             }
@@ -216,78 +216,19 @@ impl Detector {
         let window_start = reach - reach % self.slot;
         self.horizon = self.horizon.max(window_start);
         self.drop_before(self.horizon);
-
-        let threshold = self.settings.threshold;
         let slots: Vec<&Shard> = self.slots.range(window_start..at).map(|(_, s)| s).collect();
-
-        // A domain's union of names is at most the sum of its per-slot counts, so only
-        // domains whose sum passes the threshold need their slots merged. An estimated
-        // slot has more names than the exact limit: always merge it. The sums are kept
-        // by a keyed hash of the domain rather than the name (16 bytes an entry: the
-        // window can hold millions of domains); two domains sharing a hash only share
-        // an upper bound, which costs a merge, never an alert.
-        const ESTIMATED: u64 = 1 << 63;
-        let hasher = foldhash::fast::RandomState::default();
-        let held: usize = slots.iter().map(|shard| shard.len()).sum();
-        let mut bounds: HashMap<u64, u64, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(held.min(1 << 24), Default::default());
-        for shard in &slots {
-            for (domain, counts) in shard.domains() {
-                let bound = bounds.entry(hasher.hash_one(domain)).or_insert(0);
-                let names = (*bound & !ESTIMATED).saturating_add(counts.unique_names());
-                let estimated = if counts.is_estimated() { ESTIMATED } else { 0 };
-                *bound = names.min(!ESTIMATED) | (*bound & ESTIMATED) | estimated;
-            }
-        }
-
-        let mut alerts = Vec::new();
-        // Domains merged already: only those over their bound, a handful.
-        let mut merged_domains: HashSet<&[u8], foldhash::fast::RandomState> = HashSet::default();
-        for (i, shard) in slots.iter().enumerate() {
-            for (domain, _) in shard.domains() {
-                let bound = bounds.get(&hasher.hash_one(domain)).copied().unwrap_or(0);
-                // Met first in its oldest slot: merge from there on.
-                if bound <= threshold || !merged_domains.insert(domain) {
-                    continue;
-                }
-                let mut merged: Option<DomainCounts> = None;
-                for shard in &slots[i..] {
-                    if let Some(counts) = shard.get(domain) {
-                        match merged.as_mut() {
-                            Some(merged) => merged.merge(counts, shard.settings()),
-                            None => merged = Some(counts.clone()),
-                        }
-                    }
-                }
-                let Some(merged) = merged else { continue };
-                let unique = merged.unique_names();
-                if unique <= threshold {
-                    continue;
-                }
-                alerts.push(Alert {
-                    at,
-                    domain: domain.into(),
-                    total_requests: merged.requests(),
-                    unique_hostnames: unique,
-                    estimated: merged.is_estimated(),
-                    threshold,
-                    total_bytes_in: merged.bytes_in(),
-                    total_bytes_out: merged.bytes_out(),
-                    window_start,
-                    window_end: at,
-                    top_clients: merged.top_clients(self.settings.top_clients),
-                    sample_names: merged.sample_names().map(Box::from).collect(),
-                    qtypes: merged.qtypes(),
-                });
-            }
-        }
-        drop(bounds);
+        let mut alerts = over_threshold(&slots, &self.settings, at, window_start);
         alerts.sort_unstable_by(|a, b| {
             b.unique_hostnames
                 .cmp(&a.unique_hostnames)
                 .then_with(|| a.domain.cmp(&b.domain))
         });
+        self.not_reported_lately(alerts, at)
+    }
 
+    /// Of `alerts` (largest first), the first `max_domains` that were not reported less
+    /// than `realert` ago, nor since then without a query; remembers them as reported.
+    fn not_reported_lately(&mut self, alerts: Vec<Alert>, at: Nanos) -> Vec<Alert> {
         // An entry matters while it suppresses (younger than `realert`) or while traffic
         // from before it can still be in the window; past both, forgetting it changes
         // nothing, and the table holds only domains reported that recently.
@@ -333,9 +274,9 @@ impl Detector {
         self.late_shards
     }
     /// Records shed by the held slots' shards for lack of room (see
-    /// [`Shard::shed_domains`]).
-    pub fn shed(&self) -> u64 {
-        self.slots.values().map(Shard::shed_domains).sum()
+    /// [`Shard::shed_records`]).
+    pub fn held_shed_records(&self) -> u64 {
+        self.slots.values().map(Shard::shed_records).sum()
     }
     /// Records lost to shedding since the start, in the workers' shards and in the
     /// window's merges, including slots no longer held.
@@ -350,6 +291,126 @@ impl Detector {
     pub fn bytes(&self) -> usize {
         self.slots.values().map(Shard::bytes).sum()
     }
+}
+
+/// An upper bound on a domain's unique names over several slots: the sum of its
+/// per-slot counts (a union is never larger), and whether any slot's count was an
+/// estimate (then the union must be merged to be known). Packed in one word, as the
+/// table of bounds holds one per domain of the window (millions): the top bit is the
+/// estimate flag, the rest the saturating sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NameBound(u64);
+
+impl NameBound {
+    const ESTIMATED: u64 = 1 << 63;
+
+    fn add(&mut self, counts: &DomainCounts) {
+        let names = self
+            .names()
+            .saturating_add(counts.unique_names())
+            .min(!Self::ESTIMATED);
+        let estimated = if self.estimated() || counts.is_estimated() {
+            Self::ESTIMATED
+        } else {
+            0
+        };
+        self.0 = names | estimated;
+    }
+
+    fn names(self) -> u64 {
+        self.0 & !Self::ESTIMATED
+    }
+
+    fn estimated(self) -> bool {
+        self.0 & Self::ESTIMATED != 0
+    }
+
+    /// Whether the union can exceed `threshold`: the sum does, or an estimate is in it.
+    fn may_exceed(self, threshold: u64) -> bool {
+        self.names() > threshold || self.estimated()
+    }
+}
+
+/// The alert of every domain of `slots` whose unique names over them exceed the
+/// threshold, unsorted.
+///
+/// A domain's union of names is at most the sum of its per-slot counts, so only domains
+/// whose sum passes the threshold need their slots merged. The sums are kept by a keyed
+/// hash of the domain rather than the name (16 bytes an entry: the window can hold
+/// millions of domains); two domains sharing a hash only share an upper bound, which
+/// costs a merge, never an alert.
+fn over_threshold(
+    slots: &[&Shard],
+    settings: &RuleSettings,
+    at: Nanos,
+    window_start: Nanos,
+) -> Vec<Alert> {
+    let threshold = settings.threshold;
+    let hasher = foldhash::fast::RandomState::default();
+    let held: usize = slots.iter().map(|shard| shard.len()).sum();
+    let mut bounds: HashMap<u64, NameBound, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(held.min(1 << 24), Default::default());
+    for shard in slots {
+        for (domain, counts) in shard.domains() {
+            bounds
+                .entry(hasher.hash_one(domain))
+                .or_default()
+                .add(counts);
+        }
+    }
+
+    let mut alerts = Vec::new();
+    // Domains merged already: only those over their bound, a handful.
+    let mut merged_domains: HashSet<&[u8], foldhash::fast::RandomState> = HashSet::default();
+    for (i, shard) in slots.iter().enumerate() {
+        for (domain, _) in shard.domains() {
+            let bound = bounds
+                .get(&hasher.hash_one(domain))
+                .copied()
+                .unwrap_or_default();
+            // Met first in its oldest slot: merge from there on.
+            if !bound.may_exceed(threshold) || !merged_domains.insert(domain) {
+                continue;
+            }
+            let Some(merged) = merge_from(&slots[i..], domain) else {
+                continue;
+            };
+            let unique = merged.unique_names();
+            if unique <= threshold {
+                continue;
+            }
+            alerts.push(Alert {
+                at,
+                domain: domain.into(),
+                total_requests: merged.requests(),
+                unique_hostnames: unique,
+                estimated: merged.is_estimated(),
+                threshold,
+                total_bytes_in: merged.bytes_in(),
+                total_bytes_out: merged.bytes_out(),
+                window_start,
+                window_end: at,
+                top_clients: merged.top_clients(settings.top_clients),
+                sample_names: merged.sample_names().map(Box::from).collect(),
+                qtypes: merged.qtypes(),
+            });
+        }
+    }
+    alerts
+}
+
+/// `domain`'s counts over `slots`, merged; `None` if it is in none.
+fn merge_from(slots: &[&Shard], domain: &[u8]) -> Option<DomainCounts> {
+    let mut merged: Option<DomainCounts> = None;
+    for shard in slots {
+        if let Some(counts) = shard.get(domain) {
+            match merged.as_mut() {
+                Some(merged) => merged.merge(counts, shard.settings()),
+                None => merged = Some(counts.clone()),
+            }
+        }
+    }
+    merged
 }
 
 #[cfg(test)]

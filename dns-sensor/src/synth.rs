@@ -1187,7 +1187,7 @@ mod tests {
         assert_eq!(n, 10);
         std::fs::remove_dir_all(&dir).unwrap();
         let mem = pcap_bytes(LinkType::Ethernet, frames.iter().map(|(t, f)| (*t, f)));
-        let mut r = CaptureReader::from_reader("mem", std::io::Cursor::new(mem)).unwrap();
+        let mut r = CaptureReader::from_reader("mem", io::Cursor::new(mem)).unwrap();
         assert_eq!(r.peek_ts().unwrap(), Some(frames[0].0));
     }
 

@@ -555,7 +555,7 @@ fn send_raw(ifname: &str, frames: &[Vec<u8>]) {
                 f.len(),
                 0,
                 (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                size_of::<libc::sockaddr_ll>() as u32,
             );
             assert_eq!(
                 n,
@@ -934,7 +934,7 @@ fn blast(ifname: &str, pool: &[Vec<u8>], count: usize, rate: u64) -> (usize, f64
                     iov_len: f.len(),
                 };
                 msgs[i].msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
-                msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
                 msgs[i].msg_hdr.msg_iov = &mut iov[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
             }

@@ -49,6 +49,16 @@ pub fn run() -> anyhow::Result<()> {
     // bpf-linker; the live tests need iodine, tcpdump, dig. Idempotent.
     crate::setup::run()?;
     run_cmd("cargo", &["fmt", "--all", "--check"])?;
+    // The XDP program is outside the workspace: formatted and linted on its own.
+    run_cmd(
+        "cargo",
+        &[
+            "fmt",
+            "--manifest-path",
+            "dns-sensor-ebpf/Cargo.toml",
+            "--check",
+        ],
+    )?;
     run_cmd(
         "cargo",
         &[
@@ -60,6 +70,7 @@ pub fn run() -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
+    crate::ebpf::clippy()?;
     // Every public item is documented, and the docs' links resolve.
     run_cmd_env(
         "cargo",

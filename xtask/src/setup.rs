@@ -15,6 +15,7 @@ const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
     "libstd-rust-web-dev-bpf",
+    "rust-web-clippy",
     "llvm-22-dev",
     "clang",
     "llvm",

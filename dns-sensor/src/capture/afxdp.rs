@@ -435,7 +435,7 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
             return Err(io::Error::last_os_error());
         }
     }

@@ -169,7 +169,7 @@ impl CaptureReader {
     /// is read and judged as in [`open`](Self::open).
     pub fn from_reader(
         name: &str,
-        reader: impl std::io::Read + Send + 'static,
+        reader: impl Read + Send + 'static,
     ) -> Result<Self, CaptureError> {
         let boxed: Box<dyn Read + Send> = Box::new(reader);
         let mut me = CaptureReader {
@@ -703,13 +703,13 @@ fn rd_u64_pair(b: &[u8], big_endian: bool) -> u64 {
 ///
 /// The snaplen is [`WRITER_SNAPLEN`]; a longer frame is cut to it, with its original
 /// length recorded, as a capture tool would.
-pub struct PcapWriter<W: std::io::Write> {
+pub struct PcapWriter<W: io::Write> {
     out: W,
 }
 
-impl<W: std::io::Write> PcapWriter<W> {
+impl<W: io::Write> PcapWriter<W> {
     /// Writes the file header.
-    pub fn new(mut out: W, link: LinkType) -> std::io::Result<Self> {
+    pub fn new(mut out: W, link: LinkType) -> io::Result<Self> {
         let mut hdr = [0u8; 24];
         hdr[0..4].copy_from_slice(&MAGIC_NANOS.to_le_bytes());
         hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
@@ -725,7 +725,7 @@ impl<W: std::io::Write> PcapWriter<W> {
     ///
     /// Timestamps past 2106 (beyond a 32-bit seconds field) are written as the last
     /// representable second.
-    pub fn write(&mut self, ts: Nanos, data: &[u8]) -> std::io::Result<()> {
+    pub fn write(&mut self, ts: Nanos, data: &[u8]) -> io::Result<()> {
         let secs = u32::try_from(ts / NANOS_PER_SEC).unwrap_or(u32::MAX);
         let frac = (ts % NANOS_PER_SEC) as u32;
         let caplen = data.len().min(WRITER_SNAPLEN as usize);
@@ -740,7 +740,7 @@ impl<W: std::io::Write> PcapWriter<W> {
     }
 
     /// Flushes and returns the underlying writer.
-    pub fn finish(mut self) -> std::io::Result<W> {
+    pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
     }

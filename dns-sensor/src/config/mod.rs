@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::decode::DecodeSettings;
 use crate::detect::RuleSettings;
 use crate::domain::{read_whitelist_file, DomainError, DomainSettings};
-use crate::pipeline::{history_bytes, history_halving, shard_budget, Settings};
+use crate::pipeline::{Settings, ShardBudget};
 use crate::sketch::SketchSettings;
 
 mod output;
@@ -184,7 +184,7 @@ impl Config {
 
     /// The settings for `workers` workers: the memory cap is shared between the
     /// window's slots and every worker's open shards
-    /// ([`shard_budget`]).
+    /// ([`ShardBudget`]).
     pub fn settings_for_workers(&self, workers: usize) -> Result<Settings, ConfigError> {
         let mut whitelist = self.whitelist.clone();
         for file in &self.whitelist_files {
@@ -199,7 +199,7 @@ impl Config {
             top_clients: self.top_clients,
         };
         let memory_cap = usize::try_from(self.memory_cap).unwrap_or(usize::MAX);
-        let max_bytes = shard_budget(memory_cap, &rule, workers);
+        let budget = ShardBudget::new(memory_cap, &rule, workers);
         Ok(Settings {
             decode: DecodeSettings {
                 ports: self.ports.clone(),
@@ -211,9 +211,9 @@ impl Config {
             },
             sketch: SketchSettings {
                 max_samples: self.sample_names,
-                max_bytes,
-                history_bytes: history_bytes(max_bytes),
-                history_halving: history_halving(&rule),
+                max_bytes: budget.shard_bytes,
+                history_bytes: budget.history_bytes,
+                history_halving: budget.history_halving,
                 // Half the threshold in one slot is near it: never shed such a domain.
                 protect_names: (self.threshold / 2).max(1),
                 ..SketchSettings::default()

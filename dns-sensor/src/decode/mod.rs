@@ -141,6 +141,13 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+/// IPv6 extension headers (RFC 8200): hop-by-hop options, routing, destination
+/// options, fragment, authentication (RFC 4302).
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_DEST_OPTS: u8 = 60;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_AUTH: u8 = 51;
 
 /// The network layer found under the link header.
 enum Network<'a> {
@@ -609,7 +616,7 @@ fn ipv6_exts(mut next: u8, data: &[u8]) -> Option<(u8, usize, Option<FragInfo>)>
     for _ in 0..MAX_IPV6_EXTS {
         match next {
             // Hop-by-hop, routing, destination options: length in 8-octet units, minus one.
-            0 | 43 | 60 => {
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
                 let h = data.get(pos..pos + 2)?;
                 let len = (usize::from(h[1]) + 1) * 8;
                 data.get(pos..pos + len)?;
@@ -617,7 +624,7 @@ fn ipv6_exts(mut next: u8, data: &[u8]) -> Option<(u8, usize, Option<FragInfo>)>
                 pos += len;
             }
             // Authentication header: length in 4-octet units, minus two.
-            51 => {
+            IPV6_AUTH => {
                 let h = data.get(pos..pos + 2)?;
                 let len = (usize::from(h[1]) + 2) * 4;
                 data.get(pos..pos + len)?;
@@ -625,7 +632,7 @@ fn ipv6_exts(mut next: u8, data: &[u8]) -> Option<(u8, usize, Option<FragInfo>)>
                 pos += len;
             }
             // Fragment header: 8 bytes.
-            44 => {
+            IPV6_FRAGMENT => {
                 let h = data.get(pos..pos + 8)?;
                 next = h[0];
                 pos += 8;

@@ -1,8 +1,33 @@
-//! How `memory_cap` is shared between the shards alive at once.
+//! How `memory_cap` is shared between the shards alive at once: the one place the cap
+//! is divided ([`ShardBudget`]).
 
 use crate::detect::RuleSettings;
 #[cfg(doc)]
 use crate::{detect::Detector, sketch::NameHistory};
+
+/// What each shard and each worker's history may take when the window's tables share
+/// `memory_cap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardBudget {
+    /// Bytes of one shard ([`shard_budget`]).
+    pub shard_bytes: usize,
+    /// Bytes of each worker's [`NameHistory`] ([`history_bytes`]).
+    pub history_bytes: usize,
+    /// Slots between the history's halvings ([`history_halving`]).
+    pub history_halving: u32,
+}
+
+impl ShardBudget {
+    /// The budget of `workers` workers under `rule`.
+    pub fn new(memory_cap: usize, rule: &RuleSettings, workers: usize) -> Self {
+        let shard_bytes = shard_budget(memory_cap, rule, workers);
+        Self {
+            shard_bytes,
+            history_bytes: history_bytes(shard_bytes),
+            history_halving: history_halving(rule),
+        }
+    }
+}
 
 /// The byte budget of one shard when the window's per-domain tables may take
 /// `memory_cap` bytes in all: the cap shared between every shard alive at once, that is

@@ -27,7 +27,7 @@ pub struct RunSummary {
     pub peak_domains: usize,
     /// Records (queries and responses) lost because their domain was shed or refused
     /// for lack of room in a shard.
-    pub shed_domains: u64,
+    pub shed_records: u64,
     /// Domains shed to make room (one per slot it was shed from).
     pub evicted_domains: u64,
     /// Largest estimated size of the window's per-domain tables, in bytes.
@@ -36,6 +36,30 @@ pub struct RunSummary {
     pub span: Option<(Nanos, Nanos)>,
     /// Deliveries of an evaluation's alerts that an output refused (each is logged).
     pub delivery_failures: u64,
+}
+
+/// The summary line: the workers' traffic, then the window, the evaluations and the
+/// outputs.
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, peak {} domains in the window ({:.1} MiB of tables), ",
+            self.workers,
+            self.peak_domains,
+            self.peak_bytes as f64 / f64::from(1u32 << 20)
+        )?;
+        write!(
+            f,
+            "{} domains shed for room ({} records), {} evaluations, {} alerts, \
+             {} failed deliveries",
+            self.evicted_domains,
+            self.shed_records,
+            self.evaluations,
+            self.alerts,
+            self.delivery_failures
+        )
+    }
 }
 
 /// How the coordinator is doing, for a [`Heartbeat`].
@@ -163,7 +187,7 @@ impl Coordinator {
                         gauge.store(tracked, Ordering::Relaxed);
                     }
                     self.summary.peak_bytes = self.summary.peak_bytes.max(self.detector.bytes());
-                    self.summary.shed_domains = self.detector.shed_records_total();
+                    self.summary.shed_records = self.detector.shed_records_total();
                     self.summary.evicted_domains = self.detector.evicted_domains_total();
                     self.frontier[worker] = Some(next_start);
                     self.evaluate_passed_boundaries()?;

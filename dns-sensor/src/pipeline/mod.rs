@@ -22,7 +22,7 @@ pub mod live;
 pub mod replay;
 pub mod worker;
 
-pub use budget::{history_bytes, history_halving, shard_budget};
+pub use budget::{history_bytes, history_halving, shard_budget, ShardBudget};
 pub use coordinator::{Coordinator, Heartbeat, Progress, RunSummary};
 pub use frames::{partition_by_flow, run_frames};
 pub use replay::{replay, ReplayReport};

@@ -23,6 +23,20 @@ pub struct ReplayReport {
     pub truncated: Vec<CaptureError>,
 }
 
+/// The summary line, with the run's time and rate.
+impl std::fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        let frames = self.summary.workers.decode.frames;
+        let rate = if secs > 0.0 {
+            frames as f64 / secs
+        } else {
+            0.0
+        };
+        write!(f, "{}, {secs:.3} s, {rate:.0} frames/s", self.summary)
+    }
+}
+
 /// Replays capture files through one worker and the coordinator, merging the files in
 /// time order. Files are opened (and checked to be captures) before anything runs.
 pub fn replay(

@@ -171,9 +171,9 @@ fn tunnel_inside_a_flood_of_new_domains_is_detected_under_a_small_cap() {
     );
     // Lost records: the flood's queries that were turned away at the door or whose
     // domain was evicted later (one record each).
-    assert!(summary.shed_domains > flood - 4_000, "{summary:?}");
+    assert!(summary.shed_records > flood - 4_000, "{summary:?}");
     assert!(summary.evicted_domains > 0, "{summary:?}");
-    assert!(summary.shed_domains >= summary.evicted_domains);
+    assert!(summary.shed_records >= summary.evicted_domains);
     assert!(summary.peak_domains < 4_000, "{summary:?}");
     // The real tunnel, with the figures it has alone (tests/real_tunnels.rs).
     assert_eq!(alerts.len(), 1, "{alerts:?}");
@@ -261,7 +261,7 @@ fn slow_tunnel_in_a_round_robin(history: bool) -> (Vec<Alert>, RunSummary) {
 fn slow_tunnel_among_look_alike_domains_survives_shedding_through_the_history() {
     let (alerts, summary) = slow_tunnel_in_a_round_robin(true);
     // Most of the look-alikes were shed, over and over.
-    assert!(summary.shed_domains > 40_000, "{summary:?}");
+    assert!(summary.shed_records > 40_000, "{summary:?}");
     assert!(!alerts.is_empty(), "{summary:?}");
     for alert in &alerts {
         assert_eq!(&*alert.domain, b"slow-tunnel.example", "{alerts:?}");

@@ -51,6 +51,38 @@ impl WorkerStats {
     }
 }
 
+/// The summary line's traffic part: frames, messages and what was skipped, and why.
+impl std::fmt::Display for WorkerStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.decode;
+        write!(
+            f,
+            "{} frames read, {} DNS messages ({} queries, {} responses), ",
+            d.frames, d.dns_messages, self.queries, self.responses
+        )?;
+        write!(
+            f,
+            "{} malformed ({} frames, {} DNS), {} without a question, {} not IP, {} not DNS, ",
+            self.malformed(),
+            d.malformed_frames,
+            self.malformed_dns,
+            self.no_question,
+            d.not_ip,
+            d.not_dns
+        )?;
+        write!(
+            f,
+            "{} whitelisted, {} without a registered domain, ",
+            self.whitelisted, self.no_domain
+        )?;
+        write!(
+            f,
+            "{} IPv4 fragments ({} reassembled, {} dropped), {} TCP bytes dropped",
+            d.ip_fragments, d.ip_reassembled, d.ip_fragments_dropped, d.tcp_bytes_dropped
+        )
+    }
+}
+
 /// What a worker tells the coordinator.
 pub enum WorkerMessage {
     /// A slot is closed: its shard, and the start of the worker's next slot (nothing

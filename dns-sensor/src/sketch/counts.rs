@@ -77,8 +77,8 @@ impl DomainCounts {
     pub(super) fn first_query_heap_bytes(name: &[u8]) -> usize {
         let name_len = name.len().min(usize::from(u16::MAX));
         heap_block(4 * 8)
-            + heap_block(2 * std::mem::size_of::<(IpAddr, u64)>())
-            + heap_block(std::mem::size_of::<(u16, u64)>())
+            + heap_block(2 * size_of::<(IpAddr, u64)>())
+            + heap_block(size_of::<(u16, u64)>())
             + heap_block(1 + 2 + name_len)
     }
 

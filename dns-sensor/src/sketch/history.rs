@@ -3,6 +3,12 @@
 
 use super::shard::{heap_block, Shard};
 
+/// Names from which the history counts a domain as known, and from which a closed
+/// slot's domain is worth remembering: one name is what a shed one-off leaves behind,
+/// and a flood of one-name domains remembered would soon make every stranger look
+/// known.
+pub(super) const KNOWN_NAMES: u64 = 2;
+
 /// Rows of the [`NameHistory`]'s count-min sketch.
 const HISTORY_ROWS: usize = 4;
 
@@ -57,9 +63,7 @@ impl NameHistory {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        heap_block(self.counters.len() * 2)
-            + heap_block(self.door.len() * 8)
-            + std::mem::size_of::<Self>()
+        heap_block(self.counters.len() * 2) + heap_block(self.door.len() * 8) + size_of::<Self>()
     }
 
     pub(super) fn hash(&self, domain: &[u8]) -> u64 {
@@ -101,13 +105,18 @@ impl NameHistory {
         }
     }
 
-    /// Adds what a closed slot showed of `domain`, if it had more than one name: a
-    /// single name says little, and a flood of one-name domains would fill the
-    /// counters until every stranger read as known.
+    /// Adds what a closed slot showed of `domain`, if it had `KNOWN_NAMES` names or
+    /// more.
     fn remember(&mut self, domain: &[u8], names: u64) {
-        if names >= 2 {
+        if names >= KNOWN_NAMES {
             self.add(domain, names);
         }
+    }
+
+    /// Whether the history credits `domain` with two names or more: one name is what a
+    /// shed one-off leaves behind.
+    pub fn is_known(&self, domain: &[u8]) -> bool {
+        self.names(domain) >= KNOWN_NAMES
     }
 
     /// `domain` knocks at the door: whether it (or a domain sharing its bit) knocked
@@ -212,7 +221,7 @@ mod tests {
         shard.record_query(b"x3.example", &name(0), CLIENT, 1, 60);
         assert!(shard.get(b"x3.example").is_none());
         assert_eq!(
-            (shard.len(), shard.evicted_domains(), shard.shed_domains()),
+            (shard.len(), shard.evicted_domains(), shard.shed_records()),
             (4, 0, 1)
         );
         // Back again: it knocked before, so it gets in, and the least active, oldest

@@ -134,11 +134,11 @@ impl UniqueNames {
             // hashbrown: a bucket of 8 bytes and a control byte per slot, slots a power
             // of two at least 8/7 of the capacity.
             UniqueNames::Many(set) => {
-                heap_block(std::mem::size_of::<HashSet<u64, SetState>>())
+                heap_block(size_of::<HashSet<u64, SetState>>())
                     + heap_block(set.capacity() * 9 * 8 / 7)
             }
             UniqueNames::Estimated { .. } => {
-                heap_block(HLL_REGISTERS) + heap_block(std::mem::size_of::<Hll>())
+                heap_block(HLL_REGISTERS) + heap_block(size_of::<Hll>())
             }
         }
     }

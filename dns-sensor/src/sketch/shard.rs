@@ -73,10 +73,10 @@ pub struct Shard {
 }
 
 /// Bytes of one slot of the domain table: key, boxed counts, control byte.
-const TABLE_SLOT_BYTES: usize = std::mem::size_of::<(Box<[u8]>, Box<DomainCounts>)>() + 1;
+const TABLE_SLOT_BYTES: usize = size_of::<(Box<[u8]>, Box<DomainCounts>)>() + 1;
 
 /// Bytes of one domain's boxed counts as allocated.
-pub(super) const COUNTS_BYTES: usize = (std::mem::size_of::<DomainCounts>() + 8 + 15) & !15;
+pub(super) const COUNTS_BYTES: usize = (size_of::<DomainCounts>() + 8 + 15) & !15;
 
 impl Shard {
     /// An empty shard for the slot starting at `start`.
@@ -143,12 +143,11 @@ impl Shard {
         if self.evicted > 0
             || !self.has_room_for(domain, DomainCounts::first_query_heap_bytes(name))
         {
-            // The door: a domain the history does not know (fewer than two names: one
-            // is what a shed one-off leaves) pushes nothing out on its first query in
-            // the slot, only if it comes back. A flood of one-off domains costs a
-            // look-up and a bit each, not an admission and an eviction.
+            // The door: a domain the history does not know pushes nothing out on its
+            // first query in the slot, only if it comes back. A flood of one-off
+            // domains costs a look-up and a bit each, not an admission and an eviction.
             if let Some(history) = self.history.as_mut() {
-                if history.names(domain) < 2 && !history.knock(domain) {
+                if !history.is_known(domain) && !history.knock(domain) {
                     self.shed = self.shed.saturating_add(1);
                     return;
                 }
@@ -366,7 +365,7 @@ impl Shard {
     /// Estimated bytes held: the domain table, keys, and every domain's names, clients,
     /// samples and query types. What [`SketchSettings::max_bytes`] bounds.
     pub fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.table_bytes() + self.held_bytes
+        size_of::<Self>() + self.table_bytes() + self.held_bytes
     }
     /// Domains and their counts.
     pub fn domains(&self) -> impl Iterator<Item = (&[u8], &DomainCounts)> {
@@ -389,7 +388,7 @@ impl Shard {
     /// Records (queries and responses) lost because their domain was shed or refused
     /// for lack of room, this shard's and those of the shards merged into it. Counted
     /// in records: a distinct count of lost domains would itself need unbounded memory.
-    pub fn shed_domains(&self) -> u64 {
+    pub fn shed_records(&self) -> u64 {
         self.shed
     }
     /// Domains shed to make room, here and in the shards merged into this one.
@@ -423,19 +422,19 @@ mod tests {
         assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(2));
         assert!(shard.get(b"c.org").is_some() && shard.get(b"d.org").is_some());
         assert_eq!(shard.evicted_domains(), 1);
-        assert_eq!(shard.shed_domains(), 1);
+        assert_eq!(shard.shed_records(), 1);
         // A response for a new domain adds no name: it pushes nothing out, and is
         // counted as shed itself.
         shard.record_response(b"e.org", 100);
         assert!(shard.get(b"e.org").is_none());
         assert_eq!(shard.len(), 3);
         assert_eq!(shard.evicted_domains(), 1);
-        assert_eq!(shard.shed_domains(), 2);
+        assert_eq!(shard.shed_records(), 2);
         // A query for one sheds the oldest small one (c).
         shard.record_query(b"e.org", b"www", CLIENT, 1, 50);
         assert!(shard.get(b"c.org").is_none() && shard.get(b"e.org").is_some());
         assert_eq!(shard.evicted_domains(), 2);
-        assert_eq!(shard.shed_domains(), 3);
+        assert_eq!(shard.shed_records(), 3);
 
         // A merge past the bound sheds as well, and carries the other's counters.
         let mut other = Shard::new(42, &settings);
@@ -450,7 +449,7 @@ mod tests {
         assert_eq!(shard.get(b"a.org").map(DomainCounts::requests), Some(4));
         assert!(shard.evicted_domains() >= 4);
         // Each evicted domain had one record, and one response was turned away.
-        assert_eq!(shard.shed_domains(), shard.evicted_domains() + 1);
+        assert_eq!(shard.shed_records(), shard.evicted_domains() + 1);
     }
 
     #[test]
@@ -493,7 +492,7 @@ mod tests {
         assert!(evicted > flood - 10_000);
         let held_flood = shard.len() as u64 - 1;
         assert_eq!(evicted + held_flood, flood);
-        assert_eq!(shard.shed_domains(), 2 * evicted);
+        assert_eq!(shard.shed_records(), 2 * evicted);
         // The estimate is not far from what is really allocated: the bound is real.
         assert!(shard.bytes() > shard.len() * 300, "{} bytes", shard.bytes());
     }
@@ -524,7 +523,7 @@ mod tests {
         }
         // Every new domain was refused (nothing could be shed) and counted.
         assert_eq!(shard.evicted_domains(), 0);
-        assert_eq!(shard.shed_domains(), 1000);
+        assert_eq!(shard.shed_records(), 1000);
         // A protected domain still counts its own traffic.
         shard.record_query(b"busy0.org", &name(99), CLIENT, 1, 50);
         assert_eq!(

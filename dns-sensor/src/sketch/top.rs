@@ -77,7 +77,7 @@ impl<K: Copy + Eq + Ord> TopCounts<K> {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        heap_block(self.entries.capacity() * std::mem::size_of::<(K, u64)>())
+        heap_block(self.entries.capacity() * size_of::<(K, u64)>())
     }
 }
 

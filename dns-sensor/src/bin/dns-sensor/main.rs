@@ -121,44 +121,5 @@ fn main() -> ExitCode {
 }
 
 pub(crate) fn print_summary(report: &ReplayReport) {
-    let s = &report.summary;
-    let w = &s.workers;
-    let secs = report.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        w.decode.frames as f64 / secs
-    } else {
-        0.0
-    };
-    eprintln!(
-        "dns-sensor: {} frames read, {} DNS messages ({} queries, {} responses), {} malformed \
-         ({} frames, {} DNS), {} without a question, {} not IP, {} not DNS, {} whitelisted, {} without a registered \
-         domain, {} IPv4 fragments ({} reassembled, {} dropped), {} TCP bytes dropped, \
-         peak {} domains in the window ({:.1} MiB of tables), {} domains shed for room ({} records), \
-         {} evaluations, {} alerts, {} failed deliveries, {:.3} s, {:.0} frames/s",
-        w.decode.frames,
-        w.decode.dns_messages,
-        w.queries,
-        w.responses,
-        w.malformed(),
-        w.decode.malformed_frames,
-        w.malformed_dns,
-        w.no_question,
-        w.decode.not_ip,
-        w.decode.not_dns,
-        w.whitelisted,
-        w.no_domain,
-        w.decode.ip_fragments,
-        w.decode.ip_reassembled,
-        w.decode.ip_fragments_dropped,
-        w.decode.tcp_bytes_dropped,
-        s.peak_domains,
-        s.peak_bytes as f64 / f64::from(1u32 << 20),
-        s.evicted_domains,
-        s.shed_domains,
-        s.evaluations,
-        s.alerts,
-        s.delivery_failures,
-        secs,
-        rate,
-    );
+    eprintln!("dns-sensor: {report}");
 }

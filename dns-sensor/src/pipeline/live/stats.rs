@@ -51,30 +51,52 @@ impl Losses {
     }
 }
 
+/// The stats line: per queue its frames and ring drops, the kernel program's counters,
+/// the domains in the window and the resident memory.
+pub(super) struct StatsLine<'a> {
+    pub(super) queues: &'a [Arc<QueueCounters>],
+    pub(super) kernel: Option<Counters>,
+    pub(super) domains: usize,
+    pub(super) rss_kib: Option<u64>,
+}
+
+impl std::fmt::Display for StatsLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stats:")?;
+        for (i, q) in self.queues.iter().enumerate() {
+            write!(
+                f,
+                " q{i} frames={} rx_dropped={} rx_ring_full={} fill_empty={};",
+                q.frames.load(Ordering::Relaxed),
+                q.rx_dropped.load(Ordering::Relaxed),
+                q.rx_ring_full.load(Ordering::Relaxed),
+                q.fill_ring_empty.load(Ordering::Relaxed),
+            )?;
+        }
+        if let Some(k) = &self.kernel {
+            write!(
+                f,
+                " xdp seen={} redirected={} not_dns={} redirect_failed={} too_short={} \
+                 fragments={};",
+                k.seen, k.redirected, k.not_dns, k.redirect_failed, k.too_short, k.fragments
+            )?;
+        }
+        write!(f, " domains tracked={};", self.domains)?;
+        if let Some(rss) = self.rss_kib {
+            write!(f, " rss={} MiB", rss / 1024)?;
+        }
+        Ok(())
+    }
+}
+
+/// Logs the stats line.
 pub(super) fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>, domains: usize) {
-    use std::fmt::Write as _;
-    let mut line = String::from("stats:");
-    for (i, q) in queues.iter().enumerate() {
-        let _ = write!(
-            line,
-            " q{i} frames={} rx_dropped={} rx_ring_full={} fill_empty={};",
-            q.frames.load(Ordering::Relaxed),
-            q.rx_dropped.load(Ordering::Relaxed),
-            q.rx_ring_full.load(Ordering::Relaxed),
-            q.fill_ring_empty.load(Ordering::Relaxed),
-        );
-    }
-    if let Some(k) = kernel {
-        let _ = write!(
-            line,
-            " xdp seen={} redirected={} not_dns={} redirect_failed={} too_short={} fragments={};",
-            k.seen, k.redirected, k.not_dns, k.redirect_failed, k.too_short, k.fragments
-        );
-    }
-    let _ = write!(line, " domains tracked={domains};");
-    if let Some(rss) = resident_kib() {
-        let _ = write!(line, " rss={} MiB", rss / 1024);
-    }
+    let line = StatsLine {
+        queues,
+        kernel,
+        domains,
+        rss_kib: resident_kib(),
+    };
     log::info!("{line}");
 }
 
@@ -104,6 +126,31 @@ mod tests {
         losses.warn_if_rising(&queues, Some(&kernel));
         assert_eq!(losses.per_queue, [0, 7]);
         assert_eq!(losses.redirect_failed, 3);
+    }
+
+    #[test]
+    fn the_stats_line_names_every_figure() {
+        let queues: Vec<Arc<QueueCounters>> = (0..2).map(|_| Arc::default()).collect();
+        queues[1].frames.store(42, Ordering::Relaxed);
+        queues[1].rx_ring_full.store(3, Ordering::Relaxed);
+        let line = StatsLine {
+            queues: &queues,
+            kernel: Some(Counters {
+                seen: 50,
+                redirected: 45,
+                ..Counters::default()
+            }),
+            domains: 7,
+            rss_kib: Some(20 * 1024),
+        }
+        .to_string();
+        assert_eq!(
+            line,
+            "stats: q0 frames=0 rx_dropped=0 rx_ring_full=0 fill_empty=0; \
+             q1 frames=42 rx_dropped=0 rx_ring_full=3 fill_empty=0; \
+             xdp seen=50 redirected=45 not_dns=0 redirect_failed=0 too_short=0 fragments=0; \
+             domains tracked=7; rss=20 MiB"
+        );
     }
 
     #[test]
