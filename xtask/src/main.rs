@@ -1,7 +1,9 @@
 //! Project tasks: `cargo xtask <task>`. Everything a developer or CI runs beyond plain
 //! cargo lives here, so the README's commands stay one line each.
 
+mod bench_instructions;
 mod bench_pipeline;
+mod callgrind;
 mod captures;
 mod ci;
 mod compare;
@@ -46,6 +48,9 @@ enum Task {
     /// Benchmarks replay throughput (frames/s, one worker) on a generated capture, or
     /// (--against-dnstop) its whole-process wall time pinned to one core beside dnstop's.
     BenchReplay(captures::BenchReplay),
+    /// Counts instructions per frame (valgrind's callgrind) for the sensor and dnstop on
+    /// resolver-shaped captures of several sizes, and splits the sensor's into steps.
+    BenchInstructions(bench_instructions::Args),
     /// Benchmarks the whole pipeline (N workers and the coordinator) over a generated
     /// mix held in memory, and the per-frame cost of each step.
     BenchPipeline {
@@ -92,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Task::BenchReplay(args) => captures::bench_replay(&args),
+        Task::BenchInstructions(args) => bench_instructions::run(&args),
         Task::BenchPipeline {
             frames,
             runs,

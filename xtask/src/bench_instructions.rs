@@ -1,0 +1,435 @@
+//! `cargo xtask bench-instructions`: instructions per frame, counted by valgrind's
+//! callgrind, for the sensor and for dnstop on resolver-shaped captures of several
+//! sizes. Unlike wall-clock time on a shared 2-core machine, the count barely moves
+//! between runs (0.15 % at 200 000 frames, from the per-process random hash keys), so
+//! it can be compared across commits.
+//!
+//! Each program runs once per size on the whole capture; the figure per frame is the
+//! slope between two sizes, `(Ir(N2) - Ir(N1)) / (N2 - N1)`, which leaves out what does
+//! not grow with the capture (process start, the Public Suffix List's parse). For the
+//! sensor, the profiles of the smallest and largest sizes are split into the pipeline's
+//! steps and listed by function, the same slope taken for each.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+
+use crate::callgrind::Profile;
+use crate::captures::build_sensor;
+use crate::ci::workspace_root;
+use crate::compare::{require_dnstop, resolver_capture, Tool};
+
+/// Options of `cargo xtask bench-instructions`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Capture sizes in frames (at least two; the figure per frame is the slope
+    /// between them).
+    #[arg(long, value_delimiter = ',', default_value = "200000,400000,2000000")]
+    sizes: Vec<u64>,
+    /// What to count.
+    #[arg(long, value_delimiter = ',', default_value = "sensor,dnstop2,dnstop3")]
+    what: Vec<Tool>,
+    /// Functions listed for the sensor, by own and by inclusive instructions.
+    #[arg(long, default_value_t = 15)]
+    top: usize,
+    /// Write the captures again even when they exist.
+    #[arg(long)]
+    regenerate: bool,
+}
+
+/// One program's counts: (frames, total instructions, the profile) per size.
+struct Counted {
+    tool: Tool,
+    runs: Vec<(u64, Profile)>,
+}
+
+/// Runs `argv` under callgrind, writing its profile to `out`; returns the program's
+/// standard error. Standard output (alerts, dnstop's tables) is thrown away.
+fn callgrind(argv: &[String], out: &Path) -> anyhow::Result<String> {
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "--tool=callgrind",
+        "--cache-sim=no",
+        "--branch-sim=no",
+        "--collect-atstart=yes",
+        "-q",
+    ])
+    .arg(format!("--callgrind-out-file={}", out.display()))
+    .args(argv)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    eprintln!("+ valgrind --tool=callgrind ... {}", argv.join(" "));
+    let output = cmd
+        .output()
+        .context("running valgrind (cargo xtask setup installs it)")?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        bail!("`{}` under callgrind failed: {stderr}", argv.join(" "));
+    }
+    Ok(stderr)
+}
+
+/// A pipeline step of the sensor: the functions whose calls it starts with.
+struct Step {
+    label: &'static str,
+    roots: &'static [&'static str],
+}
+
+const READ_MERGED: &str = "dns_sensor::capture::merge::read_merged";
+const PROCESS: &str = "dns_sensor::pipeline::worker::Worker::process";
+const QUESTION: Step = Step {
+    label: "DNS question (header, first question, canonical name)",
+    roots: &["dns_sensor::decode::dns::parse_question"],
+};
+const DOMAIN: Step = Step {
+    label: "registered domain (verdict cache, PSL walk, whitelist)",
+    roots: &[
+        "dns_sensor::domain::VerdictCache::classify",
+        "dns_sensor::domain::Classifier::classify",
+    ],
+};
+const COUNT: Step = Step {
+    label: "count update (shard: names, clients, query types; slot hand-over)",
+    roots: &[
+        "dns_sensor::sketch::shard::Shard::record_query",
+        "dns_sensor::sketch::shard::Shard::record_response",
+        "dns_sensor::pipeline::worker::Worker::advance_to",
+    ],
+};
+
+/// Whether function `name` is one of `roots` (closures and generic instances of them
+/// included).
+fn is_root(roots: &[&str], name: &str) -> bool {
+    roots.iter().any(|r| {
+        name.strip_prefix(r)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::") || rest.starts_with('<'))
+    })
+}
+
+/// The step a function belongs to by its module (for the lists of functions; shared
+/// helpers such as the allocator, hashing and libc have none).
+fn step_of(name: &str) -> &'static str {
+    const BY_MODULE: &[(&str, &str)] = &[
+        ("dns_sensor::capture", "pcap reader"),
+        ("dns_sensor::decode::dns", "DNS question"),
+        ("dns_sensor::decode", "frame decode"),
+        ("dns_sensor::domain", "registered domain"),
+        ("publicsuffix", "registered domain"),
+        ("dns_sensor::sketch", "count update"),
+        ("xxhash_rust", "count update"),
+        ("dns_sensor::pipeline::worker", "worker"),
+        ("dns_sensor::pipeline::coordinator", "coordinator"),
+        ("dns_sensor::detect", "coordinator"),
+        ("dns_sensor::alert", "coordinator"),
+    ];
+    BY_MODULE
+        .iter()
+        .find(|(module, _)| name.contains(module))
+        .map_or("-", |(_, step)| step)
+}
+
+/// Per frame of the growth from `small` to `large` (frames, value).
+fn slope(small: (u64, u64), large: (u64, u64)) -> f64 {
+    (large.1 as f64 - small.1 as f64) / (large.0 as f64 - small.0 as f64)
+}
+
+/// A line of text from a command, or `?`.
+fn command_text(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// What the figures were measured on and with.
+fn describe_machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let root = workspace_root();
+    let root = root.to_string_lossy();
+    let commit = command_text("git", &["-C", &root, "rev-parse", "--short", "HEAD"]);
+    let dirty = !command_text(
+        "git",
+        &["-C", &root, "status", "--porcelain", "--untracked-files=no"],
+    )
+    .is_empty();
+    format!(
+        "commit {commit}{}, {cpu}, {} cores, kernel {}, {}, dnstop {}",
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        command_text("uname", &["-r"]),
+        command_text("valgrind", &["--version"]),
+        command_text("dpkg-query", &["-W", "-f=${Version}", "dnstop"]),
+    )
+}
+
+/// Runs the benchmark.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.len() < 2 || args.what.is_empty() {
+        bail!("need at least two sizes (--sizes 200000,400000) and one program (--what)");
+    }
+    require_dnstop(&args.what)?;
+    let sensor = if args.what.contains(&Tool::Sensor) {
+        build_sensor()?
+    } else {
+        PathBuf::new()
+    };
+    let out_dir = workspace_root().join("target/callgrind");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let captures = sizes
+        .iter()
+        .map(|&n| resolver_capture(n, args.regenerate))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let mut counted = Vec::new();
+    for &tool in &args.what {
+        let mut runs = Vec::new();
+        for (capture, frames) in &captures {
+            let out = out_dir.join(format!("{}-{frames}.out", tool.slug()));
+            let stderr = callgrind(&tool.command_line(&sensor, capture), &out)?;
+            if tool == Tool::Sensor {
+                let read = stderr
+                    .split(" frames read")
+                    .next()
+                    .and_then(|s| s.rsplit(' ').next())
+                    .and_then(|s| s.parse::<u64>().ok());
+                if read != Some(*frames) {
+                    bail!("the sensor read {read:?} frames of {frames}: {stderr}");
+                }
+            }
+            runs.push((*frames, Profile::read(&out)?));
+        }
+        counted.push(Counted { tool, runs });
+    }
+
+    println!("instructions (callgrind Ir, whole process) on the resolver mix:");
+    println!("  {}", describe_machine());
+    let mut header = format!("  {:<18}", "program");
+    for (_, frames) in &captures {
+        header += &format!(" {:>15}", format!("{frames} frames"));
+    }
+    println!("{header}");
+    for c in &counted {
+        let mut line = format!("  {:<18}", c.tool.label());
+        for (_, p) in &c.runs {
+            line += &format!(" {:>15}", p.total);
+        }
+        println!("{line}");
+    }
+
+    println!(
+        "instructions per frame beyond start-up, (Ir(N2) - Ir(N1)) / (N2 - N1), and start-up (Ir(N1) - N1 x that):"
+    );
+    let (first, last) = (0, captures.len() - 1);
+    let mut header = format!("  {:<18}", "program");
+    for k in 1..captures.len() {
+        header += &format!(
+            " {:>17}",
+            format!("{}k-{}k", captures[k - 1].1 / 1000, captures[k].1 / 1000)
+        );
+    }
+    if captures.len() > 2 {
+        header += &format!(
+            " {:>17}",
+            format!("{}k-{}k", captures[first].1 / 1000, captures[last].1 / 1000)
+        );
+    }
+    header += &format!(" {:>14}", "start-up");
+    println!("{header}");
+    let mut headline = Vec::new();
+    for c in &counted {
+        let point = |k: usize| (c.runs[k].0, c.runs[k].1.total);
+        let mut line = format!("  {:<18}", c.tool.label());
+        for k in 1..c.runs.len() {
+            line += &format!(" {:>17.1}", slope(point(k - 1), point(k)));
+        }
+        let overall = slope(point(first), point(last));
+        if c.runs.len() > 2 {
+            line += &format!(" {overall:>17.1}");
+        }
+        let startup = point(first).1 as f64 - overall * point(first).0 as f64;
+        line += &format!(" {:>12.1} M", startup / 1e6);
+        println!("{line}");
+        headline.push((c.tool, overall));
+    }
+    if let Some(&(_, sensor_rate)) = headline.iter().find(|(t, _)| *t == Tool::Sensor) {
+        for (tool, rate) in headline.iter().filter(|(t, _)| *t != Tool::Sensor) {
+            println!(
+                "  sensor / {}: {:.2}x the instructions per frame ({}k-{}k)",
+                tool.label(),
+                sensor_rate / rate,
+                captures[first].1 / 1000,
+                captures[last].1 / 1000
+            );
+        }
+    }
+    if let Some(c) = counted.iter().find(|c| c.tool == Tool::Sensor) {
+        sensor_breakdown(&c.runs[first], &c.runs[last], args.top);
+        println!(
+            "profiles: {}/sensor-*.out (callgrind_annotate reads them)",
+            out_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The sensor's instructions per frame split into the pipeline's steps, and its top
+/// functions, as slopes between the `small` and `large` runs.
+fn sensor_breakdown(small: &(u64, Profile), large: &(u64, Profile), top: usize) {
+    let frames = large.0 - small.0;
+    let per_frame = |a: u64, b: u64| (b as f64 - a as f64) / frames as f64;
+    for root in [READ_MERGED, PROCESS]
+        .iter()
+        .chain(QUESTION.roots)
+        .chain(DOMAIN.roots)
+        .chain(COUNT.roots)
+    {
+        if large.1.function(root).is_none() {
+            eprintln!(
+                "note: no function {root} in the profile (inlined or renamed): its cost shows in its caller's step"
+            );
+        }
+    }
+    let incl = |p: &Profile, name: &str| p.function(name).map_or(0, |f| f.inclusive());
+    let entry = |p: &Profile, step: &Step| p.entry_cost(|f| is_root(step.roots, f));
+    let parts = |p: &Profile| {
+        let worker = incl(p, READ_MERGED);
+        let process = p.entry_cost(|f| f == PROCESS);
+        let question = entry(p, &QUESTION);
+        let domain = entry(p, &DOMAIN);
+        let count = entry(p, &COUNT);
+        [
+            worker.saturating_sub(process),
+            process.saturating_sub(question + domain + count),
+            question,
+            domain,
+            count,
+            p.total.saturating_sub(worker),
+            p.total,
+        ]
+    };
+    let labels = [
+        "pcap reader (file reads, record headers, merge)",
+        "frame decode (link, IP, UDP/TCP; the worker's own code)",
+        QUESTION.label,
+        DOMAIN.label,
+        COUNT.label,
+        "coordinator (merges, evaluations, alerts), exit and teardown",
+        "total",
+    ];
+    let (a, b) = (parts(&small.1), parts(&large.1));
+    println!(
+        "sensor, by step: instructions per frame ({}k-{}k frames), share",
+        small.0 / 1000,
+        large.0 / 1000
+    );
+    let total = per_frame(a[6], b[6]);
+    for (k, label) in labels.iter().enumerate() {
+        let v = per_frame(a[k], b[k]);
+        println!("  {label:<68} {v:>8.1} {:>6.1} %", 100.0 * v / total);
+    }
+
+    let mut names: Vec<&String> = large.1.functions.keys().collect();
+    names.sort();
+    let rows = |cost: &dyn Fn(&Profile, &str) -> u64| {
+        let mut rows: Vec<(f64, &String)> = names
+            .iter()
+            .map(|n| (per_frame(cost(&small.1, n), cost(&large.1, n)), *n))
+            .collect();
+        rows.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(y.1)));
+        rows.truncate(top);
+        rows
+    };
+    let file_of = |n: &str| {
+        large
+            .1
+            .function(n)
+            .map_or("?".to_string(), |f| f.file.clone())
+    };
+    let self_cost = |p: &Profile, n: &str| p.function(n).map_or(0, |f| f.self_cost);
+    println!("sensor, top {top} functions by own instructions per frame:");
+    for (v, name) in rows(&self_cost) {
+        println!(
+            "  {v:>8.1} {:>5.1} %  {:<18} {}  ({})",
+            100.0 * v / total,
+            step_of(name),
+            shorten(name),
+            file_of(name)
+        );
+    }
+    println!("sensor, top {top} functions by inclusive instructions per frame:");
+    for (v, name) in rows(&|p: &Profile, n: &str| incl(p, n)) {
+        println!(
+            "  {v:>8.1} {:>5.1} %  {:<18} {}",
+            100.0 * v / total,
+            step_of(name),
+            shorten(name)
+        );
+    }
+}
+
+/// `name` cut to 110 characters.
+fn shorten(name: &str) -> String {
+    if name.chars().count() <= 110 {
+        name.to_string()
+    } else {
+        name.chars().take(107).collect::<String>() + "..."
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_match_closures_and_generic_instances_but_not_longer_names() {
+        let roots = COUNT.roots;
+        assert!(is_root(
+            roots,
+            "dns_sensor::sketch::shard::Shard::record_query"
+        ));
+        assert!(is_root(
+            roots,
+            "dns_sensor::sketch::shard::Shard::record_query::{{closure}}"
+        ));
+        assert!(!is_root(
+            roots,
+            "dns_sensor::sketch::shard::Shard::record_query_slow"
+        ));
+        assert_eq!(
+            step_of("dns_sensor::decode::dns::parse_question"),
+            "DNS question"
+        );
+        assert_eq!(
+            step_of("dns_sensor::decode::Decoder::transport"),
+            "frame decode"
+        );
+        assert_eq!(step_of("mi_free"), "-");
+    }
+
+    #[test]
+    fn the_slope_leaves_out_what_does_not_grow() {
+        // 1 000 instructions of start-up, then 2 500 per frame.
+        let at = |n: u64| (n, 1_000 + 2_500 * n);
+        assert_eq!(slope(at(200), at(400)), 2_500.0);
+        assert_eq!(slope(at(200), at(2_000)), 2_500.0);
+    }
+}
