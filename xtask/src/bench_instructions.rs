@@ -111,6 +111,7 @@ fn is_root(roots: &[&str], name: &str) -> bool {
 /// helpers such as the allocator, hashing and libc have none).
 fn step_of(name: &str) -> &'static str {
     const BY_MODULE: &[(&str, &str)] = &[
+        ("dns_sensor::capture::merge", "worker loop"),
         ("dns_sensor::capture", "pcap reader"),
         ("dns_sensor::decode::dns", "DNS question"),
         ("dns_sensor::decode", "frame decode"),
@@ -365,23 +366,87 @@ fn sensor_breakdown(small: &(u64, Profile), large: &(u64, Profile), top: usize) 
             .map_or("?".to_string(), |f| f.file.clone())
     };
     let self_cost = |p: &Profile, n: &str| p.function(n).map_or(0, |f| f.self_cost);
-    println!("sensor, top {top} functions by own instructions per frame:");
+    // The caller that accounts for most of a function's calls, per frame.
+    let main_caller = |callee: &str| -> Option<(f64, &str)> {
+        large
+            .1
+            .edges
+            .iter()
+            .filter(|((_, e), _)| e == callee)
+            .map(|((c, e), edge)| {
+                let before = small.1.edges.get(&(c.clone(), e.clone()));
+                (
+                    per_frame(before.map_or(0, |b| b.cost), edge.cost),
+                    c.as_str(),
+                )
+            })
+            .max_by(|x, y| x.0.total_cmp(&y.0))
+    };
+    println!("sensor, top {top} functions by own instructions per frame (step by module; helpers with their main caller):");
     for (v, name) in rows(&self_cost) {
+        let step = step_of(name);
+        let via = match main_caller(name) {
+            Some((calls, caller)) if step == "-" => {
+                format!(", {calls:.0}/frame from {}", shorten(caller))
+            }
+            _ => String::new(),
+        };
         println!(
-            "  {v:>8.1} {:>5.1} %  {:<18} {}  ({})",
+            "  {v:>8.1} {:>5.1} %  {step:<18} {}  ({}{via})",
             100.0 * v / total,
-            step_of(name),
             shorten(name),
             file_of(name)
         );
     }
-    println!("sensor, top {top} functions by inclusive instructions per frame:");
-    for (v, name) in rows(&|p: &Profile, n: &str| incl(p, n)) {
+    // The sensor's own functions below the worker's loop and the coordinator: above
+    // them are only the threads' and the runtime's frames.
+    let below_entry = |p: &Profile, n: &str| {
+        let own = n.starts_with("dns_sensor::") || n.starts_with("<dns_sensor::");
+        if own
+            && !matches!(
+                n,
+                "dns_sensor::main" | "dns_sensor::pipeline::replay::replay"
+            )
+        {
+            incl(p, n)
+        } else {
+            0
+        }
+    };
+    println!("sensor, top {top} of its own functions by inclusive instructions per frame:");
+    for (v, name) in rows(&below_entry) {
         println!(
             "  {v:>8.1} {:>5.1} %  {:<18} {}",
             100.0 * v / total,
             step_of(name),
             shorten(name)
+        );
+    }
+    // Calls made for some frames only show the slow paths taken, and how often:
+    // verdict-cache misses (the PSL walk), allocations, vectors that grow.
+    let mut calls: Vec<(f64, f64, &String, &String)> = large
+        .1
+        .edges
+        .iter()
+        .filter(|((caller, _), _)| caller.contains("dns_sensor::"))
+        .map(|((caller, callee), edge)| {
+            let before = small.1.edges.get(&(caller.clone(), callee.clone()));
+            (
+                per_frame(before.map_or(0, |b| b.calls), edge.calls),
+                per_frame(before.map_or(0, |b| b.cost), edge.cost),
+                caller,
+                callee,
+            )
+        })
+        .filter(|(n, _, _, _)| (0.001..0.99).contains(n))
+        .collect();
+    calls.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.2.cmp(y.2)));
+    println!("sensor, top {top} calls made for some frames only, by instructions per frame (calls/frame, instructions/frame):");
+    for (n, cost, caller, callee) in calls.into_iter().take(top) {
+        println!(
+            "  {n:>6.3} {cost:>8.1}  {} -> {}",
+            shorten(caller),
+            shorten(callee)
         );
     }
 }

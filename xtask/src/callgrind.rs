@@ -30,6 +30,15 @@ impl Function {
     }
 }
 
+/// The calls from one function to another.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Edge {
+    /// How many calls.
+    pub calls: u64,
+    /// Their inclusive cost.
+    pub cost: u64,
+}
+
 /// A parsed callgrind profile.
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
@@ -37,8 +46,8 @@ pub struct Profile {
     pub total: u64,
     /// Functions by name (functions of the same name in several objects are merged).
     pub functions: HashMap<String, Function>,
-    /// Inclusive cost of the calls from one function to another, by (caller, callee).
-    pub edges: HashMap<(String, String), u64>,
+    /// The calls from one function to another, by (caller, callee).
+    pub edges: HashMap<(String, String), Edge>,
 }
 
 impl Profile {
@@ -60,7 +69,7 @@ impl Profile {
         let mut file = String::from("???");
         let mut function: Option<String> = None;
         let mut callee: Option<String> = None;
-        let mut in_call = false;
+        let mut in_call: Option<u64> = None;
         for (number, line) in text.lines().enumerate() {
             let line = line.trim_end();
             if line.is_empty() || line.starts_with('#') {
@@ -77,16 +86,17 @@ impl Profile {
                 let Some(caller) = function.as_ref() else {
                     bail!("line {}: a cost before any fn=", number + 1);
                 };
-                if in_call {
-                    in_call = false;
+                if let Some(calls) = in_call.take() {
                     let Some(target) = callee.as_ref() else {
                         bail!("line {}: calls= without cfn=", number + 1);
                     };
                     if target != caller {
-                        *profile
+                        let edge = profile
                             .edges
                             .entry((caller.clone(), target.clone()))
-                            .or_default() += cost;
+                            .or_default();
+                        edge.calls += calls;
+                        edge.cost += cost;
                         profile
                             .functions
                             .entry(caller.clone())
@@ -117,7 +127,14 @@ impl Profile {
                         function = Some(name);
                     }
                     "cfn" => callee = Some(resolve(&mut names, value)),
-                    "calls" => in_call = true,
+                    "calls" => {
+                        let calls = value.split_ascii_whitespace().next().unwrap_or("0");
+                        in_call = Some(
+                            calls
+                                .parse()
+                                .with_context(|| format!("line {}: calls={value}", number + 1))?,
+                        );
+                    }
                     _ => {}
                 }
                 continue;
@@ -159,7 +176,7 @@ impl Profile {
         self.edges
             .iter()
             .filter(|((caller, callee), _)| matches(callee) && !matches(caller))
-            .map(|(_, cost)| cost)
+            .map(|(_, edge)| edge.cost)
             .sum()
     }
 }
@@ -237,8 +254,24 @@ totals: 1000
         assert_eq!(work.file, "src/work.rs");
         assert_eq!(work.inclusive(), 700);
         assert_eq!(p.function("helper").unwrap().self_cost, 240);
-        assert_eq!(p.edges[&("main".to_string(), "work".to_string())], 700);
-        assert_eq!(p.edges[&("work".to_string(), "helper".to_string())], 200);
+        let edge = |a: &str, b: &str| p.edges[&(a.to_string(), b.to_string())];
+        assert_eq!(
+            edge("main", "work"),
+            Edge {
+                calls: 2,
+                cost: 700
+            }
+        );
+        assert_eq!(
+            edge("work", "helper"),
+            Edge {
+                calls: 1,
+                cost: 200
+            }
+        );
+        assert!(!p
+            .edges
+            .contains_key(&("work".to_string(), "work".to_string())));
         // Self costs add up to the total.
         let selfs: u64 = p.functions.values().map(|f| f.self_cost).sum();
         assert_eq!(selfs, 5 + 500 + 240);
