@@ -1,6 +1,6 @@
 //! `cargo xtask bench-instructions`: instructions per frame, counted by valgrind's
-//! callgrind, for the sensor and for dnstop on resolver-shaped captures of several
-//! sizes. Unlike wall-clock time on a shared 2-core machine, the count barely moves
+//! callgrind, for the sensor and for dnstop on resolver-shaped captures (or the first
+//! mix, `--scenario mix`) of several sizes. Unlike wall-clock time on a shared 2-core machine, the count barely moves
 //! between runs (0.15 % at 200 000 frames, from the per-process random hash keys), so
 //! it can be compared across commits.
 //!
@@ -16,9 +16,9 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context};
 
 use crate::callgrind::Profile;
-use crate::captures::build_sensor;
+use crate::captures::{build_sensor, Scenario};
 use crate::ci::workspace_root;
-use crate::compare::{require_dnstop, resolver_capture, Tool};
+use crate::compare::{capture, require_dnstop, Tool};
 
 /// Options of `cargo xtask bench-instructions`.
 #[derive(clap::Args)]
@@ -30,6 +30,9 @@ pub struct Args {
     /// What to count.
     #[arg(long, value_delimiter = ',', default_value = "sensor,dnstop2,dnstop3")]
     what: Vec<Tool>,
+    /// Which traffic.
+    #[arg(long, value_enum, default_value = "resolver")]
+    scenario: Scenario,
     /// Functions listed for the sensor, by own and by inclusive instructions.
     #[arg(long, default_value_t = 15)]
     top: usize,
@@ -197,14 +200,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let captures = sizes
         .iter()
-        .map(|&n| resolver_capture(n, args.regenerate))
+        .map(|&n| capture(args.scenario, n, args.regenerate))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let mut counted = Vec::new();
     for &tool in &args.what {
         let mut runs = Vec::new();
         for (capture, frames) in &captures {
-            let out = out_dir.join(format!("{}-{frames}.out", tool.slug()));
+            let out = out_dir.join(format!(
+                "{}-{}-{frames}.out",
+                tool.slug(),
+                args.scenario.name()
+            ));
             let stderr = callgrind(&tool.command_line(&sensor, capture), &out)?;
             if tool == Tool::Sensor {
                 let read = stderr
@@ -221,7 +228,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         counted.push(Counted { tool, runs });
     }
 
-    println!("instructions (callgrind Ir, whole process) on the resolver mix:");
+    println!(
+        "instructions (callgrind Ir, whole process) on the {} scenario:",
+        args.scenario.name()
+    );
     println!("  {}", describe_machine());
     let mut header = format!("  {:<18}", "program");
     for (_, frames) in &captures {
@@ -285,8 +295,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(c) = counted.iter().find(|c| c.tool == Tool::Sensor) {
         sensor_breakdown(&c.runs[first], &c.runs[last], args.top);
         println!(
-            "profiles: {}/sensor-*.out (callgrind_annotate reads them)",
-            out_dir.display()
+            "profiles: {}/sensor-{}-*.out (callgrind_annotate reads them)",
+            out_dir.display(),
+            args.scenario.name()
         );
     }
     Ok(())

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use dns_sensor::synth::rtype;
@@ -219,24 +218,8 @@ pub struct BenchReplay {
 pub fn bench_replay(args: &BenchReplay) -> anyhow::Result<()> {
     let (frames, runs) = (args.frames, args.runs.max(1));
     let sensor = build_sensor()?;
-    let capture = match args.scenario {
-        Scenario::Resolver => crate::compare::resolver_capture(frames, false)?.0,
-        Scenario::Mix => {
-            let capture = out_dir().join(format!("mix-{frames}.pcap"));
-            if !capture.exists() {
-                let started = Instant::now();
-                let written = generate("mix", &capture, frames)?;
-                eprintln!(
-                    "wrote {} ({written} frames) in {:.1} s",
-                    capture.display(),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            capture
-        }
-    };
+    let (capture, count) = crate::compare::capture(args.scenario, frames, false)?;
     if args.against_dnstop {
-        let count = crate::compare::count_frames(&capture)?;
         return crate::compare::side_by_side(
             &sensor,
             &capture,

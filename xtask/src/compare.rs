@@ -1,4 +1,4 @@
-//! What the sensor is compared with, and on what: the resolver-shaped captures the
+//! What the sensor is compared with, and on what: the generated captures the
 //! benchmarks share (made once, kept under `target/captures/`), the commands of the
 //! sensor and of dnstop on them, and the pinned side-by-side wall-clock run of
 //! `cargo xtask bench-replay --against-dnstop`.
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::captures::{generate, out_dir};
+use crate::captures::{generate, out_dir, Scenario};
 
 /// A program the benchmarks run on a capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -73,13 +73,18 @@ pub fn require_dnstop(tools: &[Tool]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The resolver-shaped capture of `frames` frames under `target/captures/`, written
-/// first if it is not there (or `regenerate`); returns its path and frame count.
-pub fn resolver_capture(frames: u64, regenerate: bool) -> anyhow::Result<(PathBuf, u64)> {
-    let path = out_dir().join(format!("resolver-{frames}.pcap"));
+/// The capture of `scenario` with `frames` frames under `target/captures/`
+/// (`resolver-N.pcap`, `mix-N.pcap`), written first if it is not there (or
+/// `regenerate`); returns its path and frame count.
+pub fn capture(
+    scenario: Scenario,
+    frames: u64,
+    regenerate: bool,
+) -> anyhow::Result<(PathBuf, u64)> {
+    let path = out_dir().join(format!("{}-{frames}.pcap", scenario.name()));
     if regenerate || !path.exists() {
         let started = Instant::now();
-        let written = generate("resolver", &path, frames)?;
+        let written = generate(scenario.name(), &path, frames)?;
         eprintln!(
             "wrote {} ({written} frames) in {:.1} s",
             path.display(),
@@ -91,7 +96,7 @@ pub fn resolver_capture(frames: u64, regenerate: bool) -> anyhow::Result<(PathBu
 }
 
 /// Frames in the capture at `path`.
-pub fn count_frames(path: &Path) -> anyhow::Result<u64> {
+fn count_frames(path: &Path) -> anyhow::Result<u64> {
     let mut reader = dns_sensor::capture::CaptureReader::open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let mut n = 0u64;
