@@ -192,6 +192,24 @@ fn dns_question(c: &mut Criterion) {
                 black_box(len)
             })
         });
+        // The same work through hickory-proto: the header and the first question only
+        // (not the whole message), the name as hickory builds it.
+        group.bench_function(format!("{label}_hickory_header_query"), |b| {
+            use hickory_proto::op::{Header, Query};
+            use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+            b.iter(|| {
+                let mut len = 0usize;
+                for m in messages {
+                    let mut decoder = BinDecoder::new(&m.bytes);
+                    if Header::read(&mut decoder).is_ok() {
+                        if let Ok(query) = Query::read(&mut decoder) {
+                            len += query.name().len();
+                        }
+                    }
+                }
+                black_box(len)
+            })
+        });
     }
     group.finish();
 }
