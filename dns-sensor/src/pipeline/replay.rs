@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::coordinator::{Coordinator, RunSummary};
 use super::worker::Worker;
 use super::{PipelineError, Settings};
+use crate::detect::Detector;
 use crate::alert::Sink;
 use crate::capture::{read_merged, CaptureError, CaptureReader};
 use crate::domain::Classifier;
@@ -19,6 +20,9 @@ pub struct ReplayReport {
     pub summary: RunSummary,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
+    /// The window as the run left it. Dropping it frees every table; a process about to
+    /// exit can `std::mem::forget` it instead.
+    pub window: Option<Detector>,
     /// Files that ended inside a record (everything before was read).
     pub truncated: Vec<CaptureError>,
 }
@@ -62,13 +66,15 @@ pub fn replay(
             Ok(truncated)
         })
         .map_err(|_| PipelineError::WorkerPanicked)?;
-    let summary = coordinator.run(from_workers);
+    let finished = coordinator.run_keeping_window(from_workers);
     let truncated = reading
         .join()
         .map_err(|_| PipelineError::WorkerPanicked)??;
+    let (summary, window) = finished?;
     Ok(ReplayReport {
-        summary: summary?,
+        summary,
         elapsed: started.elapsed(),
+        window: Some(window),
         truncated,
     })
 }
