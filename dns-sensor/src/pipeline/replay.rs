@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use super::coordinator::{Coordinator, RunSummary};
 use super::worker::Worker;
 use super::{PipelineError, Settings};
-use crate::detect::Detector;
 use crate::alert::Sink;
 use crate::capture::{read_merged, CaptureError, CaptureReader};
+use crate::detect::Detector;
 use crate::domain::Classifier;
 
 /// A finished replay: the summary, how long it took, and files that were cut short.
