@@ -29,7 +29,14 @@ pub struct Name {
     /// The name, then room for whole-word reads past its end.
     buf: [u8; MAX_NAME_LEN + BLOCK],
     len: usize,
+    /// Where each label starts, left to right, when the reader knew it (every name
+    /// without an escape: the fast reader); `label_count` 0 otherwise.
+    label_starts: [u8; MAX_LABELS],
+    label_count: usize,
 }
+
+/// Most labels a wire name has: 255 bytes hold at most 127 one-byte labels.
+const MAX_LABELS: usize = 128;
 
 /// Bytes handled at once by the block-wide scan of a name: a vector register's worth.
 const BLOCK: usize = 16;
@@ -40,12 +47,24 @@ impl Name {
         Self {
             buf: [0; MAX_NAME_LEN + BLOCK],
             len: 0,
+            label_starts: [0; MAX_LABELS],
+            label_count: 0,
         }
     }
 
     /// The canonical bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// Where each label starts in [`as_bytes`](Self::as_bytes), left to right, when the
+    /// parser knew it without looking again (names with no escaped byte); `None`
+    /// otherwise. Spares the registered-domain lookup a scan of the name.
+    pub fn label_starts(&self) -> Option<&[u8]> {
+        match self.label_count {
+            0 => None,
+            n => self.label_starts.get(..n),
+        }
     }
 }
 
@@ -109,6 +128,7 @@ pub enum DnsError {
 /// rest.
 pub fn parse_question(message: &[u8], name: &mut Name) -> Result<Question, DnsError> {
     name.len = 0;
+    name.label_count = 0;
     let header: &[u8; HEADER_LEN] = message.first_chunk().ok_or(DnsError::ShortHeader)?;
     let qdcount = u16::from_be_bytes([header[4], header[5]]);
     if qdcount == 0 {
@@ -185,12 +205,20 @@ fn read_name_fast(
         return None;
     }
     let out = &mut name.buf[..text.len()];
+    // At most 127 labels fit in 255 bytes, and every offset in a byte.
+    name.label_starts[0] = 0;
+    let mut count = 1;
     let mut next = usize::from(message[start]);
     while next < out.len() {
         let len = usize::from(out[next]);
         out[next] = b'.';
+        if let Some(slot) = name.label_starts.get_mut(count) {
+            *slot = (next + 1) as u8;
+            count += 1;
+        }
         next += 1 + len;
     }
+    name.label_count = count;
     Some(Ok(pos + 1))
 }
 
@@ -1023,5 +1051,23 @@ mod tests {
             assert_eq!(simd, expected);
             assert_eq!(words, expected);
         }
+    }
+
+    #[test]
+    fn label_starts_are_known_for_plain_names_only() {
+        let mut name = Name::new();
+        let m = message(1, &question(b"www.Example.co.uk", 1));
+        parse_question(&m, &mut name).expect("parses");
+        assert_eq!(name.as_bytes(), b"www.example.co.uk");
+        assert_eq!(name.label_starts(), Some(&[0u8, 4, 12, 15][..]));
+        // An escaped dot: the parser does not say where labels start.
+        let mut body = vec![3, b'a', b'.', b'b', 3, b'c', b'o', b'm', 0];
+        body.extend_from_slice(&[0, 1, 0, 1]);
+        parse_question(&message(1, &body), &mut name).expect("parses");
+        assert_eq!(name.as_bytes(), b"a\\.b.com");
+        assert_eq!(name.label_starts(), None);
+        // A root question: no label.
+        parse_question(&message(1, &[0, 0, 1, 0, 1]), &mut name).expect("parses");
+        assert_eq!(name.label_starts(), None);
     }
 }

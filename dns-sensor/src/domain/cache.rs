@@ -54,25 +54,36 @@ impl VerdictCache {
 
     /// `classifier`'s verdict on `name`, from the cache when `name` was seen recently.
     pub fn classify<'n>(&mut self, classifier: &Classifier, name: &'n [u8]) -> Verdict<'n> {
+        self.classify_labeled(classifier, name, None)
+    }
+
+    /// [`classify`](Self::classify), handing the classifier the label starts when the
+    /// caller knows them ([`Classifier::classify_labeled`]).
+    pub fn classify_labeled<'n>(
+        &mut self,
+        classifier: &Classifier,
+        name: &'n [u8],
+        label_starts: Option<&'n [u8]>,
+    ) -> Verdict<'n> {
         if name.is_empty() || name.len() > CACHED_NAME_MAX {
-            return classifier.classify(name);
+            return classifier.classify_labeled(name, label_starts);
         }
         use std::hash::BuildHasher;
         let index = self.hasher.hash_one(name) as usize % VERDICT_CACHE_SLOTS;
         let Some(slot) = self.slots.get_mut(index) else {
-            return classifier.classify(name);
+            return classifier.classify_labeled(name, label_starts);
         };
         if usize::from(slot.len) == name.len() && slot.name.get(..name.len()) == Some(name) {
             return match slot.kind {
                 0 => match name.get(usize::from(slot.start)..) {
                     Some(domain) => Verdict::Registered(domain),
-                    None => classifier.classify(name),
+                    None => classifier.classify_labeled(name, label_starts),
                 },
                 1 => Verdict::Whitelisted,
                 _ => Verdict::NoDomain,
             };
         }
-        let verdict = classifier.classify(name);
+        let verdict = classifier.classify_labeled(name, label_starts);
         let (kind, start) = match verdict {
             // The domain is a suffix of the name (the classifier's contract).
             Verdict::Registered(domain) => (0, name.len() - domain.len().min(name.len())),

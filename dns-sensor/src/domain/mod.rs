@@ -2,10 +2,9 @@
 //! using the Public Suffix List embedded in the binary, and the whitelist.
 //!
 //! The list is `data/public_suffix_list.dat` (provenance in `data/README.md`, refreshed
-//! by `cargo xtask refresh-psl`). Names are split into labels here, not by the
-//! `publicsuffix` crate, because canonical names may hold escaped dots (`\.`) inside a
-//! label: the crate is only asked to match labels we hand it, so a registered domain
-//! always starts on a real label boundary.
+//! by `cargo xtask refresh-psl`), matched by `suffixes` ([`PublicSuffixes`]). Names are
+//! split into labels by `labels`, because canonical names may hold escaped dots (`\.`)
+//! inside a label: a registered domain always starts on a real label boundary.
 //!
 //! Each worker puts a [`VerdictCache`] in front of the [`Classifier`]: ordinary traffic
 //! repeats a few popular names, and a hit skips the list walk.
@@ -16,24 +15,21 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use publicsuffix::{List, Psl};
 use xxhash_rust::xxh3::xxh3_64;
 
 mod cache;
 mod labels;
+mod suffixes;
 mod whitelist;
 
 pub use cache::{VerdictCache, CACHED_NAME_MAX};
-use labels::RevLabels;
+use labels::LabelStarts;
+pub use suffixes::{PublicSuffixes, RuleError, PRIVATE_MARKER};
 use whitelist::normalise_entry;
 pub use whitelist::read_whitelist_file;
 
 /// The Public Suffix List compiled into the binary.
 pub const PUBLIC_SUFFIX_LIST: &str = include_str!("../../data/public_suffix_list.dat");
-
-/// The line that starts the list's private section (suffixes run by companies, like
-/// `blogspot.com`), as opposed to the ICANN section above it.
-const PRIVATE_MARKER: &str = "===BEGIN PRIVATE DOMAINS===";
 
 /// How names are grouped and which are ignored.
 #[derive(Clone, Debug)]
@@ -87,7 +83,7 @@ pub enum DomainError {
 pub struct Classifier {
     /// Parsed once per process and shared: parsing takes milliseconds and the trie a
     /// few megabytes, which every worker's classifier should not repeat.
-    list: &'static List,
+    list: &'static PublicSuffixes,
     /// Normalised whitelist entries.
     whitelist: HashSet<Box<[u8]>>,
     /// Sorted one-shot xxh3 hashes of the entries: a cheap first test for each
@@ -104,8 +100,8 @@ pub struct Classifier {
 impl Classifier {
     /// Builds the classifier from the embedded list and the settings.
     pub fn new(settings: &DomainSettings) -> Result<Self, DomainError> {
-        static WITH_PRIVATE: OnceLock<Result<List, String>> = OnceLock::new();
-        static ICANN_ONLY: OnceLock<Result<List, String>> = OnceLock::new();
+        static WITH_PRIVATE: OnceLock<Result<PublicSuffixes, String>> = OnceLock::new();
+        static ICANN_ONLY: OnceLock<Result<PublicSuffixes, String>> = OnceLock::new();
         let cell = if settings.include_private {
             &WITH_PRIVATE
         } else {
@@ -113,7 +109,8 @@ impl Classifier {
         };
         let list = cell
             .get_or_init(|| {
-                parse_list(PUBLIC_SUFFIX_LIST, settings.include_private).map_err(|e| e.to_string())
+                PublicSuffixes::parse(PUBLIC_SUFFIX_LIST, settings.include_private)
+                    .map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(|e| DomainError::BadList(e.clone()))?;
@@ -149,20 +146,35 @@ impl Classifier {
     /// suffix by the list's default rule `*`, so `x.y.pirate.sea` counts under
     /// `pirate.sea`.
     pub fn classify<'n>(&self, name: &'n [u8]) -> Verdict<'n> {
+        self.classify_labeled(name, None)
+    }
+
+    /// [`classify`](Self::classify) `name` whose labels start at `label_starts` (byte
+    /// offsets, left to right, as [`crate::decode::Name::label_starts`] gives them), so
+    /// that it need not look for them. Offsets that are not `name`'s label starts give a
+    /// wrong verdict, never a panic.
+    pub fn classify_labeled<'n>(
+        &self,
+        name: &'n [u8],
+        label_starts: Option<&'n [u8]>,
+    ) -> Verdict<'n> {
         if name.is_empty() {
             return Verdict::NoDomain;
         }
-        if self.is_whitelisted(name) {
+        let mut labels = match label_starts {
+            Some(starts) if starts.last().is_some_and(|&s| usize::from(s) < name.len()) => {
+                LabelStarts::known(name, starts)
+            }
+            _ => LabelStarts::new(name),
+        };
+        if self.is_whitelisted(name, &mut labels) {
             return Verdict::Whitelisted;
         }
-        let suffix_len = self.list.find(RevLabels::new(name)).len;
-        // The suffix is the name itself (or, on odd input, claims to be longer).
-        let Some(dot) = name.len().checked_sub(suffix_len + 1) else {
-            return Verdict::NoDomain;
-        };
-        // `dot` is the separator before the suffix; one more label makes the domain.
-        match RevLabels::new(&name[..dot]).next_start() {
-            Some(start) => Verdict::Registered(&name[start..]),
+        // One more label than the public suffix makes the registered domain; none more
+        // when the name is itself a public suffix.
+        let suffix = self.list.suffix_labels(name, &mut labels);
+        match labels.get(suffix).and_then(|start| name.get(start..)) {
+            Some(domain) => Verdict::Registered(domain),
             None => Verdict::NoDomain,
         }
     }
@@ -170,16 +182,17 @@ impl Classifier {
     /// Whether `name` or a suffix of it on a label boundary is a whitelist entry.
     /// Costs at most one hash lookup per label, up to the longest entry's label count
     /// and length.
-    fn is_whitelisted(&self, name: &[u8]) -> bool {
+    fn is_whitelisted(&self, name: &[u8], labels: &mut LabelStarts<'_>) -> bool {
         if self.whitelist.is_empty() {
             return false;
         }
-        let mut labels = RevLabels::new(name);
-        for _ in 0..self.whitelist_max_labels {
-            let Some(start) = labels.next_start() else {
+        for i in 0..self.whitelist_max_labels {
+            let Some(start) = labels.get(i) else {
                 return false;
             };
-            let suffix = &name[start..];
+            let Some(suffix) = name.get(start..) else {
+                return false;
+            };
             if suffix.len() > self.whitelist_max_len {
                 return false;
             }
@@ -196,21 +209,6 @@ impl Classifier {
     }
 }
 
-/// Parses a Public Suffix List text, without its private section unless
-/// `include_private`.
-///
-/// The private section is cut off the text rather than filtered by the crate's
-/// `IcannList`: that one still walks private nodes of the shared trie, so a private
-/// rule can hide an ICANN wildcard beside it.
-fn parse_list(text: &str, include_private: bool) -> Result<List, publicsuffix::Error> {
-    let text = if include_private {
-        text
-    } else {
-        text.find(PRIVATE_MARKER).map_or(text, |at| &text[..at])
-    };
-    text.parse()
-}
-
 /// Checks that `text` is a usable Public Suffix List (for `cargo xtask refresh-psl`):
 /// both sections present and both variants parse.
 pub fn check_public_suffix_list(text: &str) -> Result<(), DomainError> {
@@ -220,7 +218,8 @@ pub fn check_public_suffix_list(text: &str) -> Result<(), DomainError> {
         ));
     }
     for include_private in [false, true] {
-        parse_list(text, include_private).map_err(|e| DomainError::BadList(e.to_string()))?;
+        PublicSuffixes::parse(text, include_private)
+            .map_err(|e| DomainError::BadList(e.to_string()))?;
     }
     Ok(())
 }
@@ -445,5 +444,41 @@ pub(super) mod tests {
             c.classify(name.as_bytes()),
             Verdict::Registered(b"pirate.sea")
         );
+    }
+
+    #[test]
+    fn label_starts_from_the_parser_give_the_same_verdicts() {
+        use crate::decode::{parse_question, Name};
+        let c = classifier(true, &["example.org", "in-addr.arpa"]);
+        let mut name = Name::new();
+        let mut known = 0;
+        for text in [
+            "www.example.com",
+            "a.b.example.co.uk",
+            "co.uk",
+            "x.blogspot.com",
+            "ww.example.org",
+            "4.3.2.1.in-addr.arpa",
+            "a.b.c.d.e.f.pirate.sea",
+            "sea",
+            "x.y.ck",
+            "www.ck",
+            "Mixed.Case.EXAMPLE.net",
+        ] {
+            let wire = crate::synth::query(1, text.as_bytes(), 1);
+            parse_question(&wire, &mut name).expect("parses");
+            let starts = name.label_starts();
+            known += usize::from(starts.is_some());
+            assert_eq!(
+                c.classify_labeled(name.as_bytes(), starts),
+                c.classify(name.as_bytes()),
+                "{text}"
+            );
+        }
+        assert_eq!(known, 11);
+        // Offsets that are not the name's do not panic.
+        for starts in [&[0u8, 200][..], &[50], &[], &[3, 1, 0]] {
+            let _ = c.classify_labeled(b"www.example.com", Some(starts));
+        }
     }
 }
