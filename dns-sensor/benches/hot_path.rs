@@ -192,6 +192,24 @@ fn dns_question(c: &mut Criterion) {
                 black_box(len)
             })
         });
+        // The same work through hickory-proto: the header and the first question only
+        // (not the whole message), the name as hickory builds it.
+        group.bench_function(format!("{label}_hickory_header_query"), |b| {
+            use hickory_proto::op::{Header, Query};
+            use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+            b.iter(|| {
+                let mut len = 0usize;
+                for m in messages {
+                    let mut decoder = BinDecoder::new(&m.bytes);
+                    if Header::read(&mut decoder).is_ok() {
+                        if let Ok(query) = Query::read(&mut decoder) {
+                            len += query.name().len();
+                        }
+                    }
+                }
+                black_box(len)
+            })
+        });
     }
     group.finish();
 }
@@ -287,6 +305,96 @@ fn registered_domain(c: &mut Criterion) {
                 if let Verdict::Registered(d) = cache.classify(&classifier, n) {
                     len += d.len();
                 }
+            }
+            black_box(len)
+        })
+    });
+    group.finish();
+}
+
+/// The public suffix of 6 000 names under 40 suffixes of every kind (one label, two,
+/// private, wildcard, IDN, unknown), three ways: the sensor's own table, the
+/// `publicsuffix` crate's trie (what the sensor used before) and the `psl` crate (the
+/// list compiled into code, with its own copy of the list).
+fn suffix_lookup(c: &mut Criterion) {
+    use dns_sensor::domain::{PublicSuffixes, PUBLIC_SUFFIX_LIST};
+    use publicsuffix::Psl as _;
+    let tails = [
+        "com",
+        "net",
+        "org",
+        "de",
+        "io",
+        "co.uk",
+        "org.uk",
+        "com.au",
+        "co.jp",
+        "ne.jp",
+        "com.br",
+        "co.in",
+        "fr",
+        "ru",
+        "nl",
+        "blogspot.com",
+        "github.io",
+        "herokuapp.com",
+        "s3.amazonaws.com",
+        "compute-1.amazonaws.com",
+        "x.ck",
+        "kawasaki.jp",
+        "xn--p1ai",
+        "cn",
+        "com.cn",
+        "gov.uk",
+        "ac.uk",
+        "edu",
+        "info",
+        "biz",
+        "tv",
+        "me",
+        "cloudfront.net",
+        "appspot.com",
+        "azurewebsites.net",
+        "pirate.sea",
+        "local",
+        "arpa",
+        "in-addr.arpa",
+        "k12.ca.us",
+    ];
+    let names: Vec<Vec<u8>> = (0..6_000u64)
+        .map(|i| {
+            let tail = tails[(i % tails.len() as u64) as usize];
+            let first = ["www", "mail", "api", "cdn", "a1b2c3"][(i / 40 % 5) as usize];
+            format!("{first}.site{}.{tail}", i * 7919 % 10_007).into_bytes()
+        })
+        .collect();
+    let ours = PublicSuffixes::parse(PUBLIC_SUFFIX_LIST, true).expect("the list parses");
+    let theirs: publicsuffix::List = PUBLIC_SUFFIX_LIST.parse().expect("the list parses");
+    let mut group = c.benchmark_group("suffix_lookup");
+    group.throughput(Throughput::Elements(names.len() as u64));
+    group.bench_function("own_table", |b| {
+        b.iter(|| {
+            let mut len = 0usize;
+            for n in &names {
+                len += ours.suffix_start(n).unwrap_or(0);
+            }
+            black_box(len)
+        })
+    });
+    group.bench_function("publicsuffix_crate", |b| {
+        b.iter(|| {
+            let mut len = 0usize;
+            for n in &names {
+                len += theirs.find(n.rsplit(|&b| b == b'.')).len;
+            }
+            black_box(len)
+        })
+    });
+    group.bench_function("psl_crate", |b| {
+        b.iter(|| {
+            let mut len = 0usize;
+            for n in &names {
+                len += psl::List.find(n.rsplit(|&b| b == b'.')).len;
             }
             black_box(len)
         })
@@ -469,6 +577,7 @@ criterion_group! {
     name = hot_path;
     config = config();
     targets = frame_decode, dns_question, lowercase_and_hash, registered_domain,
+    suffix_lookup,
         shard_update, slot_merge, rule_evaluation
 }
 criterion_main!(hot_path);
