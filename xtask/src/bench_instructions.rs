@@ -39,6 +39,14 @@ pub struct Args {
     /// Write the captures again even when they exist.
     #[arg(long)]
     regenerate: bool,
+    /// Count this sensor binary instead of building the workspace's (another
+    /// commit's build, say, to set beside this one's).
+    #[arg(long, value_name = "PATH")]
+    sensor: Option<PathBuf>,
+    /// Name of the profiles written (default: the workspace's commit, or with
+    /// --sensor the directory holding the binary's target/, e.g. `wt-base`).
+    #[arg(long)]
+    label: Option<String>,
 }
 
 /// One program's counts: (frames, total instructions, the profile) per size.
@@ -73,32 +81,57 @@ fn callgrind(argv: &[String], out: &Path) -> anyhow::Result<String> {
     Ok(stderr)
 }
 
-/// A pipeline step of the sensor: the functions whose calls it starts with.
+/// A pipeline step of the sensor: the functions it is made of, by module or by name.
 struct Step {
     label: &'static str,
+    /// Module paths (prefixes of function names).
+    modules: &'static [&'static str],
+    /// Function names by their last path segments (a function moved to another module
+    /// is still found).
     roots: &'static [&'static str],
 }
 
-// Functions are named by their last path segments, so that moving them between the
-// crate's modules (the hot path's engineer does) does not lose them.
-const READ_MERGED: &[&str] = &["read_merged"];
-const PROCESS: &[&str] = &["Worker::process"];
+impl Step {
+    /// Whether function `name` is part of the step.
+    fn has(&self, name: &str) -> bool {
+        let own = name.trim_start_matches('<');
+        self.modules.iter().any(|m| own.starts_with(m)) || is_root(self.roots, name)
+    }
+}
+
+/// The worker's loop over the frames: everything the worker does per frame is below it.
+const WORKER_LOOP: Step = Step {
+    label: "the worker's loop",
+    modules: &[],
+    roots: &["read_merged"],
+};
+const READER: Step = Step {
+    label: "pcap reader (file reads, record headers)",
+    modules: &["dns_sensor::capture::pcap::"],
+    roots: &[],
+};
 const QUESTION: Step = Step {
     label: "DNS question (header, first question, canonical name)",
+    modules: &["dns_sensor::decode::dns::"],
     roots: &["parse_question"],
 };
 const DOMAIN: Step = Step {
     label: "registered domain (verdict cache, PSL walk, whitelist)",
-    roots: &["VerdictCache::classify", "Classifier::classify"],
+    modules: &["dns_sensor::domain::"],
+    roots: &[],
 };
 const COUNT: Step = Step {
     label: "count update (shard: names, clients, query types; slot hand-over)",
-    roots: &[
-        "Shard::record_query",
-        "Shard::record_response",
-        "Worker::advance_to",
-    ],
+    modules: &["dns_sensor::sketch::"],
+    roots: &["Worker::advance_to"],
 };
+/// Callers whose calls into the steps are the worker's per-frame work (the
+/// coordinator's calls into the sketch, its merges, are not).
+const WORKER_CALLERS: &[&str] = &[
+    "dns_sensor::capture::merge::",
+    "dns_sensor::pipeline::worker::",
+    "dns_sensor::decode::",
+];
 
 /// Whether function `name` is one of the crate's functions whose path ends with one of
 /// `roots` (closures and generic instances of them included).
@@ -196,10 +229,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         bail!("need at least two sizes (--sizes 200000,400000) and one program (--what)");
     }
     require_dnstop(&args.what)?;
-    let sensor = if args.what.contains(&Tool::Sensor) {
-        build_sensor()?
-    } else {
-        PathBuf::new()
+    let sensor = match &args.sensor {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => bail!("no sensor binary at {}", path.display()),
+        None if args.what.contains(&Tool::Sensor) => build_sensor()?,
+        None => PathBuf::new(),
     };
     let out_dir = workspace_root().join("target/callgrind");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -208,12 +242,33 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .map(|&n| capture(args.scenario, n, args.regenerate))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    // Profiles are kept per commit, for callgrind_annotate and for comparing commits.
+    let root = workspace_root();
+    let commit = match (&args.label, &args.sensor) {
+        (Some(label), _) => label.clone(),
+        // target/release/dns-sensor: the directory above target/.
+        (None, Some(path)) => path
+            .ancestors()
+            .nth(3)
+            .and_then(|d| d.file_name())
+            .map_or("other".into(), |d| d.to_string_lossy().into_owned()),
+        (None, None) => command_text(
+            "git",
+            &[
+                "-C",
+                &root.to_string_lossy(),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ],
+        ),
+    };
     let mut counted = Vec::new();
     for &tool in &args.what {
         let mut runs = Vec::new();
         for (capture, frames) in &captures {
             let out = out_dir.join(format!(
-                "{}-{}-{frames}.out",
+                "{}-{}-{frames}-{commit}.out",
                 tool.slug(),
                 args.scenario.name()
             ));
@@ -238,6 +293,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         args.scenario.name()
     );
     println!("  {}", describe_machine());
+    if let Some(path) = &args.sensor {
+        println!("  the sensor counted: {} ({commit})", path.display());
+    }
     let mut header = format!("  {:<18}", "program");
     for (_, frames) in &captures {
         header += &format!(" {:>15}", format!("{frames} frames"));
@@ -300,7 +358,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(c) = counted.iter().find(|c| c.tool == Tool::Sensor) {
         sensor_breakdown(&c.runs[first], &c.runs[last], args.top);
         println!(
-            "profiles: {}/sensor-{}-*.out (callgrind_annotate reads them)",
+            "profiles: {}/sensor-{}-*-{commit}.out (callgrind_annotate reads them)",
             out_dir.display(),
             args.scenario.name()
         );
@@ -313,30 +371,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 fn sensor_breakdown(small: &(u64, Profile), large: &(u64, Profile), top: usize) {
     let frames = large.0 - small.0;
     let per_frame = |a: u64, b: u64| (b as f64 - a as f64) / frames as f64;
-    for root in READ_MERGED
-        .iter()
-        .chain(PROCESS)
-        .chain(QUESTION.roots)
-        .chain(DOMAIN.roots)
-        .chain(COUNT.roots)
-    {
-        if !large.1.functions.keys().any(|f| is_root(&[root], f)) {
+    let steps = [&WORKER_LOOP, &READER, &QUESTION, &DOMAIN, &COUNT];
+    for step in steps {
+        if !large.1.functions.keys().any(|f| step.has(f)) {
             eprintln!(
-                "note: no function *::{root} in the profile (inlined or renamed): its cost shows in its caller's step"
+                "note: no function of \"{}\" in the profile (inlined or renamed): its cost shows in its caller's step",
+                step.label
             );
         }
     }
     let incl = |p: &Profile, name: &str| p.function(name).map_or(0, |f| f.inclusive());
-    let entry = |p: &Profile, roots: &[&str]| p.entry_cost(|f| is_root(roots, f));
+    let from_worker = |c: &str| {
+        WORKER_CALLERS
+            .iter()
+            .any(|m| c.trim_start_matches('<').starts_with(m))
+    };
     let parts = |p: &Profile| {
-        let worker = entry(p, READ_MERGED);
-        let process = entry(p, PROCESS);
-        let question = entry(p, QUESTION.roots);
-        let domain = entry(p, DOMAIN.roots);
-        let count = entry(p, COUNT.roots);
+        let worker = p.entry_cost(|f| WORKER_LOOP.has(f));
+        let [reader, question, domain, count] = [&READER, &QUESTION, &DOMAIN, &COUNT]
+            .map(|s| p.entry_cost_from(|f| s.has(f), from_worker));
         [
-            worker.saturating_sub(process),
-            process.saturating_sub(question + domain + count),
+            reader,
+            worker.saturating_sub(reader + question + domain + count),
             question,
             domain,
             count,
@@ -345,8 +401,8 @@ fn sensor_breakdown(small: &(u64, Profile), large: &(u64, Profile), top: usize) 
         ]
     };
     let labels = [
-        "pcap reader (file reads, record headers, merge)",
-        "frame decode (link, IP, UDP/TCP; the worker's own code)",
+        READER.label,
+        "frame decode (link, IP, UDP/TCP), the worker's own code (loop, slots)",
         QUESTION.label,
         DOMAIN.label,
         COUNT.label,
@@ -362,7 +418,7 @@ fn sensor_breakdown(small: &(u64, Profile), large: &(u64, Profile), top: usize) 
     let total = per_frame(a[6], b[6]);
     for (k, label) in labels.iter().enumerate() {
         let v = per_frame(a[k], b[k]);
-        println!("  {label:<68} {v:>8.1} {:>6.1} %", 100.0 * v / total);
+        println!("  {label:<70} {v:>8.1} {:>6.1} %", 100.0 * v / total);
     }
 
     let mut names: Vec<&String> = large.1.functions.keys().collect();
@@ -483,7 +539,7 @@ mod tests {
 
     #[test]
     fn roots_match_closures_and_generic_instances_but_not_longer_names() {
-        let roots = COUNT.roots;
+        let roots = &["Shard::record_query"];
         assert!(is_root(
             roots,
             "dns_sensor::sketch::shard::Shard::record_query"
@@ -499,10 +555,18 @@ mod tests {
         // Moved to another module, still found; another crate's function of the same
         // name is not.
         assert!(is_root(
-            DOMAIN.roots,
+            &["VerdictCache::classify"],
             "dns_sensor::domain::cache::VerdictCache::classify"
         ));
-        assert!(!is_root(DOMAIN.roots, "other::VerdictCache::classify"));
+        assert!(!is_root(
+            &["VerdictCache::classify"],
+            "other::VerdictCache::classify"
+        ));
+        // Steps by module: a function renamed or moved inside its module stays in it.
+        assert!(DOMAIN.has("dns_sensor::domain::Classifier::classify_labeled"));
+        assert!(COUNT.has("<dns_sensor::sketch::shard::Shard as Clone>::clone"));
+        assert!(COUNT.has("dns_sensor::pipeline::worker::Worker::advance_to"));
+        assert!(!QUESTION.has("dns_sensor::decode::Decoder::transport"));
         assert_eq!(
             step_of("dns_sensor::decode::dns::parse_question"),
             "DNS question"

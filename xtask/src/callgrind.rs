@@ -173,9 +173,19 @@ impl Profile {
     /// Inclusive cost of the calls into the set of functions matching `matches` from
     /// functions outside it: what the set costs, counted once at its entries.
     pub fn entry_cost(&self, matches: impl Fn(&str) -> bool) -> u64 {
+        self.entry_cost_from(matches, |_| true)
+    }
+
+    /// As [`entry_cost`](Self::entry_cost), counting only the calls made by functions
+    /// matching `from`.
+    pub fn entry_cost_from(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        from: impl Fn(&str) -> bool,
+    ) -> u64 {
         self.edges
             .iter()
-            .filter(|((caller, callee), _)| matches(callee) && !matches(caller))
+            .filter(|((caller, callee), _)| matches(callee) && !matches(caller) && from(caller))
             .map(|(_, edge)| edge.cost)
             .sum()
     }
@@ -278,6 +288,7 @@ totals: 1000
         // Entering {work, helper} from outside: main's two calls, once each.
         assert_eq!(p.entry_cost(|f| f == "work" || f == "helper"), 740);
         assert_eq!(p.entry_cost(|f| f == "helper"), 240);
+        assert_eq!(p.entry_cost_from(|f| f == "helper", |c| c == "work"), 200);
     }
 
     #[test]
