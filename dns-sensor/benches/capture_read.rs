@@ -3,24 +3,22 @@
 //!
 //! ```text
 //! cargo bench -p dns-sensor --bench capture_read            # criterion, from memory
-//! cargo bench -p dns-sensor --bench capture_read -- --read-once hand|crate FILE...
+//! cargo bench -p dns-sensor --bench capture_read -- --read-once FILE...
 //! ```
 //!
-//! The second form reads each file once through the reader named (`hand`: the
-//! hand-written `capture::pcap`, `crate`: `capture::via_pcap_parser` on pcap-parser) and
-//! prints its
+//! The second form reads each file once through [`CaptureReader::open`] and prints its
 //! frame count, for instruction counts under callgrind: run it on two sizes of the same
 //! capture and divide the difference of the totals by the difference of the frames, so
 //! that start-up (the process, the generator, criterion) cancels out.
-//! `docs/performance.md` ("Reading captures") has the commands and the figures.
+//! `docs/performance.md` ("Reading captures") has the commands and the figures, and the
+//! commit where this bench also ran the reader built on pcap-parser, side by side.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use dns_sensor::capture::pcap as hand;
-use dns_sensor::capture::via_pcap_parser as via_crate;
+use dns_sensor::capture::CaptureReader;
 use dns_sensor::capture::LinkType;
 use dns_sensor::synth::pcap_bytes;
 use dns_sensor::synth::scenario::{mix, EPOCH};
@@ -33,27 +31,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Frames of the in-memory mix: about 22 MB as classic pcap, well past the caches.
 const FRAMES: u64 = 200_000;
 
-/// Reads every frame of `$reader`; evaluates to (frames, sum of lengths, first bytes
-/// and timestamps) so that nothing can be optimised away.
-macro_rules! read_all {
-    ($reader:expr) => {{
-        let mut reader = $reader;
-        let mut frames = 0u64;
-        let mut sum = 0u64;
-        loop {
-            match reader.next_frame() {
-                Ok(Some(f)) => {
-                    frames += 1;
-                    sum = sum
-                        .wrapping_add(f.data.len() as u64)
-                        .wrapping_add(u64::from(f.data[0]))
-                        .wrapping_add(f.ts);
-                }
-                Ok(None) => break (frames, sum),
-                Err(e) => panic!("{e}"),
+/// Reads every frame; returns (frames, sum of lengths, first bytes and timestamps) so
+/// that nothing can be optimised away.
+fn read_all(mut reader: CaptureReader) -> (u64, u64) {
+    let mut frames = 0u64;
+    let mut sum = 0u64;
+    loop {
+        match reader.next_frame() {
+            Ok(Some(f)) => {
+                frames += 1;
+                sum = sum
+                    .wrapping_add(f.data.len() as u64)
+                    .wrapping_add(u64::from(f.data[0]))
+                    .wrapping_add(f.ts);
             }
+            Ok(None) => return (frames, sum),
+            Err(e) => panic!("{e}"),
         }
-    }};
+    }
 }
 
 /// The same frames as a pcapng file: a section header, one Ethernet interface with
@@ -96,14 +91,10 @@ fn pcapng_bytes(frames: &[(Nanos, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-fn read_once(reader: &str, paths: &[String]) {
+fn read_once(paths: &[String]) {
     for path in paths {
-        let path_ref = Path::new(path);
-        let (frames, sum) = match reader {
-            "hand" => read_all!(hand::CaptureReader::open(path_ref).expect("capture")),
-            "crate" => read_all!(via_crate::CaptureReader::open(path_ref).expect("capture")),
-            other => panic!("--read-once hand|crate FILE...: not {other}"),
-        };
+        let reader = CaptureReader::open(Path::new(path)).expect("capture");
+        let (frames, sum) = read_all(reader);
         println!("{path}: {frames} frames (check {sum:#x})");
     }
 }
@@ -116,19 +107,10 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("capture_read");
     group.throughput(Throughput::Elements(frames.len() as u64));
     for (format, bytes) in [("pcap", pcap), ("pcapng", pcapng)] {
-        group.bench_function(format!("{format}/hand"), |b| {
+        group.bench_function(format, |b| {
             b.iter(|| {
-                black_box(read_all!(
-                    hand::CaptureReader::from_reader("mem", bytes).expect("capture")
-                ))
-            })
-        });
-        group.bench_function(format!("{format}/pcap_parser"), |b| {
-            b.iter(|| {
-                black_box(read_all!(via_crate::CaptureReader::from_reader(
-                    "mem", bytes
-                )
-                .expect("capture")))
+                let reader = CaptureReader::from_reader("mem", bytes).expect("capture");
+                black_box(read_all(reader))
             })
         });
     }
@@ -143,8 +125,7 @@ fn main() {
             .filter(|a| !a.starts_with("--"))
             .cloned()
             .collect();
-        let (reader, paths) = paths.split_first().expect("--read-once hand|crate FILE...");
-        read_once(reader, paths);
+        read_once(&paths);
         return;
     }
     let mut c = Criterion::default()

@@ -7,8 +7,6 @@
 pub mod afxdp;
 pub mod merge;
 pub mod pcap;
-#[doc(hidden)]
-pub mod via_pcap_parser;
 #[cfg(feature = "live")]
 pub mod xdp;
 
