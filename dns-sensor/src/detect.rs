@@ -111,6 +111,18 @@ pub struct Detector {
     evicted_domains: u64,
 }
 
+impl std::fmt::Debug for Detector {
+    /// The window's shape, not its millions of tables.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("settings", &self.settings)
+            .field("slots", &self.slots.len())
+            .field("tracked", &self.tracked())
+            .field("bytes", &self.bytes())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Detector {
     /// An empty window.
     pub fn new(settings: RuleSettings) -> Self {

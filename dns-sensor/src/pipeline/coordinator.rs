@@ -146,10 +146,18 @@ impl Coordinator {
 
     /// Takes messages until every worker is done, then evaluates once more at the end
     /// of the input.
-    pub fn run(
+    pub fn run(self, from_workers: Receiver<WorkerMessage>) -> Result<RunSummary, PipelineError> {
+        self.run_keeping_window(from_workers)
+            .map(|(summary, _)| summary)
+    }
+
+    /// As [`run`](Self::run), and hands back the window as the run left it: to keep it,
+    /// or, in a process about to exit, to not spend time freeing it (a full window is a
+    /// million and more tables).
+    pub fn run_keeping_window(
         mut self,
         from_workers: Receiver<WorkerMessage>,
-    ) -> Result<RunSummary, PipelineError> {
+    ) -> Result<(RunSummary, Detector), PipelineError> {
         let mut running = self.frontier.len();
         let mut last_ts: Option<Nanos> = None;
         // Without a heartbeat or a reopen flag, nothing needs the loop between messages.
@@ -219,7 +227,7 @@ impl Coordinator {
                 self.summary.delivery_failures += 1;
             }
         }
-        Ok(self.summary)
+        Ok((self.summary, self.detector))
     }
 
     /// Evaluates every boundary that all running workers have passed.

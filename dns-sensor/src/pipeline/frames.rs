@@ -52,7 +52,7 @@ pub fn run_frames(
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64);
     let coordinator = Coordinator::new(&settings.rule, workers, sinks);
     let started = Instant::now();
-    let summary = std::thread::scope(|scope| {
+    let (summary, window) = std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(parts.len());
         let mut spawned = true;
         for (id, part) in parts.iter().enumerate() {
@@ -81,7 +81,7 @@ pub fn run_frames(
         // left (a worker died, or one could not be started): it must run in every case,
         // or workers blocked on the full channel would never be joined.
         drop(to_coordinator);
-        let summary = coordinator.run(from_workers);
+        let finished = coordinator.run_keeping_window(from_workers);
         let mut joined = spawned;
         for handle in handles {
             joined &= handle.join().is_ok();
@@ -89,11 +89,14 @@ pub fn run_frames(
         if !joined {
             return Err(PipelineError::WorkerPanicked);
         }
-        summary
+        finished
     })?;
+    // Before the window is dropped: `elapsed` is the pipeline's time, not the free's.
+    let elapsed = started.elapsed();
     Ok(ReplayReport {
         summary,
-        elapsed: started.elapsed(),
+        elapsed,
+        window: Some(window),
         truncated: Vec::new(),
     })
 }

@@ -10,6 +10,7 @@ use super::worker::Worker;
 use super::{PipelineError, Settings};
 use crate::alert::Sink;
 use crate::capture::{read_merged, CaptureError, CaptureReader};
+use crate::detect::Detector;
 use crate::domain::Classifier;
 
 /// A finished replay: the summary, how long it took, and files that were cut short.
@@ -19,6 +20,9 @@ pub struct ReplayReport {
     pub summary: RunSummary,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
+    /// The window as the run left it. Dropping it frees every table; a process about to
+    /// exit can `std::mem::forget` it instead.
+    pub window: Option<Detector>,
     /// Files that ended inside a record (everything before was read).
     pub truncated: Vec<CaptureError>,
 }
@@ -62,13 +66,15 @@ pub fn replay(
             Ok(truncated)
         })
         .map_err(|_| PipelineError::WorkerPanicked)?;
-    let summary = coordinator.run(from_workers);
+    let finished = coordinator.run_keeping_window(from_workers);
     let truncated = reading
         .join()
         .map_err(|_| PipelineError::WorkerPanicked)??;
+    let (summary, window) = finished?;
     Ok(ReplayReport {
-        summary: summary?,
+        summary,
         elapsed: started.elapsed(),
+        window: Some(window),
         truncated,
     })
 }

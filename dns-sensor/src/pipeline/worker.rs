@@ -171,17 +171,18 @@ impl Worker {
                     return;
                 }
             };
-            let domain = match verdicts.classify(classifier, name.as_bytes()) {
-                Verdict::Registered(domain) => domain,
-                Verdict::Whitelisted => {
-                    stats.whitelisted += 1;
-                    return;
-                }
-                Verdict::NoDomain => {
-                    stats.no_domain += 1;
-                    return;
-                }
-            };
+            let domain =
+                match verdicts.classify_labeled(classifier, name.as_bytes(), name.label_starts()) {
+                    Verdict::Registered(domain) => domain,
+                    Verdict::Whitelisted => {
+                        stats.whitelisted += 1;
+                        return;
+                    }
+                    Verdict::NoDomain => {
+                        stats.no_domain += 1;
+                        return;
+                    }
+                };
             let size = packet.message.len() as u32;
             if question.is_response {
                 stats.responses += 1;

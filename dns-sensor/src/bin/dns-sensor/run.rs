@@ -175,6 +175,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             print_summary(&ReplayReport {
                 summary: report.summary,
                 elapsed: report.elapsed,
+                window: None,
                 truncated: Vec::new(),
             });
             ExitCode::SUCCESS

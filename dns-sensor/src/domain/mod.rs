@@ -2,30 +2,34 @@
 //! using the Public Suffix List embedded in the binary, and the whitelist.
 //!
 //! The list is `data/public_suffix_list.dat` (provenance in `data/README.md`, refreshed
-//! by `cargo xtask refresh-psl`). Names are split into labels here, not by the
-//! `publicsuffix` crate, because canonical names may hold escaped dots (`\.`) inside a
-//! label: the crate is only asked to match labels we hand it, so a registered domain
-//! always starts on a real label boundary.
+//! by `cargo xtask refresh-psl`), matched by `suffixes` ([`PublicSuffixes`]). Names are
+//! split into labels by `labels`, because canonical names may hold escaped dots (`\.`)
+//! inside a label: a registered domain always starts on a real label boundary.
 //!
 //! Each worker puts a [`VerdictCache`] in front of the [`Classifier`]: ordinary traffic
 //! repeats a few popular names, and a hit skips the list walk.
+//!
+//! `labels` walks a name's labels from the right; `whitelist` reads and checks the
+//! entries; `cache` is the verdict cache.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::OnceLock;
 
-use publicsuffix::{List, Psl};
 use xxhash_rust::xxh3::xxh3_64;
 
+mod cache;
+mod labels;
+mod suffixes;
+mod whitelist;
+
+pub use cache::{VerdictCache, CACHED_NAME_MAX};
+use labels::LabelStarts;
+pub use suffixes::{PublicSuffixes, RuleError, PRIVATE_MARKER};
+use whitelist::normalise_entry;
+pub use whitelist::read_whitelist_file;
+
 /// The Public Suffix List compiled into the binary.
-pub const PUBLIC_SUFFIX_LIST: &str = include_str!("../data/public_suffix_list.dat");
-
-/// The line that starts the list's private section (suffixes run by companies, like
-/// `blogspot.com`), as opposed to the ICANN section above it.
-const PRIVATE_MARKER: &str = "===BEGIN PRIVATE DOMAINS===";
-
-/// Most labels a whitelist entry may have: DNS allows 127 in 255 bytes.
-const MAX_ENTRY_LABELS: usize = 127;
+pub const PUBLIC_SUFFIX_LIST: &str = include_str!("../../data/public_suffix_list.dat");
 
 /// How names are grouped and which are ignored.
 #[derive(Clone, Debug)]
@@ -79,7 +83,7 @@ pub enum DomainError {
 pub struct Classifier {
     /// Parsed once per process and shared: parsing takes milliseconds and the trie a
     /// few megabytes, which every worker's classifier should not repeat.
-    list: &'static List,
+    list: &'static PublicSuffixes,
     /// Normalised whitelist entries.
     whitelist: HashSet<Box<[u8]>>,
     /// Sorted one-shot xxh3 hashes of the entries: a cheap first test for each
@@ -96,8 +100,8 @@ pub struct Classifier {
 impl Classifier {
     /// Builds the classifier from the embedded list and the settings.
     pub fn new(settings: &DomainSettings) -> Result<Self, DomainError> {
-        static WITH_PRIVATE: OnceLock<Result<List, String>> = OnceLock::new();
-        static ICANN_ONLY: OnceLock<Result<List, String>> = OnceLock::new();
+        static WITH_PRIVATE: OnceLock<Result<PublicSuffixes, String>> = OnceLock::new();
+        static ICANN_ONLY: OnceLock<Result<PublicSuffixes, String>> = OnceLock::new();
         let cell = if settings.include_private {
             &WITH_PRIVATE
         } else {
@@ -105,7 +109,8 @@ impl Classifier {
         };
         let list = cell
             .get_or_init(|| {
-                parse_list(PUBLIC_SUFFIX_LIST, settings.include_private).map_err(|e| e.to_string())
+                PublicSuffixes::parse(PUBLIC_SUFFIX_LIST, settings.include_private)
+                    .map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(|e| DomainError::BadList(e.clone()))?;
@@ -141,20 +146,35 @@ impl Classifier {
     /// suffix by the list's default rule `*`, so `x.y.pirate.sea` counts under
     /// `pirate.sea`.
     pub fn classify<'n>(&self, name: &'n [u8]) -> Verdict<'n> {
+        self.classify_labeled(name, None)
+    }
+
+    /// [`classify`](Self::classify) `name` whose labels start at `label_starts` (byte
+    /// offsets, left to right, as [`crate::decode::Name::label_starts`] gives them), so
+    /// that it need not look for them. Offsets that are not `name`'s label starts give a
+    /// wrong verdict, never a panic.
+    pub fn classify_labeled<'n>(
+        &self,
+        name: &'n [u8],
+        label_starts: Option<&'n [u8]>,
+    ) -> Verdict<'n> {
         if name.is_empty() {
             return Verdict::NoDomain;
         }
-        if self.is_whitelisted(name) {
+        let mut labels = match label_starts {
+            Some(starts) if starts.last().is_some_and(|&s| usize::from(s) < name.len()) => {
+                LabelStarts::known(name, starts)
+            }
+            _ => LabelStarts::new(name),
+        };
+        if self.is_whitelisted(name, &mut labels) {
             return Verdict::Whitelisted;
         }
-        let suffix_len = self.list.find(RevLabels::new(name)).len;
-        // The suffix is the name itself (or, on odd input, claims to be longer).
-        let Some(dot) = name.len().checked_sub(suffix_len + 1) else {
-            return Verdict::NoDomain;
-        };
-        // `dot` is the separator before the suffix; one more label makes the domain.
-        match RevLabels::new(&name[..dot]).next_start() {
-            Some(start) => Verdict::Registered(&name[start..]),
+        // One more label than the public suffix makes the registered domain; none more
+        // when the name is itself a public suffix.
+        let suffix = self.list.suffix_labels(name, &mut labels);
+        match labels.get(suffix).and_then(|start| name.get(start..)) {
+            Some(domain) => Verdict::Registered(domain),
             None => Verdict::NoDomain,
         }
     }
@@ -162,16 +182,17 @@ impl Classifier {
     /// Whether `name` or a suffix of it on a label boundary is a whitelist entry.
     /// Costs at most one hash lookup per label, up to the longest entry's label count
     /// and length.
-    fn is_whitelisted(&self, name: &[u8]) -> bool {
+    fn is_whitelisted(&self, name: &[u8], labels: &mut LabelStarts<'_>) -> bool {
         if self.whitelist.is_empty() {
             return false;
         }
-        let mut labels = RevLabels::new(name);
-        for _ in 0..self.whitelist_max_labels {
-            let Some(start) = labels.next_start() else {
+        for i in 0..self.whitelist_max_labels {
+            let Some(start) = labels.get(i) else {
                 return false;
             };
-            let suffix = &name[start..];
+            let Some(suffix) = name.get(start..) else {
+                return false;
+            };
             if suffix.len() > self.whitelist_max_len {
                 return false;
             }
@@ -188,77 +209,6 @@ impl Classifier {
     }
 }
 
-/// Labels of a canonical name from the rightmost one, as the `publicsuffix` crate
-/// wants them. A `.` is a separator unless escaped, i.e. preceded by an odd run of
-/// `\`; the scan skips each run of backslashes once, so a name is walked in linear
-/// time.
-struct RevLabels<'n> {
-    name: &'n [u8],
-    /// End (exclusive) of the next label to hand out.
-    end: usize,
-    done: bool,
-}
-
-impl<'n> RevLabels<'n> {
-    fn new(name: &'n [u8]) -> Self {
-        Self {
-            name,
-            end: name.len(),
-            done: false,
-        }
-    }
-
-    /// Start offset of the next label (from the right), in `name`.
-    fn next_start(&mut self) -> Option<usize> {
-        if self.done {
-            return None;
-        }
-        let mut i = self.end;
-        while i > 0 {
-            i -= 1;
-            if self.name[i] == b'.' {
-                let mut j = i;
-                while j > 0 && self.name[j - 1] == b'\\' {
-                    j -= 1;
-                }
-                if (i - j) % 2 == 0 {
-                    self.end = i;
-                    return Some(i + 1);
-                }
-                // Escaped: the backslashes belong to the label, skip them.
-                i = j;
-            }
-        }
-        self.done = true;
-        Some(0)
-    }
-}
-
-impl<'n> Iterator for RevLabels<'n> {
-    type Item = &'n [u8];
-
-    fn next(&mut self) -> Option<&'n [u8]> {
-        let end = self.end;
-        let start = self.next_start()?;
-        self.name.get(start..end)
-    }
-}
-
-/// Parses a Public Suffix List text, without its private section unless
-/// `include_private`.
-///
-/// The private section is cut off the text rather than filtered by the crate's
-/// `IcannList`: that one still walks private nodes of the shared trie, so a private
-/// rule can hide an ICANN wildcard beside it.
-fn parse_list(text: &str, include_private: bool) -> Result<List, publicsuffix::Error> {
-    let text = if include_private {
-        text
-    } else {
-        text.find(PRIVATE_MARKER).map_or(text, |at| &text[..at])
-    };
-    text.parse()
-}
-
 /// Checks that `text` is a usable Public Suffix List (for `cargo xtask refresh-psl`):
 /// both sections present and both variants parse.
 pub fn check_public_suffix_list(text: &str) -> Result<(), DomainError> {
@@ -268,170 +218,17 @@ pub fn check_public_suffix_list(text: &str) -> Result<(), DomainError> {
         ));
     }
     for include_private in [false, true] {
-        parse_list(text, include_private).map_err(|e| DomainError::BadList(e.to_string()))?;
+        PublicSuffixes::parse(text, include_private)
+            .map_err(|e| DomainError::BadList(e.to_string()))?;
     }
     Ok(())
 }
 
-/// Normalises a whitelist entry: lower-case, no trailing dot, no leading `*.` or `.`.
-/// Entries are written as text, so escapes, non-ASCII (write IDNs as `xn--`) and
-/// spaces are refused rather than guessed at.
-fn normalise_entry(entry: &str) -> Result<String, &'static str> {
-    let mut e = entry.trim();
-    e = e.strip_suffix('.').unwrap_or(e);
-    e = e
-        .strip_prefix("*.")
-        .or_else(|| e.strip_prefix('.'))
-        .unwrap_or(e);
-    if e.is_empty() {
-        return Err("empty");
-    }
-    if !e.is_ascii() {
-        return Err("not ASCII (write internationalised names in their xn-- form)");
-    }
-    if e.len() > 253 {
-        return Err("longer than 253 characters");
-    }
-    let mut labels = 0;
-    for label in e.split('.') {
-        labels += 1;
-        if label.is_empty() {
-            return Err("empty label");
-        }
-        if label.len() > 63 {
-            return Err("label longer than 63 characters");
-        }
-        if label
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'\\' || b == b'*')
-        {
-            return Err("contains a space, control character, '\\' or '*'");
-        }
-    }
-    if labels > MAX_ENTRY_LABELS {
-        return Err("too many labels");
-    }
-    Ok(e.to_ascii_lowercase())
-}
-
-/// Reads a whitelist file: one domain per line, `#` starts a comment, blank lines ignored.
-/// Errors name the file and line.
-pub fn read_whitelist_file(path: &Path) -> Result<Vec<String>, DomainError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DomainError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let entry = line.split('#').next().unwrap_or("").trim();
-        if entry.is_empty() {
-            continue;
-        }
-        // Normalised here only to report the file and line; the classifier
-        // normalises again (entries from the config file go through it too).
-        if let Err(why) = normalise_entry(entry) {
-            return Err(DomainError::BadEntry {
-                origin: format!("{}:{}", path.display(), i + 1),
-                entry: entry.to_string(),
-                why,
-            });
-        }
-        entries.push(entry.to_string());
-    }
-    Ok(entries)
-}
-
-/// Names up to this long (canonical bytes) are remembered by [`VerdictCache`]; longer
-/// ones (tunnel payloads, mostly) are classified every time.
-pub const CACHED_NAME_MAX: usize = 60;
-
-/// Slots of a [`VerdictCache`]: 64 bytes each, 256 KiB per worker (stays in L2).
-const VERDICT_CACHE_SLOTS: usize = 4096;
-
-/// One remembered name and its verdict.
-#[derive(Clone, Copy)]
-struct CachedVerdict {
-    /// Length of the name; 0 for an empty slot (the empty name is never cached).
-    len: u8,
-    /// 0: registered (under `name[start..]`), 1: whitelisted, 2: no registered domain.
-    kind: u8,
-    start: u8,
-    name: [u8; CACHED_NAME_MAX],
-}
-
-/// A worker's cache of classifier verdicts by exact name: a direct-mapped table of
-/// recent names. Ordinary traffic repeats a few popular names over and over, and the
-/// Public Suffix List walk costs 100-300 ns a name where a hit costs a hash and a
-/// comparison. A hit compares the whole name, so the verdict is always the one the
-/// classifier gives; the slot index comes from a per-process keyed hash, so crafted
-/// names can evict entries (costing misses) but never share one.
-pub struct VerdictCache {
-    slots: Box<[CachedVerdict]>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl Default for VerdictCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl VerdictCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        let empty = CachedVerdict {
-            len: 0,
-            kind: 0,
-            start: 0,
-            name: [0; CACHED_NAME_MAX],
-        };
-        Self {
-            slots: vec![empty; VERDICT_CACHE_SLOTS].into_boxed_slice(),
-            hasher: foldhash::fast::RandomState::default(),
-        }
-    }
-
-    /// `classifier`'s verdict on `name`, from the cache when `name` was seen recently.
-    pub fn classify<'n>(&mut self, classifier: &Classifier, name: &'n [u8]) -> Verdict<'n> {
-        if name.is_empty() || name.len() > CACHED_NAME_MAX {
-            return classifier.classify(name);
-        }
-        use std::hash::BuildHasher;
-        let index = self.hasher.hash_one(name) as usize % VERDICT_CACHE_SLOTS;
-        let Some(slot) = self.slots.get_mut(index) else {
-            return classifier.classify(name);
-        };
-        if usize::from(slot.len) == name.len() && slot.name.get(..name.len()) == Some(name) {
-            return match slot.kind {
-                0 => match name.get(usize::from(slot.start)..) {
-                    Some(domain) => Verdict::Registered(domain),
-                    None => classifier.classify(name),
-                },
-                1 => Verdict::Whitelisted,
-                _ => Verdict::NoDomain,
-            };
-        }
-        let verdict = classifier.classify(name);
-        let (kind, start) = match verdict {
-            // The domain is a suffix of the name (the classifier's contract).
-            Verdict::Registered(domain) => (0, name.len() - domain.len().min(name.len())),
-            Verdict::Whitelisted => (1, 0),
-            Verdict::NoDomain => (2, 0),
-        };
-        // `name.len()` is at most CACHED_NAME_MAX, so both fit in a byte.
-        slot.len = name.len() as u8;
-        slot.kind = kind;
-        slot.start = start as u8;
-        slot.name[..name.len()].copy_from_slice(name);
-        verdict
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn classifier(include_private: bool, whitelist: &[&str]) -> Classifier {
+    pub(super) fn classifier(include_private: bool, whitelist: &[&str]) -> Classifier {
         Classifier::new(&DomainSettings {
             include_private,
             whitelist: whitelist.iter().map(|s| s.to_string()).collect(),
@@ -633,66 +430,6 @@ mod tests {
     }
 
     #[test]
-    fn bad_whitelist_entries() {
-        for bad in [
-            "",
-            ".",
-            "*.",
-            "a..b",
-            "a b.com",
-            "ex\\.com",
-            "a.*.com",
-            "münchen.de",
-        ] {
-            let e = Classifier::new(&DomainSettings {
-                include_private: true,
-                whitelist: vec![bad.to_string()],
-            })
-            .err()
-            .unwrap_or_else(|| panic!("{bad:?} accepted"));
-            match e {
-                DomainError::BadEntry { origin, entry, .. } => {
-                    assert_eq!(origin, "config");
-                    assert_eq!(entry, bad);
-                }
-                other => panic!("{other}"),
-            }
-        }
-        let long_label = format!("{}.com", "a".repeat(64));
-        assert!(normalise_entry(&long_label).is_err());
-        assert_eq!(
-            normalise_entry(" WWW.Example.com. ").unwrap(),
-            "www.example.com"
-        );
-    }
-
-    #[test]
-    fn whitelist_file() {
-        let dir = std::env::temp_dir().join(format!("dns-sensor-wl-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let good = dir.join("good.txt");
-        std::fs::write(
-            &good,
-            "# trusted\n\namazonaws.com   # cloud\n  *.Example.org.\n\t\n",
-        )
-        .unwrap();
-        assert_eq!(
-            read_whitelist_file(&good).unwrap(),
-            ["amazonaws.com", "*.Example.org."]
-        );
-        let bad = dir.join("bad.txt");
-        std::fs::write(&bad, "ok.com\n# fine\nbad..com # oops\n").unwrap();
-        let err = read_whitelist_file(&bad).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{}:3: ", bad.display())), "{err}");
-        assert!(err.contains("bad..com"), "{err}");
-        let missing = dir.join("missing.txt");
-        let err = read_whitelist_file(&missing).unwrap_err();
-        assert!(matches!(err, DomainError::Io { .. }));
-        assert!(err.to_string().starts_with(&missing.display().to_string()));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn tunnel_names_from_the_parser() {
         // Names as the DNS parser writes them, iodine's high bytes included.
         let c = classifier(true, &[]);
@@ -710,48 +447,38 @@ mod tests {
     }
 
     #[test]
-    fn verdict_cache_gives_the_classifier_verdicts() {
-        let classifier = Classifier::new(&DomainSettings {
-            include_private: true,
-            whitelist: vec!["quiet.example".into()],
-        })
-        .expect("classifier");
-        let mut cache = VerdictCache::new();
-        let long = format!("{}.pirate.sea", "a".repeat(CACHED_NAME_MAX));
-        let names: Vec<Vec<u8>> = [
+    fn label_starts_from_the_parser_give_the_same_verdicts() {
+        use crate::decode::{parse_question, Name};
+        let c = classifier(true, &["example.org", "in-addr.arpa"]);
+        let mut name = Name::new();
+        let mut known = 0;
+        for text in [
             "www.example.com",
-            "a.b.bbc.co.uk",
+            "a.b.example.co.uk",
             "co.uk",
-            "x.quiet.example",
-            "n1.pirate.sea",
-            "blog.blogspot.com",
-            "WWW.EXAMPLE.COM",
-            &long,
-        ]
-        .iter()
-        .map(|n| n.as_bytes().to_vec())
-        .chain((0..10_000).map(|i| format!("h{i}.site{}.org", i % 97).into_bytes()))
-        .collect();
-        // Three passes: cold, warm, and after the 10 000 names have churned the slots.
-        for _ in 0..3 {
-            for name in &names {
-                assert_eq!(
-                    cache.classify(&classifier, name),
-                    classifier.classify(name),
-                    "{}",
-                    String::from_utf8_lossy(name)
-                );
-            }
+            "x.blogspot.com",
+            "ww.example.org",
+            "4.3.2.1.in-addr.arpa",
+            "a.b.c.d.e.f.pirate.sea",
+            "sea",
+            "x.y.ck",
+            "www.ck",
+            "Mixed.Case.EXAMPLE.net",
+        ] {
+            let wire = crate::synth::query(1, text.as_bytes(), 1);
+            parse_question(&wire, &mut name).expect("parses");
+            let starts = name.label_starts();
+            known += usize::from(starts.is_some());
+            assert_eq!(
+                c.classify_labeled(name.as_bytes(), starts),
+                c.classify(name.as_bytes()),
+                "{text}"
+            );
         }
-        assert_eq!(
-            cache.classify(&classifier, b"www.example.com"),
-            Verdict::Registered(b"example.com")
-        );
-        assert_eq!(
-            cache.classify(&classifier, b"x.quiet.example"),
-            Verdict::Whitelisted
-        );
-        assert_eq!(cache.classify(&classifier, b"co.uk"), Verdict::NoDomain);
-        assert_eq!(cache.classify(&classifier, b""), Verdict::NoDomain);
+        assert_eq!(known, 11);
+        // Offsets that are not the name's do not panic.
+        for starts in [&[0u8, 200][..], &[50], &[], &[3, 1, 0]] {
+            let _ = c.classify_labeled(b"www.example.com", Some(starts));
+        }
     }
 }

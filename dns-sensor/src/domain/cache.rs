@@ -1,0 +1,152 @@
+//! A worker's cache of verdicts by exact name, in front of the classifier.
+
+use super::{Classifier, Verdict};
+
+/// Names up to this long (canonical bytes) are remembered by [`VerdictCache`]; longer
+/// ones (tunnel payloads, mostly) are classified every time.
+pub const CACHED_NAME_MAX: usize = 60;
+
+/// Slots of a [`VerdictCache`]: 64 bytes each, 256 KiB per worker (stays in L2).
+const VERDICT_CACHE_SLOTS: usize = 4096;
+
+/// One remembered name and its verdict.
+#[derive(Clone, Copy)]
+struct CachedVerdict {
+    /// Length of the name; 0 for an empty slot (the empty name is never cached).
+    len: u8,
+    /// 0: registered (under `name[start..]`), 1: whitelisted, 2: no registered domain.
+    kind: u8,
+    start: u8,
+    name: [u8; CACHED_NAME_MAX],
+}
+
+/// A worker's cache of classifier verdicts by exact name: a direct-mapped table of
+/// recent names. Ordinary traffic repeats a few popular names over and over, and the
+/// Public Suffix List walk costs 100-300 ns a name where a hit costs a hash and a
+/// comparison. A hit compares the whole name, so the verdict is always the one the
+/// classifier gives; the slot index comes from a per-process keyed hash, so crafted
+/// names can evict entries (costing misses) but never share one.
+pub struct VerdictCache {
+    slots: Box<[CachedVerdict]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Default for VerdictCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VerdictCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        let empty = CachedVerdict {
+            len: 0,
+            kind: 0,
+            start: 0,
+            name: [0; CACHED_NAME_MAX],
+        };
+        Self {
+            slots: vec![empty; VERDICT_CACHE_SLOTS].into_boxed_slice(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// `classifier`'s verdict on `name`, from the cache when `name` was seen recently.
+    pub fn classify<'n>(&mut self, classifier: &Classifier, name: &'n [u8]) -> Verdict<'n> {
+        self.classify_labeled(classifier, name, None)
+    }
+
+    /// [`classify`](Self::classify), handing the classifier the label starts when the
+    /// caller knows them ([`Classifier::classify_labeled`]).
+    pub fn classify_labeled<'n>(
+        &mut self,
+        classifier: &Classifier,
+        name: &'n [u8],
+        label_starts: Option<&'n [u8]>,
+    ) -> Verdict<'n> {
+        if name.is_empty() || name.len() > CACHED_NAME_MAX {
+            return classifier.classify_labeled(name, label_starts);
+        }
+        use std::hash::BuildHasher;
+        let index = self.hasher.hash_one(name) as usize % VERDICT_CACHE_SLOTS;
+        let Some(slot) = self.slots.get_mut(index) else {
+            return classifier.classify_labeled(name, label_starts);
+        };
+        if usize::from(slot.len) == name.len() && slot.name.get(..name.len()) == Some(name) {
+            return match slot.kind {
+                0 => match name.get(usize::from(slot.start)..) {
+                    Some(domain) => Verdict::Registered(domain),
+                    None => classifier.classify_labeled(name, label_starts),
+                },
+                1 => Verdict::Whitelisted,
+                _ => Verdict::NoDomain,
+            };
+        }
+        let verdict = classifier.classify_labeled(name, label_starts);
+        let (kind, start) = match verdict {
+            // The domain is a suffix of the name (the classifier's contract).
+            Verdict::Registered(domain) => (0, name.len() - domain.len().min(name.len())),
+            Verdict::Whitelisted => (1, 0),
+            Verdict::NoDomain => (2, 0),
+        };
+        // `name.len()` is at most CACHED_NAME_MAX, so both fit in a byte.
+        slot.len = name.len() as u8;
+        slot.kind = kind;
+        slot.start = start as u8;
+        slot.name[..name.len()].copy_from_slice(name);
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DomainSettings;
+
+    #[test]
+    fn verdict_cache_gives_the_classifier_verdicts() {
+        let classifier = Classifier::new(&DomainSettings {
+            include_private: true,
+            whitelist: vec!["quiet.example".into()],
+        })
+        .expect("classifier");
+        let mut cache = VerdictCache::new();
+        let long = format!("{}.pirate.sea", "a".repeat(CACHED_NAME_MAX));
+        let names: Vec<Vec<u8>> = [
+            "www.example.com",
+            "a.b.bbc.co.uk",
+            "co.uk",
+            "x.quiet.example",
+            "n1.pirate.sea",
+            "blog.blogspot.com",
+            "WWW.EXAMPLE.COM",
+            &long,
+        ]
+        .iter()
+        .map(|n| n.as_bytes().to_vec())
+        .chain((0..10_000).map(|i| format!("h{i}.site{}.org", i % 97).into_bytes()))
+        .collect();
+        // Three passes: cold, warm, and after the 10 000 names have churned the slots.
+        for _ in 0..3 {
+            for name in &names {
+                assert_eq!(
+                    cache.classify(&classifier, name),
+                    classifier.classify(name),
+                    "{}",
+                    String::from_utf8_lossy(name)
+                );
+            }
+        }
+        assert_eq!(
+            cache.classify(&classifier, b"www.example.com"),
+            Verdict::Registered(b"example.com")
+        );
+        assert_eq!(
+            cache.classify(&classifier, b"x.quiet.example"),
+            Verdict::Whitelisted
+        );
+        assert_eq!(cache.classify(&classifier, b"co.uk"), Verdict::NoDomain);
+        assert_eq!(cache.classify(&classifier, b""), Verdict::NoDomain);
+    }
+}

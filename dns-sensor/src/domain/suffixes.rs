@@ -1,0 +1,332 @@
+//! The Public Suffix List as the sensor matches it: one hash table keyed by the text of
+//! every rule and of every suffix of a rule, walked from a name's last label leftwards,
+//! one probe a label, until the name leaves the list.
+//!
+//! Why not the `publicsuffix` crate, which parsed the list before: its trie keys every
+//! node's children by label in a SipHash table, and that hashing alone was a fifth of
+//! the lookup on resolver-shaped traffic; its ICANN-only view still walks private
+//! nodes (a private rule can hide an ICANN wildcard beside it); and it is kept as the
+//! reference the tests compare this matcher with, rule by rule. The `psl` crate
+//! (the list compiled into match statements) is faster still per lookup but embeds its
+//! own copy of the list, which the sensor could then neither date nor refresh
+//! (`cargo xtask refresh-psl`), and has no ICANN-only view. Measured in
+//! docs/performance.md ("Registered domain").
+//!
+//! The matching is the list's own algorithm (<https://publicsuffix.org/list/>): the
+//! longest matching rule wins, a wildcard rule `*.x` matches any one label under `x`,
+//! an exception rule `!y.x` wins over everything and makes `x` the public suffix, and
+//! a name under no rule has its last label as public suffix (the default rule `*`).
+
+use std::collections::HashMap;
+
+use super::labels::LabelStarts;
+
+/// The suffix is itself a public suffix (`co.uk`).
+const RULE: u8 = 1;
+/// Every label under the suffix is a public suffix (`*.ck`).
+const WILDCARD: u8 = 2;
+/// The name is not a public suffix although a wildcard covers it (`!www.ck`).
+const EXCEPTION: u8 = 4;
+/// Longer rules end under the suffix: the walk goes on.
+const INNER: u8 = 8;
+
+/// The line that starts the list's private section (suffixes run by companies, like
+/// `blogspot.com`), as opposed to the ICANN section above it.
+pub const PRIVATE_MARKER: &str = "===BEGIN PRIVATE DOMAINS===";
+
+/// A rule of the list that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {why}: {rule:?}")]
+pub struct RuleError {
+    /// 1-based line in the list's text.
+    pub line: usize,
+    /// The rule as written.
+    pub rule: String,
+    /// What is wrong.
+    pub why: &'static str,
+}
+
+/// The list's rules, ready to match names against.
+#[derive(Clone, Debug)]
+pub struct PublicSuffixes {
+    /// Flags by suffix text (lower-case ASCII, IDN labels in their `xn--` form).
+    rules: HashMap<Box<[u8]>, u8, foldhash::fast::RandomState>,
+}
+
+impl PublicSuffixes {
+    /// Reads the list's text, without its private section unless `include_private`.
+    pub fn parse(text: &str, include_private: bool) -> Result<Self, RuleError> {
+        let mut rules: HashMap<Box<[u8]>, u8, foldhash::fast::RandomState> = HashMap::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if !include_private && line.contains(PRIVATE_MARKER) {
+                break;
+            }
+            // The rule is the line's first word; comments take whole lines.
+            let Some(rule) = line
+                .split_whitespace()
+                .next()
+                .filter(|r| !r.starts_with("//"))
+            else {
+                continue;
+            };
+            let bad = |why| RuleError {
+                line: i + 1,
+                rule: rule.to_owned(),
+                why,
+            };
+            let (kind, body) = if let Some(body) = rule.strip_prefix('!') {
+                (EXCEPTION, body)
+            } else if let Some(body) = rule.strip_prefix("*.") {
+                (WILDCARD, body)
+            } else {
+                (RULE, rule)
+            };
+            if body.contains('*') {
+                return Err(bad("a wildcard that is not the leftmost label"));
+            }
+            let ascii = idna::domain_to_ascii(body).map_err(|_| bad("not a domain name"))?;
+            if ascii.is_empty() || ascii.split('.').any(str::is_empty) {
+                return Err(bad("an empty label"));
+            }
+            // Names on the wire carry IDN labels in their `xn--` form; a few (mDNS, odd
+            // clients) carry them as UTF-8, which the list's own spelling matches.
+            let unicode = body.to_lowercase();
+            for form in [ascii.as_str(), unicode.as_str()] {
+                *rules.entry(form.as_bytes().into()).or_default() |= kind;
+                // Every shorter suffix leads the walk towards this rule.
+                let mut rest = form;
+                while let Some((_, parent)) = rest.split_once('.') {
+                    *rules.entry(parent.as_bytes().into()).or_default() |= INNER;
+                    rest = parent;
+                }
+            }
+        }
+        if rules.is_empty() {
+            return Err(RuleError {
+                line: 0,
+                rule: String::new(),
+                why: "no rule at all",
+            });
+        }
+        Ok(Self { rules })
+    }
+
+    /// Where `name`'s public suffix starts (a byte offset on a label boundary; 0 when the
+    /// whole name is one), `None` for the empty name.
+    pub fn suffix_start(&self, name: &[u8]) -> Option<usize> {
+        let mut labels = LabelStarts::new(name);
+        match self.suffix_labels(name, &mut labels) {
+            0 => None,
+            n => labels.get(n - 1),
+        }
+    }
+
+    /// How many of `name`'s last labels make its public suffix (0 for the empty name).
+    /// Allocates nothing; one hash probe per label from the right, until the name is
+    /// past every rule.
+    #[inline]
+    pub(super) fn suffix_labels(&self, name: &[u8], labels: &mut LabelStarts<'_>) -> usize {
+        let mut suffix = 0;
+        // The root's wildcard is the default rule: the last label is always a suffix.
+        let mut parent_wildcard = true;
+        let mut i = 0;
+        while let Some(start) = labels.get(i) {
+            let Some(tail) = name.get(start..) else { break };
+            let flags = self.rules.get(tail).copied().unwrap_or(0);
+            if flags & EXCEPTION != 0 {
+                // An exception wins over every other rule: the suffix is its parent.
+                return i;
+            }
+            if flags & RULE != 0 || parent_wildcard {
+                suffix = i + 1;
+            }
+            if flags & (INNER | WILDCARD) == 0 {
+                break;
+            }
+            parent_wildcard = flags & WILDCARD != 0;
+            i += 1;
+        }
+        suffix
+    }
+
+    /// How many suffixes the table holds (rules and the suffixes that lead to them).
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether the table is empty (never, once parsed).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use publicsuffix::{List, Psl};
+
+    use super::*;
+    use crate::domain::PUBLIC_SUFFIX_LIST;
+
+    fn suffix<'n>(list: &PublicSuffixes, name: &'n str) -> Option<&'n str> {
+        list.suffix_start(name.as_bytes())
+            .map(|start| &name[start..])
+    }
+
+    #[test]
+    fn the_list_algorithm_on_its_own_examples() {
+        let list = PublicSuffixes::parse(
+            "com\nuk\nco.uk\n*.ck\n!www.ck\n*.kawasaki.jp\n!city.kawasaki.jp\njp\n\
+             // a comment\n// ===BEGIN PRIVATE DOMAINS===\nblogspot.com\n",
+            true,
+        )
+        .expect("parses");
+        assert_eq!(suffix(&list, "example.com"), Some("com"));
+        assert_eq!(suffix(&list, "a.b.example.co.uk"), Some("co.uk"));
+        assert_eq!(suffix(&list, "co.uk"), Some("co.uk"));
+        assert_eq!(suffix(&list, "x.y.ck"), Some("y.ck"));
+        assert_eq!(suffix(&list, "www.ck"), Some("ck"));
+        assert_eq!(suffix(&list, "a.www.ck"), Some("ck"));
+        assert_eq!(suffix(&list, "a.b.kawasaki.jp"), Some("b.kawasaki.jp"));
+        assert_eq!(suffix(&list, "a.city.kawasaki.jp"), Some("kawasaki.jp"));
+        assert_eq!(suffix(&list, "x.blogspot.com"), Some("blogspot.com"));
+        // Not in the list: the default rule.
+        assert_eq!(suffix(&list, "a.b.pirate.sea"), Some("sea"));
+        assert_eq!(suffix(&list, "sea"), Some("sea"));
+        assert_eq!(suffix(&list, ""), None);
+        let icann =
+            PublicSuffixes::parse("com\n// ===BEGIN PRIVATE DOMAINS===\nblogspot.com\n", false)
+                .expect("parses");
+        assert_eq!(suffix(&icann, "x.blogspot.com"), Some("com"));
+    }
+
+    #[test]
+    fn bad_rules_name_their_line() {
+        let err = PublicSuffixes::parse("com\nfoo.*.bar\n", true).expect_err("refused");
+        assert_eq!(err.line, 2);
+        assert!(PublicSuffixes::parse("com\na..b\n", true).is_err());
+        assert!(PublicSuffixes::parse("// nothing\n", true).is_err());
+    }
+
+    /// The registered domain of `name` as the `publicsuffix` crate finds it, for
+    /// comparison: the crate's suffix plus one label, or `None`.
+    fn reference(list: &List, name: &str) -> Option<String> {
+        let labels = name.rsplit('.').map(str::as_bytes);
+        let len = list.find(labels).len;
+        let rest = name.len().checked_sub(len + 1)?;
+        let label_start = name[..rest].rfind('.').map_or(0, |d| d + 1);
+        Some(name[label_start..].to_owned())
+    }
+
+    fn ours(list: &PublicSuffixes, name: &str) -> Option<String> {
+        let start = list.suffix_start(name.as_bytes())?;
+        let rest = start.checked_sub(1)?;
+        let label_start = name[..rest].rfind('.').map_or(0, |d| d + 1);
+        Some(name[label_start..].to_owned())
+    }
+
+    #[test]
+    fn every_rule_of_the_embedded_list_matches_as_the_publicsuffix_crate_does() {
+        for include_private in [true, false] {
+            let text = if include_private {
+                PUBLIC_SUFFIX_LIST
+            } else {
+                PUBLIC_SUFFIX_LIST
+                    .find(PRIVATE_MARKER)
+                    .map_or(PUBLIC_SUFFIX_LIST, |at| &PUBLIC_SUFFIX_LIST[..at])
+            };
+            let crate_list: List = text.parse().expect("the crate parses the list");
+            let ours_list = PublicSuffixes::parse(PUBLIC_SUFFIX_LIST, include_private)
+                .expect("we parse the list");
+            let mut names = 0;
+            let mut differ = std::collections::BTreeSet::new();
+            for line in PUBLIC_SUFFIX_LIST.lines() {
+                let Some(rule) = line
+                    .split_whitespace()
+                    .next()
+                    .filter(|r| !r.starts_with("//"))
+                else {
+                    continue;
+                };
+                let body = rule.trim_start_matches('!').trim_start_matches("*.");
+                let Ok(ascii) = idna::domain_to_ascii(body) else {
+                    continue;
+                };
+                // The rule itself, one and two labels under it, and its parent.
+                for name in [
+                    ascii.clone(),
+                    format!("w.{ascii}"),
+                    format!("x.w.{ascii}"),
+                    ascii
+                        .split_once('.')
+                        .map_or(ascii.clone(), |(_, p)| p.to_owned()),
+                ] {
+                    names += 1;
+                    if ours(&ours_list, &name) != reference(&crate_list, &name) {
+                        differ.insert(name);
+                    }
+                }
+            }
+            assert!(names > 30_000, "{names}");
+            // Where the two differ, the crate is wrong: it ignores a wildcard rule for a
+            // label that longer rules also name (`*.cloud.int.apple` beside
+            // `*.r.cloud.int.apple` makes `r.cloud.int.apple` a public suffix; the crate
+            // gives `int.apple`). Every such name is a public suffix by its parent's
+            // wildcard, which the list's algorithm and the Python `publicsuffixlist`
+            // 1.1.2.20261023 (the package the embedded list comes from) agree on: checked
+            // for all 22 names on 2026-12-01.
+            for name in &differ {
+                let parent = name.split_once('.').map_or("", |(_, p)| p);
+                let flags = |s: &str| ours_list.rules.get(s.as_bytes()).copied().unwrap_or(0);
+                assert!(
+                    flags(parent) & WILDCARD != 0 && flags(name) & (RULE | EXCEPTION) == 0,
+                    "{name}: not the crate's wildcard quirk"
+                );
+                assert_eq!(ours(&ours_list, name), None, "{name}");
+            }
+            let expected = if include_private { 22 } else { 0 };
+            assert_eq!(differ.len(), expected, "{differ:?}");
+        }
+    }
+
+    #[test]
+    fn names_off_the_list_match_as_the_publicsuffix_crate_does() {
+        use crate::synth::SplitMix64;
+        let crate_list: List = PUBLIC_SUFFIX_LIST.parse().expect("parses");
+        let ours_list = PublicSuffixes::parse(PUBLIC_SUFFIX_LIST, true).expect("parses");
+        let tails = [
+            "com",
+            "co.uk",
+            "uk",
+            "ck",
+            "www.ck",
+            "kawasaki.jp",
+            "city.kawasaki.jp",
+            "jp",
+            "blogspot.com",
+            "github.io",
+            "compute-1.amazonaws.com",
+            "s3.amazonaws.com",
+            "sea",
+            "xn--p1ai",
+            "arpa",
+            "in-addr.arpa",
+        ];
+        let mut rng = SplitMix64::new(3);
+        for _ in 0..20_000 {
+            let tail = tails[rng.next_u64() as usize % tails.len()];
+            let mut name = tail.to_owned();
+            for _ in 0..rng.next_u64() % 4 {
+                let label: String = (0..1 + rng.next_u64() % 8)
+                    .map(|_| char::from(b'a' + (rng.next_u64() % 26) as u8))
+                    .collect();
+                name = format!("{label}.{name}");
+            }
+            assert_eq!(
+                ours(&ours_list, &name),
+                reference(&crate_list, &name),
+                "{name}"
+            );
+        }
+    }
+}
