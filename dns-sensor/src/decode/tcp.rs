@@ -159,12 +159,18 @@ impl TcpTable {
 
     /// Drops flows idle for `timeout` or more; does the work at most a few times per
     /// timeout so that calling it on every frame costs nothing.
+    #[inline]
     pub(crate) fn expire(&mut self, now: Nanos, stats: &mut DecodeStats) {
         let interval = (self.timeout / 4).max(1);
         // A clock that jumped back (merged captures) must not postpone sweeps for long.
         if now < self.next_sweep && self.next_sweep - now <= interval {
             return;
         }
+        self.sweep(now, interval, stats);
+    }
+
+    #[inline(never)]
+    fn sweep(&mut self, now: Nanos, interval: Nanos, stats: &mut DecodeStats) {
         self.next_sweep = now.saturating_add(interval);
         let timeout = self.timeout;
         let buffered = &mut self.buffered;

@@ -44,12 +44,18 @@ impl<'n> LabelStarts<'n> {
 
     /// The start of the `i`th label from the right (0: the last label), if the name has
     /// that many.
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&mut self, i: usize) -> Option<usize> {
         if let Some(known) = self.known {
             let at = known.len().checked_sub(1 + i)?;
             return known.get(at).map(|&s| usize::from(s));
         }
+        self.find(i)
+    }
+
+    /// [`get`](Self::get) when the starts are not known: scan as far as needed.
+    #[inline(never)]
+    fn find(&mut self, i: usize) -> Option<usize> {
         if i >= REMEMBERED {
             // Past what is remembered: walk again from the right (rare and short).
             let mut again = RevLabels::new(self.labels.name);

@@ -12,10 +12,7 @@
 //! `labels` walks a name's labels from the right; `whitelist` reads and checks the
 //! entries; `cache` is the verdict cache.
 
-use std::collections::HashSet;
 use std::sync::OnceLock;
-
-use xxhash_rust::xxh3::xxh3_64;
 
 mod cache;
 mod labels;
@@ -24,6 +21,7 @@ mod whitelist;
 
 pub use cache::{VerdictCache, CACHED_NAME_MAX};
 use labels::LabelStarts;
+use suffixes::Walk;
 pub use suffixes::{PublicSuffixes, RuleError, PRIVATE_MARKER};
 use whitelist::normalise_entry;
 pub use whitelist::read_whitelist_file;
@@ -81,20 +79,9 @@ pub enum DomainError {
 
 /// Maps canonical names (see [`crate::decode::Name`]) to registered domains.
 pub struct Classifier {
-    /// Parsed once per process and shared: parsing takes milliseconds and the trie a
-    /// few megabytes, which every worker's classifier should not repeat.
-    list: &'static PublicSuffixes,
-    /// Normalised whitelist entries.
-    whitelist: HashSet<Box<[u8]>>,
-    /// Sorted one-shot xxh3 hashes of the entries: a cheap first test for each
-    /// suffix (the hasher `HashSet` needs costs several times more per probe), with
-    /// `whitelist` confirming hits.
-    whitelist_hashes: Vec<u64>,
-    /// Label count of the longest entry: suffixes with more labels cannot match.
-    whitelist_max_labels: usize,
-    /// Byte length of the longest entry: tunnel names have long labels, and hashing
-    /// suffixes that cannot match would cost more than the rest of `classify`.
-    whitelist_max_len: usize,
+    /// The list's rules and the whitelist's entries in one table: one walk a name.
+    /// Workers share one classifier.
+    table: PublicSuffixes,
 }
 
 impl Classifier {
@@ -114,28 +101,17 @@ impl Classifier {
             })
             .as_ref()
             .map_err(|e| DomainError::BadList(e.clone()))?;
-        let mut whitelist = HashSet::new();
-        let mut whitelist_max_labels = 0;
-        let mut whitelist_max_len = 0;
+        let mut entries = Vec::with_capacity(settings.whitelist.len());
         for entry in &settings.whitelist {
             let normal = normalise_entry(entry).map_err(|why| DomainError::BadEntry {
                 origin: "config".to_string(),
                 entry: entry.clone(),
                 why,
             })?;
-            let labels = normal.split('.').count();
-            whitelist_max_labels = whitelist_max_labels.max(labels);
-            whitelist_max_len = whitelist_max_len.max(normal.len());
-            whitelist.insert(normal.into_bytes().into_boxed_slice());
+            entries.push(normal.into_bytes());
         }
-        let mut whitelist_hashes: Vec<u64> = whitelist.iter().map(|e| xxh3_64(e)).collect();
-        whitelist_hashes.sort_unstable();
         Ok(Self {
-            list,
-            whitelist,
-            whitelist_hashes,
-            whitelist_max_labels,
-            whitelist_max_len,
+            table: list.with_whitelist(entries.iter().map(Vec::as_slice)),
         })
     }
 
@@ -167,45 +143,16 @@ impl Classifier {
             }
             _ => LabelStarts::new(name),
         };
-        if self.is_whitelisted(name, &mut labels) {
-            return Verdict::Whitelisted;
-        }
         // One more label than the public suffix makes the registered domain; none more
         // when the name is itself a public suffix.
-        let suffix = self.list.suffix_labels(name, &mut labels);
+        let suffix = match self.table.walk(name, &mut labels) {
+            Walk::Whitelisted => return Verdict::Whitelisted,
+            Walk::Suffix(n) => n,
+        };
         match labels.get(suffix).and_then(|start| name.get(start..)) {
             Some(domain) => Verdict::Registered(domain),
             None => Verdict::NoDomain,
         }
-    }
-
-    /// Whether `name` or a suffix of it on a label boundary is a whitelist entry.
-    /// Costs at most one hash lookup per label, up to the longest entry's label count
-    /// and length.
-    fn is_whitelisted(&self, name: &[u8], labels: &mut LabelStarts<'_>) -> bool {
-        if self.whitelist.is_empty() {
-            return false;
-        }
-        for i in 0..self.whitelist_max_labels {
-            let Some(start) = labels.get(i) else {
-                return false;
-            };
-            let Some(suffix) = name.get(start..) else {
-                return false;
-            };
-            if suffix.len() > self.whitelist_max_len {
-                return false;
-            }
-            if self
-                .whitelist_hashes
-                .binary_search(&xxh3_64(suffix))
-                .is_ok()
-                && self.whitelist.contains(suffix)
-            {
-                return true;
-            }
-        }
-        false
     }
 }
 

@@ -31,6 +31,19 @@ const WILDCARD: u8 = 2;
 const EXCEPTION: u8 = 4;
 /// Longer rules end under the suffix: the walk goes on.
 const INNER: u8 = 8;
+/// The suffix is a whitelist entry: the name is whitelisted, whatever the rules say.
+const WHITELISTED: u8 = 16;
+/// Longer whitelist entries end under the suffix: the walk goes on for them.
+const WHITELIST_INNER: u8 = 32;
+
+/// What a walk of a name through the table found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Walk {
+    /// The name is, or is under, a whitelist entry.
+    Whitelisted,
+    /// Its public suffix is its last this many labels (0 for the empty name).
+    Suffix(usize),
+}
 
 /// The line that starts the list's private section (suffixes run by companies, like
 /// `blogspot.com`), as opposed to the ICANN section above it.
@@ -129,27 +142,65 @@ impl PublicSuffixes {
     /// past every rule.
     #[inline]
     pub(super) fn suffix_labels(&self, name: &[u8], labels: &mut LabelStarts<'_>) -> usize {
+        match self.walk(name, labels) {
+            Walk::Suffix(n) => n,
+            // A table without whitelist entries never says so; with them, the suffix is
+            // asked of `walk` instead.
+            Walk::Whitelisted => 0,
+        }
+    }
+
+    /// The table's rules with these whitelist entries added (normalised: lower-case,
+    /// no trailing dot), so that one walk answers both questions.
+    pub(super) fn with_whitelist<'e>(&self, entries: impl IntoIterator<Item = &'e [u8]>) -> Self {
+        let mut rules = self.rules.clone();
+        for entry in entries {
+            *rules.entry(entry.into()).or_default() |= WHITELISTED;
+            let mut rest = entry;
+            while let Some(dot) = rest.iter().position(|&b| b == b'.') {
+                rest = &rest[dot + 1..];
+                *rules.entry(rest.into()).or_default() |= WHITELIST_INNER;
+            }
+        }
+        Self { rules }
+    }
+
+    /// Walks `name` from its last label leftwards: whitelisted as soon as a suffix is a
+    /// whitelist entry, else its public suffix once past every rule and every entry.
+    /// One hash probe per label; allocates nothing.
+    #[inline]
+    pub(super) fn walk(&self, name: &[u8], labels: &mut LabelStarts<'_>) -> Walk {
         let mut suffix = 0;
         // The root's wildcard is the default rule: the last label is always a suffix.
         let mut parent_wildcard = true;
+        // Whether longer rules may still change the suffix.
+        let mut rules_open = true;
         let mut i = 0;
         while let Some(start) = labels.get(i) {
             let Some(tail) = name.get(start..) else { break };
             let flags = self.rules.get(tail).copied().unwrap_or(0);
-            if flags & EXCEPTION != 0 {
-                // An exception wins over every other rule: the suffix is its parent.
-                return i;
+            if flags & WHITELISTED != 0 {
+                return Walk::Whitelisted;
             }
-            if flags & RULE != 0 || parent_wildcard {
-                suffix = i + 1;
+            if rules_open {
+                if flags & EXCEPTION != 0 {
+                    // An exception wins over every other rule: the suffix is its parent.
+                    suffix = i;
+                    rules_open = false;
+                } else {
+                    if flags & RULE != 0 || parent_wildcard {
+                        suffix = i + 1;
+                    }
+                    rules_open = flags & (INNER | WILDCARD) != 0;
+                    parent_wildcard = flags & WILDCARD != 0;
+                }
             }
-            if flags & (INNER | WILDCARD) == 0 {
+            if !rules_open && flags & WHITELIST_INNER == 0 {
                 break;
             }
-            parent_wildcard = flags & WILDCARD != 0;
             i += 1;
         }
-        suffix
+        Walk::Suffix(suffix)
     }
 
     /// How many suffixes the table holds (rules and the suffixes that lead to them).
