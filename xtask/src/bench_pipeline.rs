@@ -1,5 +1,7 @@
 //! `cargo xtask bench-pipeline`: the whole pipeline over frames held in memory, with N
-//! workers and the coordinator, and the per-frame cost of each step of the hot path.
+//! workers and the coordinator, and the per-frame cost of each step of the hot path, on
+//! the resolver-shaped traffic (`--scenario resolver`, the default) or the first mix
+//! (`--scenario mix`).
 //!
 //! The capture file is left out on purpose: live, frames come from the NIC's rings, not
 //! from a file, so this measures what the sensor itself costs per frame. Frames are
@@ -16,9 +18,10 @@ use dns_sensor::domain::VerdictCache;
 use dns_sensor::domain::{Classifier, Verdict};
 use dns_sensor::pipeline::{partition_by_flow, run_frames, Settings};
 use dns_sensor::sketch::Shard;
-use dns_sensor::synth::scenario::{mix, Traffic, EPOCH};
+use dns_sensor::synth::scenario::{mix, resolver_mix, Traffic, EPOCH};
 use dns_sensor::Nanos;
 
+use crate::captures::{Scenario, RESOLVER_SEED};
 use crate::ci::run_cmd;
 
 /// Median, minimum and maximum of `samples` (not empty).
@@ -145,8 +148,8 @@ fn stages(
     Ok(out)
 }
 
-/// Generates a mix of `frames` frames in memory and benchmarks it.
-pub fn run(frames: u64, runs: usize, workers: &[usize]) -> anyhow::Result<()> {
+/// Generates `frames` frames of `scenario` in memory and benchmarks them.
+pub fn run(frames: u64, runs: usize, workers: &[usize], scenario: Scenario) -> anyhow::Result<()> {
     if runs == 0 || workers.is_empty() {
         bail!("need at least one run and one worker count");
     }
@@ -170,15 +173,22 @@ pub fn run(frames: u64, runs: usize, workers: &[usize]) -> anyhow::Result<()> {
                 &runs.to_string(),
                 "--workers",
                 &workers.join(","),
+                "--scenario",
+                scenario.name(),
             ],
         );
     }
     let started = Instant::now();
-    let owned: Vec<(Nanos, Vec<u8>)> = mix(frames, EPOCH).into_sorted();
+    let traffic = match scenario {
+        Scenario::Resolver => resolver_mix(frames, EPOCH, RESOLVER_SEED),
+        Scenario::Mix => mix(frames, EPOCH),
+    };
+    let owned: Vec<(Nanos, Vec<u8>)> = traffic.into_sorted();
     let views: Vec<Frame<'_>> = Traffic::frames_of(&owned);
     let n = views.len();
     eprintln!(
-        "generated the mix in memory: {n} frames in {:.1} s",
+        "generated the {} scenario in memory: {n} frames in {:.1} s",
+        scenario.name(),
         started.elapsed().as_secs_f64()
     );
     let settings = Config::default().settings().context("default settings")?;

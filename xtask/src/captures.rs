@@ -1,20 +1,21 @@
 //! `cargo xtask gen`, `demo` and `bench-replay`: captures made by the project's own
-//! generator, the demo that replays one, and the replay throughput benchmark.
+//! generator, the demo that replays one, and the replay throughput benchmark (alone,
+//! or pinned side by side with dnstop).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use dns_sensor::synth::rtype;
-use dns_sensor::synth::scenario::{background, mix, Tunnel, EPOCH, MINUTE};
+use dns_sensor::synth::scenario::{background, mix, ResolverMix, Tunnel, EPOCH, MINUTE};
 
 use crate::ci::{run_cmd, workspace_root};
 
 /// The captures `gen` knows, with what each holds.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("demo", "30 min of ordinary traffic from 50 clients with an iodine-like NULL tunnel (400 names) hidden in it"),
-    ("mix", "the benchmark mix: ordinary traffic with a TXT and a NULL tunnel and a random-subdomain flood (--frames N)"),
+    ("resolver", "traffic shaped like a busy resolver's (the benchmarks' default): 50 000 registered domains under a mix of public suffixes, 1-5 names each, Zipf 0.9 popularity, 5 000 clients, every query answered, 2 % tunnel names (--frames N, over one hour)"),
+    ("mix", "the old benchmark mix: ordinary traffic with a TXT and a NULL tunnel and a random-subdomain flood (--frames N)"),
     ("window", "a full 4 h window: --frames N queries (default 1 M; 20 M for the memory bar) for N/20 registered domains, 20 names each, each domain active in one 15-minute slot, and a 300-name tunnel across the window"),
     ("flood", "a 4 h flood where every query is a new registered domain (--frames N, default 1 M), as a DGA or a random-domain attack makes it, and the window's 300-name tunnel inside it"),
 ];
@@ -33,6 +34,7 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
             traffic
         }
         "mix" => mix(frames, EPOCH),
+        "resolver" => return write_resolver(out, frames),
         "window" => return write_window(out, frames, 20),
         "flood" => return write_window(out, frames, 1),
         other => bail!("no scenario {other:?}; known: {}", names()),
@@ -41,6 +43,20 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     traffic
+        .write_pcap(out)
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+/// Seed of the `resolver` scenario: the benchmarks' captures are always the same bytes.
+pub const RESOLVER_SEED: u64 = 1;
+
+/// Writes the `resolver` scenario straight to `out`, streaming (it is built in time
+/// order, so no size needs it in memory).
+fn write_resolver(out: &Path, frames: u64) -> anyhow::Result<usize> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    ResolverMix::new(frames, EPOCH, RESOLVER_SEED)
         .write_pcap(out)
         .with_context(|| format!("writing {}", out.display()))
 }
@@ -122,7 +138,7 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// Builds the sensor in release mode and returns its path.
-fn build_sensor() -> anyhow::Result<PathBuf> {
+pub fn build_sensor() -> anyhow::Result<PathBuf> {
     // The binary embeds the XDP program: its toolchain must be there (idempotent).
     crate::setup::run()?;
     run_cmd(
@@ -152,23 +168,77 @@ pub fn demo() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replays a generated mix of `frames` frames `runs` times through the release build and
-/// reports the median frames/s the sensor measured.
-pub fn bench_replay(frames: u64, runs: usize) -> anyhow::Result<()> {
+/// The generated traffic a benchmark runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Shaped like a busy resolver's traffic (`gen resolver`): the default since
+    /// 2026-12-01.
+    Resolver,
+    /// The first benchmark mix (`gen mix`): 30 popular domains, two tunnels and a flood;
+    /// the figures in docs/performance.md before 2026-12-01 are on it.
+    Mix,
+}
+
+impl Scenario {
+    /// The scenario's name for `gen`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Resolver => "resolver",
+            Scenario::Mix => "mix",
+        }
+    }
+}
+
+/// Options of `cargo xtask bench-replay`.
+#[derive(clap::Args)]
+pub struct BenchReplay {
+    /// Frames in the generated capture.
+    #[arg(long, default_value_t = 2_000_000)]
+    frames: u64,
+    /// Runs (rounds with --against-dnstop); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Which traffic.
+    #[arg(long, value_enum, default_value = "resolver")]
+    scenario: Scenario,
+    /// Also run `dnstop -l 2 -X` and `dnstop -l 3 -X` on the same capture, interleaved,
+    /// every process pinned to one core, and report whole-process wall-time medians and
+    /// ratios.
+    #[arg(long)]
+    against_dnstop: bool,
+    /// Pin every process (all its threads) to this core with `taskset -c` (default with
+    /// --against-dnstop: 1; otherwise not pinned).
+    #[arg(long)]
+    core: Option<usize>,
+}
+
+/// Replays a generated capture `runs` times through the release build and reports the
+/// median frames/s the sensor measured, or with `--against-dnstop` the pinned
+/// side-by-side run against dnstop.
+pub fn bench_replay(args: &BenchReplay) -> anyhow::Result<()> {
+    let (frames, runs) = (args.frames, args.runs.max(1));
     let sensor = build_sensor()?;
-    let capture = out_dir().join(format!("mix-{frames}.pcap"));
-    if !capture.exists() {
-        let started = Instant::now();
-        let written = generate("mix", &capture, frames)?;
-        eprintln!(
-            "wrote {} ({written} frames) in {:.1} s",
-            capture.display(),
-            started.elapsed().as_secs_f64()
+    let (capture, count) = crate::compare::capture(args.scenario, frames, false)?;
+    if args.against_dnstop {
+        return crate::compare::side_by_side(
+            &sensor,
+            &capture,
+            count,
+            runs,
+            args.core.unwrap_or(1),
         );
     }
     let mut rates = Vec::new();
     for run in 1..=runs {
-        let output = Command::new(&sensor)
+        let mut cmd = match args.core {
+            Some(core) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(core.to_string()).arg(&sensor);
+                cmd
+            }
+            None => Command::new(&sensor),
+        };
+        let output = cmd
             .arg("replay")
             .arg(&capture)
             .output()
@@ -190,8 +260,11 @@ pub fn bench_replay(frames: u64, runs: usize) -> anyhow::Result<()> {
         rates.push(rate);
     }
     rates.sort_by(f64::total_cmp);
+    let pinned = args
+        .core
+        .map_or(String::new(), |c| format!(", pinned to core {c}"));
     println!(
-        "replay of {} ({frames} frames), {runs} runs: median {:.0} frames/s (min {:.0}, max {:.0})",
+        "replay of {} ({frames} frames), {runs} runs{pinned}: median {:.0} frames/s (min {:.0}, max {:.0})",
         capture.display(),
         rates[rates.len() / 2],
         rates[0],

@@ -1,9 +1,12 @@
 //! Project tasks: `cargo xtask <task>`. Everything a developer or CI runs beyond plain
 //! cargo lives here, so the README's commands stay one line each.
 
+mod bench_instructions;
 mod bench_pipeline;
+mod callgrind;
 mod captures;
 mod ci;
+mod compare;
 mod deb;
 mod ebpf;
 mod live;
@@ -31,7 +34,7 @@ enum Task {
     Ci,
     /// Generates a capture with the demo tunnel and replays it: prints a real alert.
     Demo,
-    /// Writes a generated capture (scenarios: demo, mix).
+    /// Writes a generated capture (scenarios: demo, resolver, mix, window, flood).
     Gen {
         /// Which scenario.
         scenario: String,
@@ -42,15 +45,12 @@ enum Task {
         #[arg(long, default_value_t = 1_000_000)]
         frames: u64,
     },
-    /// Benchmarks replay throughput (frames/s, one worker) on a generated mix.
-    BenchReplay {
-        /// Frames in the generated capture.
-        #[arg(long, default_value_t = 2_000_000)]
-        frames: u64,
-        /// Runs; the median is reported.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
+    /// Benchmarks replay throughput (frames/s, one worker) on a generated capture, or
+    /// (--against-dnstop) its whole-process wall time pinned to one core beside dnstop's.
+    BenchReplay(captures::BenchReplay),
+    /// Counts instructions per frame (valgrind's callgrind) for the sensor and dnstop on
+    /// resolver-shaped captures of several sizes, and splits the sensor's into steps.
+    BenchInstructions(bench_instructions::Args),
     /// Benchmarks the whole pipeline (N workers and the coordinator) over a generated
     /// mix held in memory, and the per-frame cost of each step.
     BenchPipeline {
@@ -63,6 +63,9 @@ enum Task {
         /// Worker counts to run, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         workers: Vec<usize>,
+        /// Which traffic.
+        #[arg(long, value_enum, default_value = "resolver")]
+        scenario: captures::Scenario,
     },
     /// Refreshes the embedded Public Suffix List and its provenance note.
     RefreshPsl(psl::RefreshPsl),
@@ -93,12 +96,14 @@ fn main() -> anyhow::Result<()> {
             eprintln!("wrote {} ({written} frames)", out.display());
             Ok(())
         }
-        Task::BenchReplay { frames, runs } => captures::bench_replay(frames, runs),
+        Task::BenchReplay(args) => captures::bench_replay(&args),
+        Task::BenchInstructions(args) => bench_instructions::run(&args),
         Task::BenchPipeline {
             frames,
             runs,
             workers,
-        } => bench_pipeline::run(frames, runs, &workers),
+            scenario,
+        } => bench_pipeline::run(frames, runs, &workers, scenario),
         Task::RefreshPsl(args) => psl::refresh(&args),
         Task::Setup => setup::run(),
         Task::BuildEbpf(args) => ebpf::run(&args),

@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 /// here have no rust-src), LLVM 22 for bpf-linker, libxdp/libbpf build deps for xsk-rs,
 /// the tools the network-namespace tests drive, and the SMTP server the email output's
 /// tests send to (aiosmtpd, for Debian's python3: the tests look in /usr/bin/python3
-/// first).
+/// first), and what `cargo xtask bench-instructions` and `bench-replay --side-by-side`
+/// run: valgrind (callgrind counts instructions) and dnstop (the tool the sensor is
+/// compared with).
 const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -29,6 +31,8 @@ const PACKAGES: &[&str] = &[
     "dnsutils",
     "tcpdump",
     "python3-aiosmtpd",
+    "valgrind",
+    "dnstop",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

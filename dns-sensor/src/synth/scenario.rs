@@ -1,7 +1,12 @@
 //! Named traffic scenarios with known answers, built from the [`synth`](super) blocks:
 //! ordinary traffic, tunnels of every shape the sensor must catch, and the near misses
 //! it must stay quiet on. Tests replay them and compare the alerts with the figures the
-//! builders record; `cargo xtask gen` writes them to files; the benchmarks use [`mix`].
+//! builders record; `cargo xtask gen` writes them to files; the benchmarks use
+//! [`resolver_mix`] (traffic shaped like a real resolver's, the default) and [`mix`].
+
+pub mod resolver;
+
+pub use resolver::{resolver_mix, ResolverMix};
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
