@@ -172,11 +172,19 @@ impl DomainCounts {
     ) {
         self.requests = self.requests.saturating_add(1);
         self.bytes_in = self.bytes_in.saturating_add(u64::from(size));
-        let fresh = self.names.insert(hash, settings.exact_limit);
-        if self.samples.len() < settings.max_samples {
-            // The exact set says whether the name is new; once estimated, compare.
-            if fresh.unwrap_or_else(|| !self.samples.contains(name)) {
-                self.samples.push(name);
+        // A name seen before adds no sample: the samples' block (a cache miss away) is
+        // only read for a new name, or once estimated, when the set cannot say.
+        match self.names.insert(hash, settings.exact_limit) {
+            Some(false) => {}
+            Some(true) => {
+                if self.samples.len() < settings.max_samples {
+                    self.samples.push(name);
+                }
+            }
+            None => {
+                if self.samples.len() < settings.max_samples && !self.samples.contains(name) {
+                    self.samples.push(name);
+                }
             }
         }
         // Most domains of a slot see one or two clients: grow from two, doubling.
