@@ -1,5 +1,7 @@
 //! Bounded heavy-hitter counts (space-saving), and the small vectors' growth step.
 
+use smallvec::SmallVec;
+
 use super::shard::heap_block;
 
 /// Pushes `item`, growing the vector by `step` elements at a time rather than doubling:
@@ -17,15 +19,19 @@ pub(super) fn push_stepped<T>(vec: &mut Vec<T>, item: T, step: usize) {
 /// least counted one and inherits its count (an over-estimate), so a key that keeps
 /// coming back climbs and stays while rare keys churn through the last places. The
 /// bound is the caller's (it is the same for every domain of a shard).
+///
+/// The first `INLINE` entries are held in place, without a heap block: one for query
+/// types, which most domains of a slot have only one of; none for clients, whose entry
+/// (an address and a count) would widen every domain's counts past their size class.
 #[derive(Clone, Debug)]
-pub(super) struct TopCounts<K> {
-    pub(super) entries: Vec<(K, u64)>,
+pub(super) struct TopCounts<K, const INLINE: usize> {
+    pub(super) entries: SmallVec<[(K, u64); INLINE]>,
 }
 
-impl<K: Copy + Eq + Ord> TopCounts<K> {
+impl<K: Copy + Eq + Ord, const INLINE: usize> TopCounts<K, INLINE> {
     pub(super) fn new() -> Self {
         Self {
-            entries: Vec::new(),
+            entries: SmallVec::new(),
         }
     }
 
@@ -43,7 +49,10 @@ impl<K: Copy + Eq + Ord> TopCounts<K> {
         }
         if self.entries.len() < bound {
             let step = step.min(bound - self.entries.len());
-            push_stepped(&mut self.entries, (key, n), step);
+            if self.entries.len() == self.entries.capacity() {
+                self.entries.reserve_exact(step.max(1));
+            }
+            self.entries.push((key, n));
             return;
         }
         if let Some(least) = self.entries.iter_mut().min_by_key(|e| e.1) {
@@ -52,7 +61,7 @@ impl<K: Copy + Eq + Ord> TopCounts<K> {
     }
 
     /// Sums counts key by key; past the bound the lightest keys are dropped.
-    pub(super) fn merge(&mut self, other: &TopCounts<K>, bound: usize) {
+    pub(super) fn merge(&mut self, other: &TopCounts<K, INLINE>, bound: usize) {
         for &(key, n) in &other.entries {
             match self.entries.iter_mut().find(|e| e.0 == key) {
                 Some(entry) => entry.1 += n,
@@ -73,11 +82,15 @@ impl<K: Copy + Eq + Ord> TopCounts<K> {
     pub(super) fn sorted(&self) -> Vec<(K, u64)> {
         let mut sorted = self.clone();
         sorted.sort();
-        sorted.entries
+        sorted.entries.into_vec()
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        heap_block(self.entries.capacity() * size_of::<(K, u64)>())
+        if self.entries.spilled() {
+            heap_block(self.entries.capacity() * size_of::<(K, u64)>())
+        } else {
+            0
+        }
     }
 }
 
