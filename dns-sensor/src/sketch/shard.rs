@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::counts::DomainCounts;
@@ -28,6 +29,23 @@ pub fn heap_block(bytes: usize) -> usize {
 /// attacker-chosen) and fast on short byte strings.
 type DomainState = foldhash::fast::RandomState;
 
+/// Longest registered domain kept in the table's slot itself rather than in a block of
+/// its own. Most are shorter (`example.com` is 11 bytes, `example.co.uk` 13): a lookup
+/// then compares the key without a pointer chase, and the domain costs no block.
+const INLINE_DOMAIN: usize = 16;
+
+/// A registered domain as the table keys it.
+type DomainKey = SmallVec<[u8; INLINE_DOMAIN]>;
+
+/// Heap bytes of a domain's key: none while it fits in place.
+fn key_heap_bytes(domain: &[u8]) -> usize {
+    if domain.len() > INLINE_DOMAIN {
+        heap_block(domain.len())
+    } else {
+        0
+    }
+}
+
 /// Per-domain counts for one slot `[start, start + len)`.
 ///
 /// Bounded twice: at most [`SketchSettings::max_domains`] domains and about
@@ -46,7 +64,7 @@ pub struct Shard {
     settings: SketchSettings,
     /// Counts boxed: the table's slots stay small (25 bytes, not 230), so a table sized
     /// for a flood of domains costs little, and probing touches fewer cache lines.
-    pub(super) domains: HashMap<Box<[u8]>, Box<DomainCounts>, DomainState>,
+    pub(super) domains: HashMap<DomainKey, Box<DomainCounts>, DomainState>,
     /// Records (queries and responses) lost to shedding or refusal.
     shed: u64,
     /// Domains shed to make room.
@@ -73,7 +91,7 @@ pub struct Shard {
 }
 
 /// Bytes of one slot of the domain table: key, boxed counts, control byte.
-const TABLE_SLOT_BYTES: usize = size_of::<(Box<[u8]>, Box<DomainCounts>)>() + 1;
+const TABLE_SLOT_BYTES: usize = size_of::<(DomainKey, Box<DomainCounts>)>() + 1;
 
 /// Bytes of one domain's boxed counts as allocated.
 pub(super) const COUNTS_BYTES: usize = (size_of::<DomainCounts>() + 8 + 15) & !15;
@@ -156,7 +174,7 @@ impl Shard {
         let mut counts = DomainCounts::new();
         counts.record_query(name, hash, client, qtype, size, &self.settings);
         counts.last_seen = now;
-        self.admit(domain.into(), Box::new(counts));
+        self.admit(DomainKey::from_slice(domain), Box::new(counts));
     }
     /// Records one response of `size` bytes under `domain`.
     pub fn record_response(&mut self, domain: &[u8], size: u32) {
@@ -176,7 +194,7 @@ impl Shard {
         let mut counts = DomainCounts::new();
         counts.record_response(size);
         counts.last_seen = now;
-        self.admit(domain.into(), Box::new(counts));
+        self.admit(DomainKey::from_slice(domain), Box::new(counts));
     }
     /// Whether a new domain whose first record costs `counts_heap` heap bytes fits
     /// without shedding (the same test as [`admit`](Self::admit)'s).
@@ -187,7 +205,7 @@ impl Shard {
     /// What admitting `domain` with counts holding `counts_heap` heap bytes adds,
     /// table growth included.
     fn admission_cost(&self, domain: &[u8], counts_heap: usize) -> usize {
-        heap_block(domain.len()) + COUNTS_BYTES + counts_heap + self.growth_bytes()
+        key_heap_bytes(domain) + COUNTS_BYTES + counts_heap + self.growth_bytes()
     }
     /// Whether one more domain costing `cost` bytes stays within both bounds.
     fn fits(&self, cost: usize) -> bool {
@@ -246,7 +264,7 @@ impl Shard {
         self.records = self.records.max(other.records);
     }
     /// Inserts a domain not yet held, shedding others first if it does not fit.
-    fn admit(&mut self, domain: Box<[u8]>, mut counts: Box<DomainCounts>) {
+    fn admit(&mut self, domain: DomainKey, mut counts: Box<DomainCounts>) {
         if let Some(history) = &self.history {
             let prior = history.names(&domain).max(u64::from(counts.prior_names));
             counts.prior_names = u16::try_from(prior).unwrap_or(u16::MAX);
@@ -258,7 +276,7 @@ impl Shard {
             self.shed = self.shed.saturating_add(records);
             return;
         }
-        self.held_bytes += heap_block(domain.len()) + COUNTS_BYTES + counts_heap;
+        self.held_bytes += key_heap_bytes(&domain) + COUNTS_BYTES + counts_heap;
         self.domains.insert(domain, counts);
         self.table_capacity = self.table_capacity.max(self.domains.capacity());
     }
@@ -282,7 +300,7 @@ impl Shard {
                 .map(|(d, c)| {
                     (
                         c.shed_rank(),
-                        heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes(),
+                        key_heap_bytes(d) + COUNTS_BYTES + c.heap_bytes(),
                     )
                 }),
         );
@@ -326,7 +344,7 @@ impl Shard {
                     history.add(d, c.names.count());
                 }
                 shed_records = shed_records.saturating_add(c.requests.saturating_add(c.responses));
-                freed += heap_block(d.len()) + COUNTS_BYTES + c.heap_bytes();
+                freed += key_heap_bytes(d) + COUNTS_BYTES + c.heap_bytes();
                 false
             });
             self.evicted = self.evicted.saturating_add(evicted);
