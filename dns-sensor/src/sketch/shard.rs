@@ -1,9 +1,10 @@
 //! One worker's counts for one slot: the domain table, its byte accounting and the
 //! shedding that keeps it under its bounds.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
+use hashbrown::HashTable;
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -62,9 +63,13 @@ fn key_heap_bytes(domain: &[u8]) -> usize {
 pub struct Shard {
     start: Nanos,
     settings: SketchSettings,
-    /// Counts boxed: the table's slots stay small (25 bytes, not 230), so a table sized
-    /// for a flood of domains costs little, and probing touches fewer cache lines.
-    pub(super) domains: HashMap<DomainKey, Box<DomainCounts>, DomainState>,
+    /// Counts boxed: the table's slots stay small (33 bytes, not 160), so a table sized
+    /// for a flood of domains costs little, and probing touches fewer cache lines. A
+    /// `HashTable` rather than a `HashMap`: a record hashes its domain once, for the
+    /// look-up and, if it is new, the insert.
+    pub(super) domains: HashTable<(DomainKey, Box<DomainCounts>)>,
+    /// The domain table's hasher.
+    hasher: DomainState,
     /// Records (queries and responses) lost to shedding or refusal.
     shed: u64,
     /// Domains shed to make room.
@@ -102,7 +107,8 @@ impl Shard {
         Self {
             start,
             settings: settings.clone(),
-            domains: HashMap::default(),
+            domains: HashTable::new(),
+            hasher: DomainState::default(),
             shed: 0,
             evicted: 0,
             held_bytes: 0,
@@ -145,7 +151,8 @@ impl Shard {
         let hash = xxh3_64(name);
         self.records = self.records.wrapping_add(1);
         let now = self.records as u32;
-        if let Some(counts) = self.domains.get_mut(domain) {
+        let domain_hash = self.hasher.hash_one(domain);
+        if let Some((_, counts)) = self.domains.find_mut(domain_hash, |(d, _)| **d == *domain) {
             let before = counts.heap_bytes();
             counts.record_query(name, hash, client, qtype, size, &self.settings);
             counts.last_seen = now;
@@ -174,13 +181,14 @@ impl Shard {
         let mut counts = DomainCounts::new();
         counts.record_query(name, hash, client, qtype, size, &self.settings);
         counts.last_seen = now;
-        self.admit(DomainKey::from_slice(domain), Box::new(counts));
+        self.admit(domain_hash, DomainKey::from_slice(domain), Box::new(counts));
     }
     /// Records one response of `size` bytes under `domain`.
     pub fn record_response(&mut self, domain: &[u8], size: u32) {
         self.records = self.records.wrapping_add(1);
         let now = self.records as u32;
-        if let Some(counts) = self.domains.get_mut(domain) {
+        let domain_hash = self.hasher.hash_one(domain);
+        if let Some((_, counts)) = self.domains.find_mut(domain_hash, |(d, _)| **d == *domain) {
             counts.record_response(size);
             counts.last_seen = now;
             return;
@@ -194,7 +202,7 @@ impl Shard {
         let mut counts = DomainCounts::new();
         counts.record_response(size);
         counts.last_seen = now;
-        self.admit(DomainKey::from_slice(domain), Box::new(counts));
+        self.admit(domain_hash, DomainKey::from_slice(domain), Box::new(counts));
     }
     /// Whether a new domain whose first record costs `counts_heap` heap bytes fits
     /// without shedding (the same test as [`admit`](Self::admit)'s).
@@ -227,12 +235,13 @@ impl Shard {
     pub fn merge(&mut self, other: &Shard) {
         self.absorb_counters(other);
         for (domain, theirs) in &other.domains {
-            if let Some(mine) = self.domains.get_mut(&**domain) {
+            let hash = self.hasher.hash_one(&domain[..]);
+            if let Some((_, mine)) = self.domains.find_mut(hash, |(d, _)| d == domain) {
                 let before = mine.heap_bytes();
                 mine.merge(theirs, &self.settings);
                 self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
             } else {
-                self.admit(domain.clone(), theirs.clone());
+                self.admit(hash, domain.clone(), theirs.clone());
             }
         }
         if self.bytes() > self.settings.max_bytes && !self.blocked {
@@ -244,12 +253,13 @@ impl Shard {
     pub fn merge_owned(&mut self, other: Shard) {
         self.absorb_counters(&other);
         for (domain, theirs) in other.domains {
-            if let Some(mine) = self.domains.get_mut(&*domain) {
+            let hash = self.hasher.hash_one(&domain[..]);
+            if let Some((_, mine)) = self.domains.find_mut(hash, |(d, _)| *d == domain) {
                 let before = mine.heap_bytes();
                 mine.merge(&theirs, &self.settings);
                 self.held_bytes = (self.held_bytes + mine.heap_bytes()).saturating_sub(before);
             } else {
-                self.admit(domain, theirs);
+                self.admit(hash, domain, theirs);
             }
         }
         if self.bytes() > self.settings.max_bytes && !self.blocked {
@@ -263,8 +273,9 @@ impl Shard {
         // this clock past both so that what is recorded next is the most recent.
         self.records = self.records.max(other.records);
     }
-    /// Inserts a domain not yet held, shedding others first if it does not fit.
-    fn admit(&mut self, domain: DomainKey, mut counts: Box<DomainCounts>) {
+    /// Inserts a domain not yet held (its hash under the table's hasher is `hash`),
+    /// shedding others first if it does not fit.
+    fn admit(&mut self, hash: u64, domain: DomainKey, mut counts: Box<DomainCounts>) {
         if let Some(history) = &self.history {
             let prior = history.names(&domain).max(u64::from(counts.prior_names));
             counts.prior_names = u16::try_from(prior).unwrap_or(u16::MAX);
@@ -277,7 +288,9 @@ impl Shard {
             return;
         }
         self.held_bytes += key_heap_bytes(&domain) + COUNTS_BYTES + counts_heap;
-        self.domains.insert(domain, counts);
+        let hasher = &self.hasher;
+        self.domains
+            .insert_unique(hash, (domain, counts), |(d, _)| hasher.hash_one(&d[..]));
         self.table_capacity = self.table_capacity.max(self.domains.capacity());
     }
     /// Sheds the least active unprotected domains until the shard is under three
@@ -326,7 +339,7 @@ impl Shard {
             let mut shed_records = 0u64;
             let mut freed = 0usize;
             let history = &mut self.history;
-            self.domains.retain(|d, c| {
+            self.domains.retain(|(d, c)| {
                 if c.is_protected(protect) {
                     return true;
                 }
@@ -393,7 +406,10 @@ impl Shard {
     }
     /// The counts of one domain, if tracked.
     pub fn get(&self, domain: &[u8]) -> Option<&DomainCounts> {
-        self.domains.get(domain).map(|counts| &**counts)
+        let hash = self.hasher.hash_one(domain);
+        self.domains
+            .find(hash, |(d, _)| **d == *domain)
+            .map(|(_, counts)| &**counts)
     }
     /// Domains tracked.
     pub fn len(&self) -> usize {
