@@ -1,72 +1,13 @@
 //! Everything counted for one registered domain over one slot.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
+use super::clients::{ClientKey, TopClients};
 use super::names::UniqueNames;
 use super::samples::{SampleNames, Samples};
 use super::shard::heap_block;
 use super::top::TopCounts;
 use super::{SketchSettings, MAX_QTYPES};
-
-/// A client address as the clients' counts key it: the IPv6 address, IPv4 as its
-/// IPv4-mapped one (RFC 4291 2.5.5.2), in two 64-bit halves. A popular domain's 64
-/// clients are scanned on every query: two integer comparisons an entry, where
-/// `IpAddr` compared families and then bytes; and an entry takes 24 bytes, where an
-/// `IpAddr` and its count took 32. The one pair of addresses this conflates, an IPv6
-/// source `::ffff:a.b.c.d` and `a.b.c.d`, is not routed on any network: a sender that
-/// forges the first could as well forge the second.
-///
-/// Equality compares the low half first: it is where IPv4 clients differ, so the scan
-/// past a client that is not the one sought costs one comparison.
-#[derive(Clone, Copy, Debug, Eq)]
-pub(super) struct ClientKey {
-    low: u64,
-    high: u64,
-}
-
-impl PartialEq for ClientKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.low == other.low && self.high == other.high
-    }
-}
-
-impl Ord for ClientKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.high, self.low).cmp(&(other.high, other.low))
-    }
-}
-
-impl PartialOrd for ClientKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl ClientKey {
-    /// The `::ffff:0:0/96` prefix of IPv4-mapped addresses, in the low half.
-    const V4_MAPPED: u64 = 0xffff << 32;
-
-    #[inline]
-    fn new(client: IpAddr) -> Self {
-        match client {
-            IpAddr::V4(v4) => Self {
-                low: Self::V4_MAPPED | u64::from(u32::from(v4)),
-                high: 0,
-            },
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6);
-                Self {
-                    low: bits as u64,
-                    high: (bits >> 64) as u64,
-                }
-            }
-        }
-    }
-
-    fn address(self) -> IpAddr {
-        Ipv6Addr::from(u128::from(self.high) << 64 | u128::from(self.low)).to_canonical()
-    }
-}
 
 /// Counts for one registered domain over one slot (or, merged, over a window).
 ///
@@ -81,7 +22,7 @@ pub struct DomainCounts {
     pub(super) bytes_in: u64,
     bytes_out: u64,
     pub(super) names: UniqueNames,
-    clients: TopCounts<ClientKey, 0>,
+    clients: TopClients,
     qtypes: TopCounts<u16, 1>,
     samples: Samples,
     /// The shard's record counter when this domain was last recorded (its low 32
@@ -102,7 +43,7 @@ impl DomainCounts {
             bytes_in: 0,
             bytes_out: 0,
             names: UniqueNames::new(),
-            clients: TopCounts::new(),
+            clients: TopClients::new(),
             qtypes: TopCounts::new(),
             samples: Samples::default(),
             last_seen: 0,
@@ -251,10 +192,8 @@ impl DomainCounts {
                 }
             }
         }
-        // Most domains of a slot see one or two clients: grow from two, doubling.
-        let step = self.clients.entries.len().max(2);
         self.clients
-            .add(ClientKey::new(client), 1, settings.max_clients, step);
+            .add(ClientKey::new(client), settings.max_clients);
         // Most domains see one or two types: grow one entry at a time.
         self.qtypes.add(qtype, 1, MAX_QTYPES, 1);
     }
@@ -311,40 +250,6 @@ mod tests {
         let counts = shard.get(b"d123456.example").expect("tracked");
         let held = COUNTS_BYTES + counts.heap_bytes();
         assert!(held <= 600, "{held} bytes for 20 names");
-    }
-
-    #[test]
-    fn client_keys_give_back_the_address_and_sort_by_it() {
-        let addresses: Vec<IpAddr> = [
-            "10.0.0.1",
-            "10.0.0.2",
-            "192.0.2.255",
-            "::1",
-            "fd00::7",
-            "2001:db8::1",
-            "255.255.255.255",
-            "0.0.0.0",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-        ]
-        .iter()
-        .map(|a| a.parse().expect("address"))
-        .collect();
-        for &address in &addresses {
-            assert_eq!(ClientKey::new(address).address(), address);
-        }
-        // Within a family the order is the address's.
-        let mut v4: Vec<IpAddr> = addresses.iter().copied().filter(IpAddr::is_ipv4).collect();
-        let mut keys: Vec<ClientKey> = v4.iter().map(|&a| ClientKey::new(a)).collect();
-        v4.sort();
-        keys.sort();
-        let sorted: Vec<IpAddr> = keys.iter().map(|k| k.address()).collect();
-        assert_eq!(sorted, v4);
-        // Distinct addresses stay distinct, whichever half differs.
-        for (i, &a) in addresses.iter().enumerate() {
-            for &b in &addresses[i + 1..] {
-                assert_ne!(ClientKey::new(a), ClientKey::new(b), "{a} {b}");
-            }
-        }
     }
 
     #[test]

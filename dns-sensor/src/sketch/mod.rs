@@ -29,11 +29,13 @@
 //! state can be made serialisable without reshaping it.
 //!
 //! One structure a file, each with its tests: `hll` (the estimate), `names` (a domain's
-//! distinct names), `top` (bounded heavy hitters: clients, query types), `samples`,
+//! distinct names), `top` (bounded heavy hitters: query types), `clients` (the same for
+//! clients, indexed once a domain has many), `samples`,
 //! `counts` ([`DomainCounts`]: everything counted for a domain in a slot), `shard`
 //! ([`Shard`]: a slot's domain table, its byte accounting and shedding) and `history`
 //! ([`NameHistory`]: earlier slots, and the door of a full shard).
 
+mod clients;
 mod counts;
 mod history;
 mod hll;

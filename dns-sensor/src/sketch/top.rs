@@ -14,6 +14,25 @@ pub(super) fn push_stepped<T>(vec: &mut Vec<T>, item: T, step: usize) {
     vec.push(item);
 }
 
+/// Adds `n` to `key`'s count if `entries` holds it; whether it did. One bubble step
+/// keeps heavy keys near the front, where the scan finds them first.
+#[inline]
+pub(super) fn bump<K: Eq>(entries: &mut [(K, u64)], key: &K, n: u64) -> bool {
+    let Some(i) = entries.iter().position(|e| e.0 == *key) else {
+        return false;
+    };
+    entries[i].1 += n;
+    if i > 0 && entries[i - 1].1 < entries[i].1 {
+        entries.swap(i - 1, i);
+    }
+    true
+}
+
+/// Heaviest first, ties by key so output is deterministic.
+pub(super) fn sort_heaviest_first<K: Ord>(entries: &mut [(K, u64)]) {
+    entries.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+}
+
 /// Bounded counts by key, heaviest kept: a space-saving summary. While fewer keys than
 /// the bound were seen the counts are exact; past it a new key takes the place of the
 /// least counted one and inherits its count (an over-estimate), so a key that keeps
@@ -38,13 +57,7 @@ impl<K: Copy + Eq + Ord, const INLINE: usize> TopCounts<K, INLINE> {
     /// Adds `n` to `key`, growing by `step` entries at a time up to `bound`.
     #[inline]
     pub(super) fn add(&mut self, key: K, n: u64, bound: usize, step: usize) {
-        if let Some(i) = self.entries.iter().position(|e| e.0 == key) {
-            self.entries[i].1 += n;
-            // One bubble step keeps heavy keys near the front, where the scan above
-            // finds them first.
-            if i > 0 && self.entries[i - 1].1 < self.entries[i].1 {
-                self.entries.swap(i - 1, i);
-            }
+        if bump(&mut self.entries, &key, n) {
             return;
         }
         if self.entries.len() < bound {
@@ -73,10 +86,8 @@ impl<K: Copy + Eq + Ord, const INLINE: usize> TopCounts<K, INLINE> {
         self.entries.shrink_to_fit();
     }
 
-    /// Heaviest first, ties by key so output is deterministic.
     fn sort(&mut self) {
-        self.entries
-            .sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        sort_heaviest_first(&mut self.entries);
     }
 
     pub(super) fn sorted(&self) -> Vec<(K, u64)> {

@@ -1,0 +1,463 @@
+//! A domain's clients by query count: a short list while few, indexed once full.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::shard::heap_block;
+use super::top::{bump, sort_heaviest_first};
+
+/// A client address as the clients' counts key it: the IPv6 address, IPv4 as its
+/// IPv4-mapped one (RFC 4291 2.5.5.2), in two 64-bit halves: an entry and its count
+/// take 24 bytes, where an `IpAddr` and its count took 32, and two keys compare as two
+/// integers. The one pair of addresses this conflates, an IPv6 source
+/// `::ffff:a.b.c.d` and `a.b.c.d`, is not routed on any network: a sender that forges
+/// the first could as well forge the second.
+///
+/// Equality compares the low half first: it is where IPv4 clients differ, so a scan
+/// past a client that is not the one sought costs one comparison.
+#[derive(Clone, Copy, Debug, Eq)]
+pub(super) struct ClientKey {
+    low: u64,
+    high: u64,
+}
+
+impl PartialEq for ClientKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.low == other.low && self.high == other.high
+    }
+}
+
+impl Ord for ClientKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.high, self.low).cmp(&(other.high, other.low))
+    }
+}
+
+impl PartialOrd for ClientKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl ClientKey {
+    /// The `::ffff:0:0/96` prefix of IPv4-mapped addresses, in the low half.
+    const V4_MAPPED: u64 = 0xffff << 32;
+
+    #[inline]
+    pub(super) fn new(client: IpAddr) -> Self {
+        match client {
+            IpAddr::V4(v4) => Self {
+                low: Self::V4_MAPPED | u64::from(u32::from(v4)),
+                high: 0,
+            },
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                Self {
+                    low: bits as u64,
+                    high: (bits >> 64) as u64,
+                }
+            }
+        }
+    }
+
+    pub(super) fn address(self) -> IpAddr {
+        Ipv6Addr::from(u128::from(self.high) << 64 | u128::from(self.low)).to_canonical()
+    }
+
+    /// Where the key's search starts in an index of `mask + 1` slots. Not keyed: who
+    /// chooses many colliding source addresses lengthens probes up to the scan of the
+    /// whole list that the index replaced, no further.
+    #[inline]
+    fn home(self, mask: usize) -> usize {
+        let mixed = (self.low ^ self.high.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 32) as usize & mask
+    }
+}
+
+/// Most clients an index can address (its slots hold positions as `u16`); a larger
+/// bound keeps the scanned list.
+const MAX_INDEXED: usize = u16::MAX as usize - 1;
+
+/// A domain's clients by query count, bounded: a space-saving summary, exact while at
+/// most `bound` clients were seen; past it a new client takes the place of the least
+/// counted one and inherits its count (an over-estimate), so a client that keeps
+/// coming back climbs and stays while rare ones churn through the last places.
+///
+/// Most domains of a slot have a client or two: a short list, scanned. A popular one
+/// fills its list, and then nearly every query is from a client not in it: a scan of
+/// the whole list and a second one for the least counted, 64 entries each by default,
+/// a fifth of the count update's instructions on the resolver mix. Once full, the list
+/// is kept heaviest first with an index beside it: a look-up is a probe or two, the
+/// least counted is the last entry, and an increment moves an entry by one swap.
+#[derive(Clone, Debug)]
+pub(super) enum TopClients {
+    /// Until the list is full: unordered but for one bubble step per increment.
+    Few(Vec<(ClientKey, u64)>),
+    /// Full, and indexed.
+    Full(Box<IndexedClients>),
+}
+
+impl TopClients {
+    pub(super) fn new() -> Self {
+        TopClients::Few(Vec::new())
+    }
+
+    /// Adds one query from `key`, within `bound` clients.
+    #[inline]
+    pub(super) fn add(&mut self, key: ClientKey, bound: usize) {
+        match self {
+            TopClients::Few(entries) => {
+                if bump(entries, &key, 1) {
+                    return;
+                }
+                if entries.len() < bound {
+                    // Most domains of a slot see one or two clients: grow from two,
+                    // doubling.
+                    if entries.len() == entries.capacity() {
+                        let step = entries.len().max(2).min(bound - entries.len());
+                        entries.reserve_exact(step);
+                    }
+                    entries.push((key, 1));
+                    return;
+                }
+                if bound > MAX_INDEXED || bound == 0 {
+                    if let Some(least) = entries.iter_mut().min_by_key(|e| e.1) {
+                        *least = (key, least.1 + 1);
+                    }
+                    return;
+                }
+                let full = IndexedClients::new(std::mem::take(entries));
+                *self = TopClients::Full(Box::new(full));
+                self.add(key, bound);
+            }
+            TopClients::Full(full) => full.add(key),
+        }
+    }
+
+    /// The clients and their counts, in no particular order.
+    fn entries(&self) -> &[(ClientKey, u64)] {
+        match self {
+            TopClients::Few(entries) => entries,
+            TopClients::Full(full) => &full.entries,
+        }
+    }
+
+    /// Sums counts client by client; past `bound` the lightest are dropped.
+    pub(super) fn merge(&mut self, other: &TopClients, bound: usize) {
+        let mut entries = match std::mem::replace(self, TopClients::new()) {
+            TopClients::Few(entries) => entries,
+            TopClients::Full(full) => full.entries,
+        };
+        for &(key, n) in other.entries() {
+            match entries.iter_mut().find(|e| e.0 == key) {
+                Some(entry) => entry.1 += n,
+                None => entries.push((key, n)),
+            }
+        }
+        sort_heaviest_first(&mut entries);
+        entries.truncate(bound);
+        entries.shrink_to_fit();
+        *self = if entries.len() >= bound && bound > 0 && bound <= MAX_INDEXED {
+            TopClients::Full(Box::new(IndexedClients::new(entries)))
+        } else {
+            TopClients::Few(entries)
+        };
+    }
+
+    /// Heaviest first, ties by address.
+    pub(super) fn sorted(&self) -> Vec<(ClientKey, u64)> {
+        let mut sorted = self.entries().to_vec();
+        sort_heaviest_first(&mut sorted);
+        sorted
+    }
+
+    /// Heap bytes held, as the allocator hands them out.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let entry = size_of::<(ClientKey, u64)>();
+        match self {
+            TopClients::Few(entries) => heap_block(entries.capacity() * entry),
+            TopClients::Full(full) => {
+                heap_block(size_of::<IndexedClients>())
+                    + heap_block(full.entries.capacity() * entry)
+                    + heap_block(full.index.len() * size_of::<u16>())
+            }
+        }
+    }
+}
+
+/// A full list of clients, heaviest first (no count is above the one before it), and
+/// an index of it: open addressing with linear probing, each slot the position of an
+/// entry plus one (0: empty), at least twice as many slots as entries.
+#[derive(Clone, Debug)]
+pub(super) struct IndexedClients {
+    entries: Vec<(ClientKey, u64)>,
+    index: Box<[u16]>,
+}
+
+/// Where a key's search in the index ended.
+enum Probe {
+    /// At this slot, holding the key's entry at this position.
+    Found { slot: usize, position: usize },
+    /// At this empty slot: the key is not held.
+    Missing { slot: usize },
+}
+
+impl IndexedClients {
+    fn new(mut entries: Vec<(ClientKey, u64)>) -> Self {
+        sort_heaviest_first(&mut entries);
+        let slots = (entries.len() * 2).next_power_of_two().max(4);
+        let mut full = Self {
+            entries,
+            index: vec![0; slots].into_boxed_slice(),
+        };
+        for position in 0..full.entries.len() {
+            if let Probe::Missing { slot } = full.probe(full.entries[position].0) {
+                full.index[slot] = position as u16 + 1;
+            }
+        }
+        full
+    }
+
+    fn mask(&self) -> usize {
+        self.index.len() - 1
+    }
+
+    #[inline]
+    fn probe(&self, key: ClientKey) -> Probe {
+        let mask = self.mask();
+        let mut slot = key.home(mask);
+        loop {
+            match usize::from(self.index[slot]) {
+                0 => return Probe::Missing { slot },
+                held if self.entries[held - 1].0 == key => {
+                    return Probe::Found {
+                        slot,
+                        position: held - 1,
+                    }
+                }
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds one query from `key`.
+    #[inline]
+    fn add(&mut self, key: ClientKey) {
+        let position = match self.probe(key) {
+            Probe::Found { position, .. } => position,
+            Probe::Missing { .. } => {
+                // The last entry is a least counted one: the newcomer takes its place.
+                let last = self.entries.len() - 1;
+                let evicted = self.entries[last].0;
+                if let Probe::Found { slot, .. } = self.probe(evicted) {
+                    self.vacate(slot);
+                }
+                self.entries[last].0 = key;
+                if let Probe::Missing { slot } = self.probe(key) {
+                    self.index[slot] = last as u16 + 1;
+                }
+                last
+            }
+        };
+        self.entries[position].1 += 1;
+        // Keep heaviest first: the entry now counts one more than the run of equal
+        // counts it ended; it changes places with the first of that run.
+        let count = self.entries[position].1;
+        let first = self.entries[..position].partition_point(|e| e.1 >= count);
+        if first < position {
+            self.swap(first, position);
+        }
+    }
+
+    /// Swaps two entries and their index slots.
+    fn swap(&mut self, a: usize, b: usize) {
+        let (Probe::Found { slot: slot_a, .. }, Probe::Found { slot: slot_b, .. }) =
+            (self.probe(self.entries[a].0), self.probe(self.entries[b].0))
+        else {
+            return;
+        };
+        self.entries.swap(a, b);
+        self.index[slot_a] = b as u16 + 1;
+        self.index[slot_b] = a as u16 + 1;
+    }
+
+    /// Empties `slot`, moving back the entries after it that probing would no longer
+    /// reach (backward-shift deletion: no tombstones to clean up later).
+    fn vacate(&mut self, mut hole: usize) {
+        let mask = self.mask();
+        let mut next = (hole + 1) & mask;
+        loop {
+            let held = usize::from(self.index[next]);
+            if held == 0 {
+                break;
+            }
+            let home = self.entries[held - 1].0.home(mask);
+            // The entry may fill the hole if the hole lies on its probe path: between
+            // its home slot and where it sits, going round.
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+                self.index[hole] = self.index[next];
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.index[hole] = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::SplitMix64;
+
+    fn key(i: u32) -> ClientKey {
+        ClientKey::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+    }
+
+    /// The space-saving summary done the plain way: a list scanned for the key and for
+    /// the least counted (the first of them), as the sketch did before the index.
+    fn scanned(queries: &[u32], bound: usize) -> Vec<(ClientKey, u64)> {
+        let mut entries: Vec<(ClientKey, u64)> = Vec::new();
+        for &q in queries {
+            let k = key(q);
+            if let Some(e) = entries.iter_mut().find(|e| e.0 == k) {
+                e.1 += 1;
+            } else if entries.len() < bound {
+                entries.push((k, 1));
+            } else if let Some(least) = entries.iter_mut().min_by_key(|e| e.1) {
+                *least = (k, least.1 + 1);
+            }
+        }
+        sort_heaviest_first(&mut entries);
+        entries
+    }
+
+    fn check_invariants(clients: &TopClients) {
+        let TopClients::Full(full) = clients else {
+            return;
+        };
+        assert!(full.entries.windows(2).all(|w| w[0].1 >= w[1].1));
+        for (position, entry) in full.entries.iter().enumerate() {
+            match full.probe(entry.0) {
+                Probe::Found { position: p, .. } => assert_eq!(p, position),
+                Probe::Missing { .. } => panic!("entry {position} not indexed"),
+            }
+        }
+        let indexed = full.index.iter().filter(|&&s| s != 0).count();
+        assert_eq!(indexed, full.entries.len());
+    }
+
+    #[test]
+    fn client_keys_give_back_the_address_and_sort_by_it() {
+        let addresses: Vec<IpAddr> = [
+            "10.0.0.1",
+            "10.0.0.2",
+            "192.0.2.255",
+            "::1",
+            "fd00::7",
+            "2001:db8::1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ]
+        .iter()
+        .map(|a| a.parse().expect("address"))
+        .collect();
+        for &address in &addresses {
+            assert_eq!(ClientKey::new(address).address(), address);
+        }
+        // Within a family the order is the address's.
+        let mut v4: Vec<IpAddr> = addresses.iter().copied().filter(IpAddr::is_ipv4).collect();
+        let mut keys: Vec<ClientKey> = v4.iter().map(|&a| ClientKey::new(a)).collect();
+        v4.sort();
+        keys.sort();
+        let sorted: Vec<IpAddr> = keys.iter().map(|k| k.address()).collect();
+        assert_eq!(sorted, v4);
+        // Distinct addresses stay distinct, whichever half differs.
+        for (i, &a) in addresses.iter().enumerate() {
+            for &b in &addresses[i + 1..] {
+                assert_ne!(ClientKey::new(a), ClientKey::new(b), "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn exact_under_the_bound_like_the_scanned_list() {
+        let mut rng = SplitMix64::new(7);
+        let queries: Vec<u32> = (0..5_000).map(|_| rng.below(64) as u32).collect();
+        let mut clients = TopClients::new();
+        for &q in &queries {
+            clients.add(key(q), 64);
+        }
+        assert_eq!(clients.sorted(), scanned(&queries, 64));
+    }
+
+    #[test]
+    fn past_the_bound_it_keeps_what_space_saving_promises() {
+        // Zipf-like traffic from 2 000 clients, a list of 64: heavy clients kept with
+        // counts within the summary's bound, the same total, the index consistent.
+        for seed in 0..20 {
+            let mut rng = SplitMix64::new(seed);
+            let queries: Vec<u32> = (0..20_000)
+                .map(|_| {
+                    let r = rng.below(1 << 20) as f64 / f64::from(1 << 20);
+                    (2000.0 * r * r * r) as u32
+                })
+                .collect();
+            let mut clients = TopClients::new();
+            for &q in &queries {
+                clients.add(key(q), 64);
+                if q % 97 == 0 {
+                    check_invariants(&clients);
+                }
+            }
+            check_invariants(&clients);
+            assert!(matches!(clients, TopClients::Full(_)));
+            let sorted = clients.sorted();
+            assert_eq!(sorted.len(), 64);
+            // Every query is counted once: the summary's counts add up to them all.
+            let total: u64 = sorted.iter().map(|e| e.1).sum();
+            assert_eq!(total, queries.len() as u64);
+            // A client's count is never below its true count, and above it by at most
+            // the least count held (space-saving's guarantee).
+            let least = sorted.last().map_or(0, |e| e.1);
+            for &(k, n) in &sorted {
+                let truth = queries.iter().filter(|&&q| key(q) == k).count() as u64;
+                assert!(n >= truth && n - truth <= least, "{k:?}: {n} for {truth}");
+            }
+            // Any client with more queries than the least count is held, as the
+            // scanned list holds it.
+            for (&(k, _), _) in scanned(&queries, 64).iter().zip(0..10) {
+                let truth = queries.iter().filter(|&&q| key(q) == k).count() as u64;
+                if truth > least {
+                    assert!(sorted.iter().any(|e| e.0 == k), "seed {seed}: {k:?} lost");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn merged_lists_sum_and_keep_the_index() {
+        let mut a = TopClients::new();
+        let mut b = TopClients::new();
+        for i in 0..200u32 {
+            a.add(key(i % 70), 8);
+            b.add(key(i % 3), 8);
+        }
+        a.merge(&b, 8);
+        check_invariants(&a);
+        let sorted = a.sorted();
+        assert_eq!(sorted.len(), 8);
+        assert!(sorted.windows(2).all(|w| w[0].1 >= w[1].1));
+        // Adding after a merge keeps the list ordered and indexed.
+        for i in 0..500u32 {
+            a.add(key(i % 13), 8);
+        }
+        check_invariants(&a);
+        // A bound of one: a single entry, always the latest client.
+        let mut one = TopClients::new();
+        for i in 0..10u32 {
+            one.add(key(i), 1);
+        }
+        check_invariants(&one);
+        assert_eq!(one.sorted(), vec![(key(9), 10)]);
+    }
+}
