@@ -397,6 +397,7 @@ impl Decoder {
 
     /// Decodes the UDP or TCP header of a (complete or reassembled) IP payload.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn transport<F: FnMut(DnsPacket<'_>)>(
         &mut self,
         ts: Nanos,
@@ -518,6 +519,7 @@ fn be16(b: &[u8], at: usize) -> u16 {
 }
 
 /// Strips the link-layer header.
+#[inline]
 fn network(link: LinkType, data: &[u8]) -> Network<'_> {
     match link {
         LinkType::Ethernet => match data.get(12..14) {
@@ -583,6 +585,7 @@ pub fn flow_hash(frame: &Frame<'_>) -> u64 {
 }
 
 /// Skips VLAN tags after an ethertype and maps the final one.
+#[inline]
 fn ethertype(mut ethertype: u16, mut rest: &[u8]) -> Network<'_> {
     let mut tags = 0;
     // A `match`, not a search of a slice: one compare for the untagged frames that
@@ -609,6 +612,7 @@ fn ethertype(mut ethertype: u16, mut rest: &[u8]) -> Network<'_> {
 }
 
 /// An IP packet the link layer says is of `version`, checked against its first nibble.
+#[inline]
 fn ip_of_version(version: u8, ip: &[u8]) -> Network<'_> {
     match ip.first() {
         Some(b) if b >> 4 == version => Network::Ip(version, ip),
