@@ -133,6 +133,16 @@ impl TopClients {
         }
     }
 
+    /// Whether the next [`add`](Self::add) may allocate: the short list is full (it
+    /// grows, or becomes indexed). An indexed list never grows.
+    #[inline]
+    pub(super) fn may_grow(&self) -> bool {
+        match self {
+            TopClients::Few(entries) => entries.len() == entries.capacity(),
+            TopClients::Full(_) => false,
+        }
+    }
+
     /// The clients and their counts, in no particular order.
     fn entries(&self) -> &[(ClientKey, u64)] {
         match self {

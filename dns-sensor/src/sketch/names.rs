@@ -80,6 +80,17 @@ impl UniqueNames {
         }
     }
 
+    /// Whether the next [`insert`](Self::insert) of a new hash may allocate: the
+    /// array is full, the set is about to grow, or either must change form.
+    #[inline]
+    pub(super) fn may_grow(&self, limit: usize) -> bool {
+        match self {
+            UniqueNames::Few(hashes) => hashes.len() == hashes.capacity(),
+            UniqueNames::Many(set) => set.len() >= set.capacity() || set.len() >= limit,
+            UniqueNames::Estimated { .. } => false,
+        }
+    }
+
     pub(super) fn merge(&mut self, other: &UniqueNames, limit: usize) {
         match other {
             UniqueNames::Few(theirs) => self.merge_exact(theirs.iter().copied(), limit),

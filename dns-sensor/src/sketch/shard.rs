@@ -153,11 +153,9 @@ impl Shard {
         let now = self.records as u32;
         let domain_hash = self.hasher.hash_one(domain);
         if let Some((_, counts)) = self.domains.find_mut(domain_hash, |(d, _)| **d == *domain) {
-            let before = counts.heap_bytes();
-            counts.record_query(name, hash, client, qtype, size, &self.settings);
+            let grown = counts.record_query(name, hash, client, qtype, size, &self.settings);
             counts.last_seen = now;
-            let after = counts.heap_bytes();
-            self.held_bytes = (self.held_bytes + after).saturating_sub(before);
+            self.held_bytes = self.held_bytes.saturating_add_signed(grown);
             if self.bytes() > self.settings.max_bytes && !self.blocked {
                 self.shed_to_fit(0);
             }

@@ -73,6 +73,12 @@ impl<K: Copy + Eq + Ord, const INLINE: usize> TopCounts<K, INLINE> {
         }
     }
 
+    /// Whether the next [`add`](Self::add) may allocate: every place is taken.
+    #[inline]
+    pub(super) fn may_grow(&self) -> bool {
+        self.entries.len() == self.entries.capacity()
+    }
+
     /// Sums counts key by key; past the bound the lightest keys are dropped.
     pub(super) fn merge(&mut self, other: &TopCounts<K, INLINE>, bound: usize) {
         for &(key, n) in &other.entries {
