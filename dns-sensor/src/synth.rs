@@ -9,6 +9,7 @@
 //! over IPv4 and IPv6, are all computed. The builders panic on caller mistakes (a label
 //! over 63 bytes, a flow mixing IPv4 and IPv6): they take no input data, only test code.
 
+pub mod layers;
 pub mod scenario;
 
 use std::io;

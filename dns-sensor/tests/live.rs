@@ -23,6 +23,7 @@ use dns_sensor::capture::{
     xdp::{self, AttachMode, CaptureMode, XdpProgram, XdpSettings},
     LinkType,
 };
+use dns_sensor::synth::{self, layers};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -86,95 +87,32 @@ const IP6_B: [u8; 16] = [0xfd, 0, 0, 0xdd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 
 /// A DNS query for `<label>.example.com` A, with `id`.
 fn dns_query(id: u16, label: &str) -> Vec<u8> {
-    let mut m = Vec::new();
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for part in [label, "example", "com"] {
-        m.push(part.len() as u8);
-        m.extend_from_slice(part.as_bytes());
-    }
-    m.extend_from_slice(&[0, 0, 1, 0, 1]);
-    m
+    synth::query_labels(id, &[label.as_bytes(), b"example", b"com"], 1)
 }
 
+/// A UDP datagram (`proto` 17) or TCP segment (6) between the ports.
 fn l4(proto: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut h = Vec::new();
-    h.extend_from_slice(&sport.to_be_bytes());
-    h.extend_from_slice(&dport.to_be_bytes());
     if proto == 17 {
-        h.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        h.extend_from_slice(&[0, 0]);
+        layers::udp(sport, dport, payload)
     } else {
-        // TCP: seq, ack, data offset 5, flags PSH|ACK, window, csum, urg.
-        h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        layers::tcp(sport, dport, payload)
     }
-    h.extend_from_slice(payload);
-    h
 }
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// IPv4 header (with `options` bytes of NOP options) + payload; `frag` is the 16-bit
-/// flags/offset field.
+/// IPv4 from A to B with `options` bytes of options; `frag` is the flags/offset field.
 fn ipv4(proto: u8, frag: u16, options: usize, payload: &[u8]) -> Vec<u8> {
-    let ihl = 20 + options;
-    let mut h = vec![0u8; ihl];
-    h[0] = 0x40 | (ihl / 4) as u8;
-    h[2..4].copy_from_slice(&((ihl + payload.len()) as u16).to_be_bytes());
-    h[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
-    h[6..8].copy_from_slice(&frag.to_be_bytes());
-    h[8] = 64;
-    h[9] = proto;
-    h[12..16].copy_from_slice(&IP_A);
-    h[16..20].copy_from_slice(&IP_B);
-    for b in &mut h[20..] {
-        *b = 1; // NOP
-    }
-    let c = checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
+    layers::ipv4(IP_A.into(), IP_B.into(), proto, frag, options, payload)
 }
 
-/// IPv6 header + `ext` (already-built extension headers) + payload; `next` is the first
-/// next-header value.
+/// IPv6 from A to B: `ext` (already-built extension headers), then the payload; `next`
+/// is the first next-header value.
 fn ipv6(next: u8, ext: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x60, 0, 0, 0];
-    h.extend_from_slice(&((ext.len() + payload.len()) as u16).to_be_bytes());
-    h.push(next);
-    h.push(64);
-    h.extend_from_slice(&IP6_A);
-    h.extend_from_slice(&IP6_B);
-    h.extend_from_slice(ext);
-    h.extend_from_slice(payload);
-    h
+    layers::ipv6(IP6_A.into(), IP6_B.into(), next, ext, payload)
 }
 
-/// Ethernet header with VLAN `tags` (TPID, VID) then `ethertype`.
+/// Ethernet from A to B with VLAN `tags` (TPID, VID) then `ethertype`.
 fn eth(tags: &[(u16, u16)], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&MAC_B);
-    f.extend_from_slice(&MAC_A);
-    for &(tpid, vid) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&vid.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    // Ethernet minimum frame, as a NIC would pad it.
-    if f.len() < 60 {
-        f.resize(60, 0);
-    }
-    f
+    layers::ethernet(MAC_B, MAC_A, tags, ethertype, payload)
 }
 
 fn udp4_dns(sport: u16, id: u16, label: &str) -> Vec<u8> {
