@@ -280,19 +280,26 @@ mod tests {
     fn a_query_reports_what_it_changed_the_heap_by() {
         // Through every form: few names and clients, the set, the indexed clients, the
         // estimate; new and repeated names, clients and types.
-        let settings = SketchSettings::default();
-        let mut counts = DomainCounts::new();
-        for i in 0..3_000u32 {
-            let name = format!("n{}.pirate.sea", i % 1_500 + i / 2_000 * 7_000);
-            let hash = xxh3_64(name.as_bytes());
-            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i % 200));
-            let qtype = [1, 28, 16, 1, 65][(i % 5) as usize];
-            let before = counts.heap_bytes();
-            let change = counts.record_query(name.as_bytes(), hash, client, qtype, 60, &settings);
-            let after = counts.heap_bytes();
-            assert_eq!(change, after as isize - before as isize, "query {i}");
+        let small = SketchSettings {
+            exact_limit: 10,
+            max_clients: 3,
+            ..SketchSettings::default()
+        };
+        for settings in [SketchSettings::default(), small] {
+            let mut counts = DomainCounts::new();
+            for i in 0..3_000u32 {
+                let name = format!("n{}.pirate.sea", i % 1_500 + i / 2_000 * 7_000);
+                let hash = xxh3_64(name.as_bytes());
+                let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i % 200));
+                let qtype = [1, 28, 16, 1, 65][(i % 5) as usize];
+                let before = counts.heap_bytes();
+                let change =
+                    counts.record_query(name.as_bytes(), hash, client, qtype, 60, &settings);
+                let after = counts.heap_bytes();
+                assert_eq!(change, after as isize - before as isize, "query {i}");
+            }
+            assert!(counts.is_estimated());
         }
-        assert!(counts.is_estimated());
     }
 
     #[test]

@@ -85,7 +85,9 @@ impl UniqueNames {
     #[inline]
     pub(super) fn may_grow(&self, limit: usize) -> bool {
         match self {
-            UniqueNames::Few(hashes) => hashes.len() == hashes.capacity(),
+            UniqueNames::Few(hashes) => {
+                hashes.len() == hashes.capacity() || hashes.len() >= FEW_NAMES.min(limit)
+            }
             UniqueNames::Many(set) => set.len() >= set.capacity() || set.len() >= limit,
             UniqueNames::Estimated { .. } => false,
         }

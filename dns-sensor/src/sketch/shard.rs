@@ -63,7 +63,7 @@ fn key_heap_bytes(domain: &[u8]) -> usize {
 pub struct Shard {
     start: Nanos,
     settings: SketchSettings,
-    /// Counts boxed: the table's slots stay small (33 bytes, not 160), so a table sized
+    /// Counts boxed: the table's slots stay small (33 bytes, not 153), so a table sized
     /// for a flood of domains costs little, and probing touches fewer cache lines. A
     /// `HashTable` rather than a `HashMap`: a record hashes its domain once, for the
     /// look-up and, if it is new, the insert.
