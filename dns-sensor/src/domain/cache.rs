@@ -59,6 +59,10 @@ impl VerdictCache {
 
     /// [`classify`](Self::classify), handing the classifier the label starts when the
     /// caller knows them ([`Classifier::classify_labeled`]).
+    // Inlined by force, like the other steps the worker calls once a message: left to
+    // itself the compiler made each a call with its register saves, and the six
+    // together cost about 120 instructions a frame (docs/performance.md).
+    #[inline(always)]
     pub fn classify_labeled<'n>(
         &mut self,
         classifier: &Classifier,

@@ -140,6 +140,8 @@ impl Shard {
     }
     /// Records one query for `name` under `domain`. Allocates only for a new domain, a
     /// new sample name, and (amortised) while a domain's exact set of names grows.
+    // Inlined by force into the worker (see `VerdictCache::classify_labeled`).
+    #[inline(always)]
     pub fn record_query(
         &mut self,
         domain: &[u8],
@@ -182,6 +184,8 @@ impl Shard {
         self.admit(domain_hash, DomainKey::from_slice(domain), Box::new(counts));
     }
     /// Records one response of `size` bytes under `domain`.
+    // Inlined by force (see `record_query`).
+    #[inline(always)]
     pub fn record_response(&mut self, domain: &[u8], size: u32) {
         self.records = self.records.wrapping_add(1);
         let now = self.records as u32;
