@@ -5,7 +5,10 @@
 //! callgrind_annotate prints the same numbers, but splits a function's cost by the
 //! source file of the code inlined into it (`fi=`/`fe=`), so one Rust function shows
 //! as several entries whose inclusive figures overlap; here a function is one entry,
-//! whatever was inlined into it.
+//! whatever was inlined into it. The split by source file is kept beside it
+//! ([`Profile::own_by_source`], [`Profile::calls_by_source`]): where one function holds
+//! the code of several modules, it says which cost came from which (the innermost
+//! inlined file only: callgrind records no chain of inlining).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -48,6 +51,12 @@ pub struct Profile {
     pub functions: HashMap<String, Function>,
     /// The calls from one function to another, by (caller, callee).
     pub edges: HashMap<(String, String), Edge>,
+    /// Functions' own cost by the source file of the code (the function's, or that of
+    /// code inlined into it), by (function, file).
+    pub own_by_source: HashMap<(String, String), u64>,
+    /// The inclusive cost of calls by the source file of the calling code, by (caller,
+    /// file, callee); calls of a function to itself left out, as in `edges`.
+    pub calls_by_source: HashMap<(String, String, String), u64>,
 }
 
 impl Profile {
@@ -67,6 +76,8 @@ impl Profile {
         let mut summary = None;
         let mut totals: Option<u64> = None;
         let mut file = String::from("???");
+        // The file of the cost lines that follow: the function's, or an inlined one's.
+        let mut source = file.clone();
         let mut function: Option<String> = None;
         let mut callee: Option<String> = None;
         let mut in_call: Option<u64> = None;
@@ -97,6 +108,10 @@ impl Profile {
                             .or_default();
                         edge.calls += calls;
                         edge.cost += cost;
+                        *profile
+                            .calls_by_source
+                            .entry((caller.clone(), source.clone(), target.clone()))
+                            .or_default() += cost;
                         profile
                             .functions
                             .entry(caller.clone())
@@ -109,16 +124,25 @@ impl Profile {
                         .entry(caller.clone())
                         .or_default()
                         .self_cost += cost;
+                    *profile
+                        .own_by_source
+                        .entry((caller.clone(), source.clone()))
+                        .or_default() += cost;
                 }
                 continue;
             }
             if let Some((key, value)) = line.split_once('=') {
                 match key {
-                    "fl" => file = resolve(&mut files, value),
-                    "fi" | "fe" | "cfi" | "cfl" => {
+                    "fl" => {
+                        file = resolve(&mut files, value);
+                        source = file.clone();
+                    }
+                    "fi" | "fe" => source = resolve(&mut files, value),
+                    "cfi" | "cfl" => {
                         resolve(&mut files, value);
                     }
                     "fn" => {
+                        source = file.clone();
                         let name = resolve(&mut names, value);
                         let entry = profile.functions.entry(name.clone()).or_default();
                         if entry.file.is_empty() {
@@ -289,6 +313,18 @@ totals: 1000
         assert_eq!(p.entry_cost(|f| f == "work" || f == "helper"), 740);
         assert_eq!(p.entry_cost(|f| f == "helper"), 240);
         assert_eq!(p.entry_cost_from(|f| f == "helper", |c| c == "work"), 200);
+        // By source: work's own 400 from its file, 100 from the inlined one; its call
+        // to helper made from the inlined code; main's calls from main's file.
+        let own = |f: &str, file: &str| p.own_by_source[&(f.to_string(), file.to_string())];
+        assert_eq!(own("work", "src/work.rs"), 400);
+        assert_eq!(own("work", "src/inlined.rs"), 100);
+        let call = |a: &str, file: &str, b: &str| {
+            p.calls_by_source[&(a.to_string(), file.to_string(), b.to_string())]
+        };
+        assert_eq!(call("work", "src/inlined.rs", "helper"), 200);
+        assert_eq!(call("main", "src/main.rs", "work"), 700);
+        let by_source: u64 = p.own_by_source.values().sum();
+        assert_eq!(by_source, selfs);
     }
 
     #[test]
