@@ -1,4 +1,5 @@
-//! Bounded heavy-hitter counts (space-saving), and the small vectors' growth step.
+//! Bounded heavy-hitter counts (space-saving) for query types, the scan and the order
+//! they share with the clients' counts, and the small vectors' growth step.
 
 use smallvec::SmallVec;
 
@@ -39,9 +40,9 @@ pub(super) fn sort_heaviest_first<K: Ord>(entries: &mut [(K, u64)]) {
 /// coming back climbs and stays while rare keys churn through the last places. The
 /// bound is the caller's (it is the same for every domain of a shard).
 ///
-/// The first `INLINE` entries are held in place, without a heap block: one for query
-/// types, which most domains of a slot have only one of; none for clients, whose entry
-/// (an address and a count) would widen every domain's counts past their size class.
+/// The first `INLINE` entries are held in place, without a heap block: the query types
+/// keep one, as most domains of a slot have only one. (Clients have their own
+/// structure, `clients::TopClients`, indexed once full.)
 #[derive(Clone, Debug)]
 pub(super) struct TopCounts<K, const INLINE: usize> {
     pub(super) entries: SmallVec<[(K, u64); INLINE]>,
