@@ -68,6 +68,14 @@ pub struct PublicSuffixes {
     rules: HashMap<Box<[u8]>, u8, foldhash::fast::RandomState>,
 }
 
+/// The rule a line of the list holds: its first word, unless the line is blank or a
+/// comment (comments take whole lines).
+fn rule_of(line: &str) -> Option<&str> {
+    line.split_whitespace()
+        .next()
+        .filter(|r| !r.starts_with("//"))
+}
+
 impl PublicSuffixes {
     /// Reads the list's text, without its private section unless `include_private`.
     pub fn parse(text: &str, include_private: bool) -> Result<Self, RuleError> {
@@ -77,12 +85,7 @@ impl PublicSuffixes {
             if !include_private && line.contains(PRIVATE_MARKER) {
                 break;
             }
-            // The rule is the line's first word; comments take whole lines.
-            let Some(rule) = line
-                .split_whitespace()
-                .next()
-                .filter(|r| !r.starts_with("//"))
-            else {
+            let Some(rule) = rule_of(line) else {
                 continue;
             };
             let bad = |why| RuleError {
@@ -294,11 +297,7 @@ mod tests {
             let mut names = 0;
             let mut differ = std::collections::BTreeSet::new();
             for line in PUBLIC_SUFFIX_LIST.lines() {
-                let Some(rule) = line
-                    .split_whitespace()
-                    .next()
-                    .filter(|r| !r.starts_with("//"))
-                else {
+                let Some(rule) = rule_of(line) else {
                     continue;
                 };
                 let body = rule.trim_start_matches('!').trim_start_matches("*.");
