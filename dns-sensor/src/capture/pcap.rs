@@ -204,6 +204,18 @@ impl std::fmt::Debug for CaptureReader {
     }
 }
 
+/// A classic record's time: seconds and a fraction in micro- or nanoseconds. Cannot
+/// overflow: 2^32 seconds and as many microseconds are under 2^63 nanoseconds.
+#[inline]
+fn classic_ts(secs: u32, frac: u32, nanos: bool) -> Nanos {
+    let frac_ns = if nanos {
+        u64::from(frac)
+    } else {
+        u64::from(frac) * 1000
+    };
+    u64::from(secs) * NANOS_PER_SEC + frac_ns
+}
+
 /// Reads a `u16` of the given byte order.
 fn u16_at(b: [u8; 2], big_endian: bool) -> u16 {
     if big_endian {
@@ -355,17 +367,12 @@ impl CaptureReader {
         if caplen > MAX_CAPLEN || rest.len() - 16 < caplen {
             return None;
         }
-        let secs = u64::from(u32_at(field(hdr, 0), BE));
-        let frac = u64::from(u32_at(field(hdr, 4), BE));
-        let frac_ns = if NANOS {
-            frac
-        } else {
-            frac.saturating_mul(1000)
-        };
+        let secs = u32_at(field(hdr, 0), BE);
+        let frac = u32_at(field(hdr, 4), BE);
         let start = self.pos + 16;
         self.pos = start + caplen;
         Some(Pending {
-            ts: secs.saturating_mul(NANOS_PER_SEC).saturating_add(frac_ns),
+            ts: classic_ts(secs, frac, NANOS),
             link,
             start,
             len: caplen,
@@ -533,8 +540,8 @@ impl CaptureReader {
                 return Err(self.truncated(start, "pcap record header"));
             }
             let hdr: [u8; 16] = field(&self.buf, self.pos);
-            let secs = u64::from(u32_at(field(&hdr, 0), big_endian));
-            let frac = u64::from(u32_at(field(&hdr, 4), big_endian));
+            let secs = u32_at(field(&hdr, 0), big_endian);
+            let frac = u32_at(field(&hdr, 4), big_endian);
             let caplen = u32_at(field(&hdr, 8), big_endian) as usize;
             if caplen > MAX_CAPLEN {
                 return Err(self.malformed(
@@ -551,14 +558,8 @@ impl CaptureReader {
                 self.skipped += 1;
                 continue;
             };
-            let frac_ns = if nanos {
-                frac
-            } else {
-                frac.saturating_mul(1000)
-            };
-            let ts = secs.saturating_mul(NANOS_PER_SEC).saturating_add(frac_ns);
             return Ok(Some(Pending {
-                ts,
+                ts: classic_ts(secs, frac, nanos),
                 link,
                 start: data,
                 len: caplen,
