@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::shard::heap_block;
-use super::top::{bump, sort_heaviest_first};
+use super::top::{bump, push_stepped, sort_heaviest_first};
 
 /// A client address as the clients' counts key it: the IPv6 address, IPv4 as its
 /// IPv4-mapped one (RFC 4291 2.5.5.2), in two 64-bit halves: an entry and its count
@@ -112,11 +112,8 @@ impl TopClients {
                 if entries.len() < bound {
                     // Most domains of a slot see one or two clients: grow from two,
                     // doubling.
-                    if entries.len() == entries.capacity() {
-                        let step = entries.len().max(2).min(bound - entries.len());
-                        entries.reserve_exact(step);
-                    }
-                    entries.push((key, 1));
+                    let step = entries.len().max(2).min(bound - entries.len());
+                    push_stepped(entries, (key, 1), step);
                     return;
                 }
                 if bound > MAX_INDEXED || bound == 0 {
