@@ -418,7 +418,7 @@ impl Decoder {
     }
 
     // Inlined by force, with `ipv4`: one frame's decode is one function (see
-    // `VerdictCache::classify_labeled`).
+    // `VerdictCache::classify_hashed`).
     #[inline(always)]
     fn udp<F: FnMut(DnsPacket<'_>)>(
         &mut self,

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::Settings;
 use crate::capture::Frame;
@@ -171,18 +172,24 @@ impl Worker {
                     return;
                 }
             };
-            let domain =
-                match verdicts.classify_labeled(classifier, name.as_bytes(), name.label_starts()) {
-                    Verdict::Registered(domain) => domain,
-                    Verdict::Whitelisted => {
-                        stats.whitelisted += 1;
-                        return;
-                    }
-                    Verdict::NoDomain => {
-                        stats.no_domain += 1;
-                        return;
-                    }
-                };
+            // One hash of the name serves the verdict cache's slot and the counts' set.
+            let name_hash = xxh3_64(name.as_bytes());
+            let domain = match verdicts.classify_hashed(
+                classifier,
+                name.as_bytes(),
+                name_hash,
+                name.label_starts(),
+            ) {
+                Verdict::Registered(domain) => domain,
+                Verdict::Whitelisted => {
+                    stats.whitelisted += 1;
+                    return;
+                }
+                Verdict::NoDomain => {
+                    stats.no_domain += 1;
+                    return;
+                }
+            };
             let size = packet.message.len() as u32;
             if question.is_response {
                 stats.responses += 1;
@@ -190,7 +197,14 @@ impl Worker {
             } else {
                 stats.queries += 1;
                 let client: IpAddr = packet.src;
-                shard.record_query(domain, name.as_bytes(), client, question.qtype, size);
+                shard.record_query_hashed(
+                    domain,
+                    name.as_bytes(),
+                    name_hash,
+                    client,
+                    question.qtype,
+                    size,
+                );
             }
         });
     }

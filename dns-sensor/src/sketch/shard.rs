@@ -151,8 +151,6 @@ impl Shard {
     }
     /// Records one query for `name` under `domain`. Allocates only for a new domain, a
     /// new sample name, and (amortised) while a domain's exact set of names grows.
-    // Inlined by force into the worker (see `VerdictCache::classify_labeled`).
-    #[inline(always)]
     pub fn record_query(
         &mut self,
         domain: &[u8],
@@ -161,7 +159,23 @@ impl Shard {
         qtype: u16,
         size: u32,
     ) {
-        let hash = xxh3_64(name);
+        self.record_query_hashed(domain, name, xxh3_64(name), client, qtype, size);
+    }
+
+    /// [`record_query`](Self::record_query) given `name`'s XXH3-64 hash, which the
+    /// worker computes once for the verdict cache and the counts.
+    // Inlined by force into the worker (see `VerdictCache::classify_hashed`).
+    #[inline(always)]
+    pub fn record_query_hashed(
+        &mut self,
+        domain: &[u8],
+        name: &[u8],
+        hash: u64,
+        client: IpAddr,
+        qtype: u16,
+        size: u32,
+    ) {
+        debug_assert_eq!(hash, xxh3_64(name));
         self.records = self.records.wrapping_add(1);
         let now = self.records as u32;
         let key_hash = domain_hash(&self.hasher, domain);
