@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+mod bytes;
 pub mod capture;
 pub mod config;
 pub mod decode;

@@ -3,6 +3,7 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Classifier, Verdict};
+use crate::bytes::same_bytes;
 
 /// Names up to this long (canonical bytes) are remembered by [`VerdictCache`]; longer
 /// ones (tunnel payloads, mostly) are classified every time.
@@ -104,7 +105,10 @@ impl VerdictCache {
         };
         if slot.tag == tag
             && usize::from(slot.len) == name.len()
-            && slot.name.get(..name.len()) == Some(name)
+            && slot
+                .name
+                .get(..name.len())
+                .is_some_and(|held| same_bytes(held, name))
         {
             return match slot.kind {
                 0 => match name.get(usize::from(slot.start)..) {

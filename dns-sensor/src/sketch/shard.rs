@@ -11,6 +11,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::counts::DomainCounts;
 use super::history::NameHistory;
 use super::SketchSettings;
+use crate::bytes::same_bytes;
 use crate::Nanos;
 
 /// Bytes a heap block of `bytes` really takes: nothing for an empty one, else the
@@ -179,7 +180,10 @@ impl Shard {
         self.records = self.records.wrapping_add(1);
         let now = self.records as u32;
         let key_hash = domain_hash(&self.hasher, domain);
-        if let Some((_, counts)) = self.domains.find_mut(key_hash, |(d, _)| **d == *domain) {
+        if let Some((_, counts)) = self
+            .domains
+            .find_mut(key_hash, |(d, _)| same_bytes(d, domain))
+        {
             let grown = counts.record_query(name, hash, client, qtype, size, &self.settings);
             counts.last_seen = now;
             self.held_bytes = self.held_bytes.saturating_add_signed(grown);
@@ -215,7 +219,10 @@ impl Shard {
         self.records = self.records.wrapping_add(1);
         let now = self.records as u32;
         let key_hash = domain_hash(&self.hasher, domain);
-        if let Some((_, counts)) = self.domains.find_mut(key_hash, |(d, _)| **d == *domain) {
+        if let Some((_, counts)) = self
+            .domains
+            .find_mut(key_hash, |(d, _)| same_bytes(d, domain))
+        {
             counts.record_response(size);
             counts.last_seen = now;
             return;
@@ -435,7 +442,7 @@ impl Shard {
     pub fn get(&self, domain: &[u8]) -> Option<&DomainCounts> {
         let hash = domain_hash(&self.hasher, domain);
         self.domains
-            .find(hash, |(d, _)| **d == *domain)
+            .find(hash, |(d, _)| same_bytes(d, domain))
             .map(|(_, counts)| &**counts)
     }
     /// Domains tracked.
