@@ -236,7 +236,7 @@ fn slow_tunnel_in_a_round_robin(history: bool) -> (Vec<Alert>, RunSummary) {
     let mut settings = Config {
         threshold: 100,
         window: Duration::from_secs(2 * 3600),
-        memory_cap: 3 << 20,
+        memory_cap: 5 << 19,
         ..Config::default()
     }
     .settings()

@@ -78,10 +78,8 @@ impl DomainCounts {
     /// [`heap_bytes`](Self::heap_bytes) then says), computed without building them.
     pub(super) fn first_query_heap_bytes(name: &[u8]) -> usize {
         let name_len = name.len().min(usize::from(u16::MAX));
-        // The query type is held in place.
-        heap_block(4 * 8)
-            + heap_block(2 * size_of::<(ClientKey, u64)>())
-            + heap_block(1 + 2 + name_len)
+        // The name's hash and the query type are held in place.
+        heap_block(2 * size_of::<(ClientKey, u64)>()) + heap_block(1 + 2 + name_len)
     }
 
     /// Whether shedding must leave this domain alone: it has many names already.

@@ -1,5 +1,5 @@
-//! A domain's distinct names: exact while small (a short array, then a hash set),
-//! estimated past the limit.
+//! A domain's distinct names: exact while small (in place, then a short array, then a
+//! hash set), estimated past the limit.
 
 use std::collections::HashSet;
 
@@ -20,7 +20,15 @@ const FEW_NAMES: usize = 32;
 /// Distinct names of one domain: exact while small, estimated past the limit.
 #[derive(Clone, Debug)]
 pub(super) enum UniqueNames {
-    /// Up to [`FEW_NAMES`] hashes, unordered.
+    /// No name yet (a domain seen only in responses so far).
+    Empty,
+    /// One hash, held in place, as is [`Two`](Self::Two): most domains have one or
+    /// two names in a slot, and an array of their own cost each a block and a cache
+    /// miss a query. The array's niche leaves room for both without widening the enum.
+    One(u64),
+    /// Two hashes, in place.
+    Two([u64; 2]),
+    /// Three to [`FEW_NAMES`] hashes, unordered.
     Few(Vec<u64>),
     /// More, up to the exact limit. Boxed so that the few domains with many names do
     /// not widen every domain's counts by the set's header.
@@ -33,7 +41,7 @@ pub(super) enum UniqueNames {
 
 impl UniqueNames {
     pub(super) fn new() -> Self {
-        UniqueNames::Few(Vec::new())
+        UniqueNames::Empty
     }
 
     /// Adds a hash. Returns `Some(true)` if it was new, `Some(false)` if seen, `None`
@@ -41,6 +49,20 @@ impl UniqueNames {
     #[inline]
     pub(super) fn insert(&mut self, hash: u64, limit: usize) -> Option<bool> {
         match self {
+            UniqueNames::Empty if limit > 0 => {
+                *self = UniqueNames::One(hash);
+                Some(true)
+            }
+            UniqueNames::One(seen) if *seen == hash => Some(false),
+            UniqueNames::One(seen) if limit > 1 => {
+                *self = UniqueNames::Two([*seen, hash]);
+                Some(true)
+            }
+            UniqueNames::Two(seen) if seen.contains(&hash) => Some(false),
+            UniqueNames::Empty | UniqueNames::One(_) | UniqueNames::Two(_) => {
+                self.spill();
+                self.insert(hash, limit)
+            }
             UniqueNames::Few(hashes) => {
                 if hashes.contains(&hash) {
                     return Some(false);
@@ -80,11 +102,44 @@ impl UniqueNames {
         }
     }
 
+    /// Moves the hashes held in place to an array of their own, with room for the
+    /// next (the array's first step).
+    #[cold]
+    fn spill(&mut self) {
+        let Some(held) = self.in_place() else {
+            return;
+        };
+        let mut hashes = Vec::with_capacity(held.len().max(1).next_multiple_of(4));
+        hashes.extend_from_slice(held);
+        *self = UniqueNames::Few(hashes);
+    }
+
+    /// The hashes held in place, if that is how they are held.
+    fn in_place(&self) -> Option<&[u64]> {
+        match self {
+            UniqueNames::Empty => Some(&[]),
+            UniqueNames::One(hash) => Some(std::slice::from_ref(hash)),
+            UniqueNames::Two(hashes) => Some(hashes),
+            _ => None,
+        }
+    }
+
+    /// The hashes held exactly in an array or in place.
+    fn listed(&self) -> Option<&[u64]> {
+        match self {
+            UniqueNames::Few(hashes) => Some(hashes),
+            names => names.in_place(),
+        }
+    }
+
     /// Whether the next [`insert`](Self::insert) of a new hash may allocate: the
     /// array is full, the set is about to grow, or either must change form.
     #[inline]
     pub(super) fn may_grow(&self, limit: usize) -> bool {
         match self {
+            UniqueNames::Empty => limit < 1,
+            UniqueNames::One(_) => limit < 2,
+            UniqueNames::Two(_) => true,
             UniqueNames::Few(hashes) => {
                 hashes.len() == hashes.capacity() || hashes.len() >= FEW_NAMES.min(limit)
             }
@@ -95,7 +150,13 @@ impl UniqueNames {
 
     pub(super) fn merge(&mut self, other: &UniqueNames, limit: usize) {
         match other {
-            UniqueNames::Few(theirs) => self.merge_exact(theirs.iter().copied(), limit),
+            UniqueNames::Empty
+            | UniqueNames::One(_)
+            | UniqueNames::Two(_)
+            | UniqueNames::Few(_) => {
+                let theirs = other.listed().unwrap_or_default();
+                self.merge_exact(theirs.iter().copied(), limit)
+            }
             UniqueNames::Many(theirs) => self.merge_exact(theirs.iter().copied(), limit),
             UniqueNames::Estimated {
                 hll: their_hll,
@@ -107,10 +168,13 @@ impl UniqueNames {
                     return;
                 }
                 let mut hll = their_hll.clone();
-                match self {
-                    UniqueNames::Few(mine) => mine.iter().for_each(|&h| hll.insert(h)),
+                match &*self {
                     UniqueNames::Many(mine) => mine.iter().for_each(|&h| hll.insert(h)),
                     UniqueNames::Estimated { .. } => {}
+                    mine => {
+                        let listed = mine.listed().unwrap_or_default();
+                        listed.iter().for_each(|&h| hll.insert(h))
+                    }
                 }
                 let floor = (*their_floor).max(self.count());
                 *self = UniqueNames::Estimated { hll, floor };
@@ -131,6 +195,9 @@ impl UniqueNames {
 
     pub(super) fn count(&self) -> u64 {
         match self {
+            UniqueNames::Empty => 0,
+            UniqueNames::One(_) => 1,
+            UniqueNames::Two(_) => 2,
             UniqueNames::Few(hashes) => hashes.len() as u64,
             UniqueNames::Many(set) => set.len() as u64,
             UniqueNames::Estimated { hll, floor } => {
@@ -143,6 +210,7 @@ impl UniqueNames {
     /// Heap bytes held, as the allocator hands them out.
     pub(super) fn heap_bytes(&self) -> usize {
         match self {
+            UniqueNames::Empty | UniqueNames::One(_) | UniqueNames::Two(_) => 0,
             UniqueNames::Few(hashes) => heap_block(hashes.capacity() * 8),
             // hashbrown: a bucket of 8 bytes and a control byte per slot, slots a power
             // of two at least 8/7 of the capacity.
@@ -215,6 +283,10 @@ mod tests {
         // Below, at and past FEW_NAMES, alone and merged from overlapping halves.
         let settings = SketchSettings::default();
         for n in [
+            1,
+            2,
+            3,
+            4,
             FEW_NAMES as u64 - 1,
             FEW_NAMES as u64,
             FEW_NAMES as u64 + 1,
@@ -222,11 +294,40 @@ mod tests {
         ] {
             let whole = shard_with(0, &settings, 0..n);
             assert_eq!(uniques(&whole), n);
-            let mut a = shard_with(0, &settings, 0..n / 2 + 3);
+            let mut a = shard_with(0, &settings, 0..(n / 2 + 3).min(n));
             a.merge(&shard_with(0, &settings, n / 2..n));
             assert_eq!(uniques(&a), n);
             let counts = whole.get(b"pirate.sea").expect("tracked");
             assert!(!counts.is_estimated());
+        }
+    }
+
+    #[test]
+    fn one_or_two_names_are_held_in_place_and_tiny_limits_still_hold() {
+        let mut names = UniqueNames::new();
+        for (hash, fresh) in [(7, true), (7, false), (9, true), (7, false), (9, false)] {
+            assert_eq!(names.insert(hash, 1000), Some(fresh));
+            assert_eq!(names.heap_bytes(), 0, "{names:?}");
+        }
+        assert_eq!(names.count(), 2);
+        assert!(names.may_grow(1000));
+        assert_eq!(names.insert(11, 1000), Some(true));
+        assert!(matches!(names, UniqueNames::Few(_)), "{names:?}");
+        assert_eq!(names.count(), 3);
+        // An exact limit below what fits in place switches to the estimate as before,
+        // and says so beforehand.
+        for limit in [0, 1, 2] {
+            let mut names = UniqueNames::new();
+            for hash in 0..limit as u64 {
+                assert_eq!(names.insert(hash, limit), Some(true));
+            }
+            assert!(names.may_grow(limit), "limit {limit}");
+            names.insert(100, limit);
+            assert!(
+                matches!(names, UniqueNames::Estimated { .. }),
+                "limit {limit}: {names:?}"
+            );
+            assert_eq!(names.count(), limit as u64 + 1, "limit {limit}");
         }
     }
 
