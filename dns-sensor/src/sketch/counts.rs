@@ -74,12 +74,16 @@ impl DomainCounts {
         names + u64::from(self.prior_names)
     }
 
-    /// The heap bytes of new counts after one query for `name` (what
+    /// The heap bytes of new counts after one query for `name` from `client` (what
     /// [`heap_bytes`](Self::heap_bytes) then says), computed without building them.
-    pub(super) fn first_query_heap_bytes(name: &[u8]) -> usize {
+    pub(super) fn first_query_heap_bytes(name: &[u8], client: IpAddr) -> usize {
         let name_len = name.len().min(usize::from(u16::MAX));
-        // The name's hash and the query type are held in place.
-        heap_block(2 * size_of::<(ClientKey, u64)>()) + heap_block(1 + 2 + name_len)
+        // The name's hash, the query type and an IPv4 client are held in place.
+        let clients = match client {
+            IpAddr::V4(_) => 0,
+            IpAddr::V6(_) => heap_block(2 * size_of::<(ClientKey, u64)>()),
+        };
+        clients + heap_block(1 + 2 + name_len)
     }
 
     /// Whether shedding must leave this domain alone: it has many names already.

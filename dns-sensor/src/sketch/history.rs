@@ -258,20 +258,24 @@ mod tests {
 
     #[test]
     fn a_first_query_costs_what_the_door_expects() {
+        let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x30));
         for name in [&b"a.pirate.sea"[..], &[b'x'; 300]] {
-            let mut counts = DomainCounts::new();
-            counts.record_query(
-                name,
-                xxh3_64(name),
-                CLIENT,
-                1,
-                60,
-                &SketchSettings::default(),
-            );
-            assert_eq!(
-                counts.heap_bytes(),
-                DomainCounts::first_query_heap_bytes(name)
-            );
+            for client in [CLIENT, v6] {
+                let mut counts = DomainCounts::new();
+                counts.record_query(
+                    name,
+                    xxh3_64(name),
+                    client,
+                    1,
+                    60,
+                    &SketchSettings::default(),
+                );
+                assert_eq!(
+                    counts.heap_bytes(),
+                    DomainCounts::first_query_heap_bytes(name, client),
+                    "{client}"
+                );
+            }
         }
     }
 }
