@@ -38,19 +38,16 @@ pub fn read_merged(
             return Ok(truncated);
         };
         // With a single file the merge is pointless; read it straight through until it
-        // ends so that the common case pays one peek per frame at most.
+        // ends so that the common case pays one peek in all.
         if live.len() == 1 {
-            loop {
-                match readers[r].next_frame() {
-                    Ok(Some(frame)) => each(&frame),
-                    Ok(None) => return Ok(truncated),
-                    Err(e @ CaptureError::Truncated { .. }) => {
-                        truncated.push(e);
-                        return Ok(truncated);
-                    }
-                    Err(e) => return Err(e),
+            return match readers[r].for_each_frame(&mut each) {
+                Ok(()) => Ok(truncated),
+                Err(e @ CaptureError::Truncated { .. }) => {
+                    truncated.push(e);
+                    Ok(truncated)
                 }
-            }
+                Err(e) => Err(e),
+            };
         }
         match readers[r].next_frame() {
             Ok(Some(frame)) => each(&frame),
