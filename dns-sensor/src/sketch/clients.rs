@@ -125,8 +125,10 @@ impl TopClients {
                 *queries += 1;
             }
             TopClients::OneV4 { address, queries } => {
-                let held = (ClientKey::from_v4(*address), *queries);
-                *self = TopClients::Few(vec![held]);
+                // Room for the second, as the list's first step gives it.
+                let mut entries = Vec::with_capacity(2.min(bound));
+                entries.push((ClientKey::from_v4(*address), *queries));
+                *self = TopClients::Few(entries);
                 self.add(key, bound);
             }
             TopClients::Few(entries) if entries.capacity() == 0 && bound > 0 => match key.v4() {
@@ -436,6 +438,38 @@ mod tests {
                 assert_ne!(ClientKey::new(a), ClientKey::new(b), "{a} {b}");
             }
         }
+    }
+
+    #[test]
+    fn one_ipv4_client_is_held_in_place_and_a_second_takes_one_block_of_two() {
+        let entry = size_of::<(ClientKey, u64)>();
+        let mut clients = TopClients::new();
+        for _ in 0..3 {
+            clients.add(key(1), 64);
+        }
+        assert!(
+            matches!(clients, TopClients::OneV4 { queries: 3, .. }),
+            "{clients:?}"
+        );
+        assert_eq!(clients.heap_bytes(), 0);
+        assert!(clients.may_grow());
+        clients.add(key(2), 64);
+        assert_eq!(clients.heap_bytes(), heap_block(2 * entry));
+        assert_eq!(clients.sorted(), vec![(key(1), 3), (key(2), 1)]);
+        // An IPv6 client is never in place; a merge that leaves one IPv4 client puts it
+        // back.
+        let v6 = ClientKey::new(IpAddr::from(Ipv6Addr::LOCALHOST));
+        let mut other = TopClients::new();
+        other.add(v6, 64);
+        assert!(matches!(other, TopClients::Few(_)), "{other:?}");
+        let mut lone = TopClients::new();
+        lone.merge(&TopClients::Few(vec![(key(7), 5)]), 64);
+        assert!(
+            matches!(lone, TopClients::OneV4 { queries: 5, .. }),
+            "{lone:?}"
+        );
+        lone.merge(&other, 64);
+        assert_eq!(lone.sorted(), vec![(key(7), 5), (v6, 1)]);
     }
 
     #[test]
