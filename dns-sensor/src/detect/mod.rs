@@ -12,6 +12,9 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::sketch::{DomainCounts, Shard};
+
+mod bounds;
+use bounds::NameBound;
 use crate::{Nanos, NANOS_PER_SEC};
 
 /// The rule's parameters.
@@ -302,44 +305,6 @@ impl Detector {
     /// Estimated bytes of the window's per-domain tables (see [`Shard::bytes`]).
     pub fn bytes(&self) -> usize {
         self.slots.values().map(Shard::bytes).sum()
-    }
-}
-
-/// An upper bound on a domain's unique names over several slots: the sum of its
-/// per-slot counts (a union is never larger), and whether any slot's count was an
-/// estimate (then the union must be merged to be known). Packed in one word, as the
-/// table of bounds holds one per domain of the window (millions): the top bit is the
-/// estimate flag, the rest the saturating sum.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct NameBound(u64);
-
-impl NameBound {
-    const ESTIMATED: u64 = 1 << 63;
-
-    fn add(&mut self, counts: &DomainCounts) {
-        let names = self
-            .names()
-            .saturating_add(counts.unique_names())
-            .min(!Self::ESTIMATED);
-        let estimated = if self.estimated() || counts.is_estimated() {
-            Self::ESTIMATED
-        } else {
-            0
-        };
-        self.0 = names | estimated;
-    }
-
-    fn names(self) -> u64 {
-        self.0 & !Self::ESTIMATED
-    }
-
-    fn estimated(self) -> bool {
-        self.0 & Self::ESTIMATED != 0
-    }
-
-    /// Whether the union can exceed `threshold`: the sum does, or an estimate is in it.
-    fn may_exceed(self, threshold: u64) -> bool {
-        self.names() > threshold || self.estimated()
     }
 }
 
