@@ -7,15 +7,14 @@
 //! exactly the window; the final evaluation at the end of a capture may fall between
 //! boundaries, and then covers the whole slots starting in that range.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::sketch::{DomainCounts, Shard};
 
 mod bounds;
-use bounds::NameBound;
 use crate::{Nanos, NANOS_PER_SEC};
+use bounds::WindowBounds;
 
 /// The rule's parameters.
 #[derive(Clone, Debug)]
@@ -104,6 +103,8 @@ pub struct Detector {
     newest: Option<Nanos>,
     /// Start of the window of the latest evaluation: older slots are never needed again.
     horizon: Nanos,
+    /// The domains' bounds over the slots evaluations have covered.
+    bounds: WindowBounds,
     /// When each recently alerted domain was last reported.
     last_alerted: HashMap<Box<[u8]>, Nanos, foldhash::fast::RandomState>,
     /// Shards refused because their slot had already left the window.
@@ -131,6 +132,7 @@ impl Detector {
     pub fn new(settings: RuleSettings) -> Self {
         let slot = slot_length(settings.window, settings.interval).max(1);
         Self {
+            bounds: WindowBounds::new(settings.threshold),
             settings,
             slot,
             slots: BTreeMap::new(),
@@ -177,6 +179,8 @@ impl Detector {
         let (shed, evicted) = match self.slots.entry(start) {
             std::collections::btree_map::Entry::Occupied(mut held) => {
                 let held = held.get_mut();
+                // Counted again, as it will be, by the next evaluation that covers it.
+                self.bounds.uncount(start, held);
                 let before = (held.shed_records(), held.evicted_domains());
                 held.merge_owned(shard);
                 (
@@ -210,7 +214,10 @@ impl Detector {
             .first_key_value()
             .is_some_and(|(&start, _)| start < cutoff)
         {
-            self.slots = self.slots.split_off(&cutoff);
+            let kept = self.slots.split_off(&cutoff);
+            for (start, shard) in std::mem::replace(&mut self.slots, kept) {
+                self.bounds.uncount(start, &shard);
+            }
         }
     }
     /// Evaluates the rule over the window ending at `at`: every slot that overlaps
@@ -231,8 +238,12 @@ impl Detector {
         let window_start = reach - reach % self.slot;
         self.horizon = self.horizon.max(window_start);
         self.drop_before(self.horizon);
+        for (&start, shard) in self.slots.range(window_start..at) {
+            self.bounds.count(start, shard);
+        }
         let slots: Vec<&Shard> = self.slots.range(window_start..at).map(|(_, s)| s).collect();
-        let mut alerts = over_threshold(&slots, &self.settings, at, window_start);
+        let candidates = self.bounds.candidates();
+        let mut alerts = over_threshold(&slots, candidates, &self.settings, at, window_start);
         alerts.sort_unstable_by(|a, b| {
             b.unique_hostnames
                 .cmp(&a.unique_hostnames)
@@ -308,70 +319,41 @@ impl Detector {
     }
 }
 
-/// The alert of every domain of `slots` whose unique names over them exceed the
-/// threshold, unsorted.
-///
-/// A domain's union of names is at most the sum of its per-slot counts, so only domains
-/// whose sum passes the threshold need their slots merged. The sums are kept by a keyed
-/// hash of the domain rather than the name (16 bytes an entry: the window can hold
-/// millions of domains); two domains sharing a hash only share an upper bound, which
-/// costs a merge, never an alert.
-fn over_threshold(
+/// The alert of every domain of `candidates` whose unique names over `slots` exceed
+/// the threshold, unsorted. The candidates are the domains whose bound may exceed it
+/// (see [`WindowBounds`]); only they are merged.
+fn over_threshold<'d>(
     slots: &[&Shard],
+    candidates: impl Iterator<Item = &'d [u8]>,
     settings: &RuleSettings,
     at: Nanos,
     window_start: Nanos,
 ) -> Vec<Alert> {
     let threshold = settings.threshold;
-    let hasher = foldhash::fast::RandomState::default();
-    let held: usize = slots.iter().map(|shard| shard.len()).sum();
-    let mut bounds: HashMap<u64, NameBound, foldhash::fast::RandomState> =
-        HashMap::with_capacity_and_hasher(held.min(1 << 24), Default::default());
-    for shard in slots {
-        for (domain, counts) in shard.domains() {
-            bounds
-                .entry(hasher.hash_one(domain))
-                .or_default()
-                .add(counts);
-        }
-    }
-
     let mut alerts = Vec::new();
-    // Domains merged already: only those over their bound, a handful.
-    let mut merged_domains: HashSet<&[u8], foldhash::fast::RandomState> = HashSet::default();
-    for (i, shard) in slots.iter().enumerate() {
-        for (domain, _) in shard.domains() {
-            let bound = bounds
-                .get(&hasher.hash_one(domain))
-                .copied()
-                .unwrap_or_default();
-            // Met first in its oldest slot: merge from there on.
-            if !bound.may_exceed(threshold) || !merged_domains.insert(domain) {
-                continue;
-            }
-            let Some(merged) = merge_from(&slots[i..], domain) else {
-                continue;
-            };
-            let unique = merged.unique_names();
-            if unique <= threshold {
-                continue;
-            }
-            alerts.push(Alert {
-                at,
-                domain: domain.into(),
-                total_requests: merged.requests(),
-                unique_hostnames: unique,
-                estimated: merged.is_estimated(),
-                threshold,
-                total_bytes_in: merged.bytes_in(),
-                total_bytes_out: merged.bytes_out(),
-                window_start,
-                window_end: at,
-                top_clients: merged.top_clients(settings.top_clients),
-                sample_names: merged.sample_names().map(Box::from).collect(),
-                qtypes: merged.qtypes(),
-            });
+    for domain in candidates {
+        let Some(merged) = merge_from(slots, domain) else {
+            continue;
+        };
+        let unique = merged.unique_names();
+        if unique <= threshold {
+            continue;
         }
+        alerts.push(Alert {
+            at,
+            domain: domain.into(),
+            total_requests: merged.requests(),
+            unique_hostnames: unique,
+            estimated: merged.is_estimated(),
+            threshold,
+            total_bytes_in: merged.bytes_in(),
+            total_bytes_out: merged.bytes_out(),
+            window_start,
+            window_end: at,
+            top_clients: merged.top_clients(settings.top_clients),
+            sample_names: merged.sample_names().map(Box::from).collect(),
+            qtypes: merged.qtypes(),
+        });
     }
     alerts
 }
@@ -401,6 +383,63 @@ mod tests {
     /// A start aligned to 4 h (and so to 15 min): 2027-01-15T08:00:00Z.
     const T0: Nanos = 1_800_000_000 * NANOS_PER_SEC;
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 30));
+
+    #[test]
+    fn bounds_kept_across_evaluations_give_what_a_fresh_window_gives() {
+        // Two workers' shards per slot, the second arriving after its slot was
+        // evaluated every third slot; domains of every size, some passing the
+        // threshold only once slots merge. After every evaluation, a detector given
+        // the same slots at once must alert alike.
+        use crate::synth::SplitMix64;
+        let settings = RuleSettings {
+            threshold: 40,
+            window: 2 * HOUR,
+            realert: 0,
+            ..RuleSettings::default()
+        };
+        let mut rng = SplitMix64::new(9);
+        let mut incremental = Detector::new(settings.clone());
+        let slot = incremental.slot_length();
+        let mut evaluations = 0;
+        let mut alerts = 0;
+        let mut check = |incremental: &mut Detector, at: Nanos| {
+            let mut fresh = Detector::new(settings.clone());
+            for shard in incremental.slots.values() {
+                fresh.add(shard.clone());
+            }
+            let got = incremental.evaluate(at);
+            assert_eq!(got, fresh.evaluate(at), "at {at}");
+            evaluations += 1;
+            alerts += got.len();
+        };
+        for s in 0..20u64 {
+            let start = T0 + s * slot;
+            let mut halves = Vec::new();
+            for worker in 0..2u64 {
+                let mut shard = Shard::new(start, &SketchSettings::default());
+                for d in 0..30u64 {
+                    let domain = format!("d{d}.example");
+                    let names = rng.next_u64() % (d + 1) % 25;
+                    for i in 0..names {
+                        // The workers' names overlap: the union is less than the sum.
+                        let n = name(&domain, s * 100 + i + worker * (names / 2));
+                        shard.record_query(domain.as_bytes(), &n, CLIENT, 1, 60);
+                    }
+                }
+                halves.push(shard);
+            }
+            let at = start + slot;
+            let (first, second) = (halves.remove(0), halves.remove(0));
+            incremental.add(first);
+            if s % 3 == 0 {
+                check(&mut incremental, at);
+            }
+            incremental.add(second);
+            check(&mut incremental, at);
+        }
+        assert_eq!(evaluations, 27);
+        assert!(alerts > 20, "{alerts} alerts");
+    }
 
     fn detector() -> Detector {
         Detector::new(RuleSettings::default())
