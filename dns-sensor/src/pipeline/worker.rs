@@ -247,6 +247,7 @@ impl Worker {
     fn advance_to(&mut self, ts: Nanos) {
         let start = ts - ts % self.slot_length;
         let mut history = None;
+        let mut expected_domains = 0;
         if let Some(mut shard) = self.shard.take() {
             if start <= shard.start() {
                 // A frame from before the current slot (clock step back, or slightly
@@ -254,6 +255,9 @@ impl Worker {
                 self.shard = Some(shard);
                 return;
             }
+            // Slots follow the same traffic: the next will hold about as many domains,
+            // its table sized for them at once rather than grown by doubling.
+            expected_domains = shard.len();
             history = shard.close();
             if let Some(history) = history.as_mut() {
                 history.absorb(&shard, (start - shard.start()) / self.slot_length);
@@ -264,7 +268,7 @@ impl Worker {
             (self.sketch.history_bytes > 0)
                 .then(|| NameHistory::new(self.sketch.history_bytes, self.sketch.history_halving))
         });
-        let shard = Shard::new(start, &self.sketch);
+        let shard = Shard::new(start, &self.sketch).sized_for(expected_domains);
         self.shard = Some(match history {
             Some(history) => shard.with_history(history),
             None => shard,
