@@ -213,6 +213,34 @@ fn step_cost(profile: &Profile, step: &Step, from_worker: &dyn Fn(&str) -> bool)
     calls + own
 }
 
+/// What the reader costs: its functions' own code and the calls they make to code of
+/// no step (reads, copies), but not the worker it calls back for every frame (the
+/// reader's loop drives the worker's).
+fn reader_cost(profile: &Profile, from_worker: &dyn Fn(&str) -> bool) -> u64 {
+    let others = [&QUESTION, &DOMAIN, &COUNT];
+    let foreign_source = |file: &str| {
+        others.iter().any(|s| s.has_source(file))
+            || file.contains("dns-sensor/src/pipeline/")
+            || file.contains("dns-sensor/src/decode/")
+    };
+    let foreign = |f: &str| from_worker(f) || others.iter().any(|s| s.has(f));
+    let own: u64 = profile
+        .own_by_source
+        .iter()
+        .filter(|((function, file), _)| READER.has(function) && !foreign_source(file))
+        .map(|(_, cost)| cost)
+        .sum();
+    let calls: u64 = profile
+        .edges
+        .iter()
+        .filter(|((caller, callee), _)| {
+            READER.has(caller) && !READER.has(callee) && !foreign(callee)
+        })
+        .map(|(_, edge)| edge.cost)
+        .sum();
+    own + calls
+}
+
 /// Per frame of the growth from `small` to `large` (frames, value).
 fn slope(small: (u64, u64), large: (u64, u64)) -> f64 {
     (large.1 as f64 - small.1 as f64) / (large.0 as f64 - small.0 as f64)
@@ -436,8 +464,9 @@ fn sensor_breakdown(small: &(u64, Profile), large: &(u64, Profile), top: usize) 
     };
     let parts = |p: &Profile| {
         let worker = p.entry_cost(|f| WORKER_LOOP.has(f));
-        let [reader, question, domain, count] =
-            [&READER, &QUESTION, &DOMAIN, &COUNT].map(|s| step_cost(p, s, &from_worker));
+        let reader = reader_cost(p, &from_worker);
+        let [question, domain, count] =
+            [&QUESTION, &DOMAIN, &COUNT].map(|s| step_cost(p, s, &from_worker));
         [
             reader,
             worker.saturating_sub(reader + question + domain + count),
@@ -672,6 +701,38 @@ totals: 304
         assert_eq!(step_cost(&p, &COUNT, &worker), 20 + 7 + 45);
         assert_eq!(step_cost(&p, &DOMAIN, &worker), 50);
         assert_eq!(step_cost(&p, &READER, &worker), 0);
+    }
+
+    #[test]
+    fn the_reader_driving_the_worker_costs_its_own_code_and_reads_only() {
+        // The reader's loop (10 of its own, 4 of inlined worker code) reads the file
+        // (6) and calls the worker for each frame (100).
+        let text = "events: Ir
+fl=(1) /w/dns-sensor/src/capture/pcap.rs
+fn=(1) dns_sensor::capture::pcap::CaptureReader::for_each_frame
+1 10
+fi=(2) /w/dns-sensor/src/pipeline/worker.rs
+2 4
+fe=(1)
+cfl=(3) /r/std/src/io.rs
+cfn=(3) std::io::Read::read
+calls=1 0
+3 6
+cfl=(2)
+cfn=(4) dns_sensor::pipeline::worker::Worker::process
+calls=1 0
+4 100
+fl=(3)
+fn=(3)
+1 6
+fl=(2)
+fn=(4)
+1 100
+totals: 120
+";
+        let p = Profile::parse(text).unwrap();
+        let worker = |c: &str| c.starts_with("dns_sensor::pipeline::worker::");
+        assert_eq!(reader_cost(&p, &worker), 10 + 6);
     }
 
     #[test]
