@@ -590,7 +590,8 @@ pub fn flow_hash(frame: &Frame<'_>) -> u64 {
 }
 
 /// Skips VLAN tags after an ethertype and maps the final one.
-#[inline]
+// Inlined by force (see `Decoder::udp`): left to itself the compiler kept it a call.
+#[inline(always)]
 fn ethertype(mut ethertype: u16, mut rest: &[u8]) -> Network<'_> {
     let mut tags = 0;
     // A `match`, not a search of a slice: one compare for the untagged frames that
