@@ -44,7 +44,7 @@ struct CachedVerdict {
 /// The slot comes from the name's hash, the one the counts use (XXH3, which anyone can
 /// compute), multiplied by a per-process random odd number and cut to its top bits:
 /// two names with different hashes share a slot with a chance of about one in
-/// [`VERDICT_CACHE_SLOTS`] whatever they are, so crafted names can cost misses only
+/// the number of slots (4 096) whatever they are, so crafted names can cost misses only
 /// as any new name does, never by aiming at a slot.
 pub struct VerdictCache {
     slots: Box<[CachedVerdict]>,
