@@ -311,7 +311,7 @@ impl CaptureReader {
     /// Calls `each` with every frame left, in file order: what [`next_frame`] gives, in
     /// a loop specialised to the file's format. Reading one file straight through, the
     /// records the fast readers take go from the buffer to `each` without being held
-    /// as the pending frame, and without the per-record choice of reader: 40
+    /// as the pending frame, and without the per-record choice of reader: 60
     /// instructions a frame less on the resolver mix. `Err(Truncated)` as
     /// [`next_frame`] gives it, after every complete frame.
     ///

@@ -78,9 +78,11 @@ impl NameBound {
 ///
 /// An evaluation used to sum every domain of every slot of the window into a fresh
 /// table, hashing each domain-slot twice, every interval: with a 4 h window of 15 min
-/// slots each domain-slot was summed 16 times, 62 instructions a frame on the resolver
-/// mix. Kept across evaluations, each slot is added once when an evaluation first
-/// covers it and taken back once when it leaves.
+/// slots each domain-slot was summed 16 times. Kept across evaluations, each slot is
+/// added once when an evaluation first covers it and taken back once when it leaves:
+/// the coordinator's share of the resolver mix (one hour, so four slots at most) fell
+/// from 52 to 12 instructions a frame, and the memory bar's 4 h replay took a quarter
+/// less CPU (docs/performance.md).
 ///
 /// The bounds are kept by a keyed hash of the domain (16 bytes an entry where the
 /// domain itself would take its block): two domains sharing a hash share a bound,

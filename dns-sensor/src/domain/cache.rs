@@ -25,9 +25,9 @@ const VERDICT_CACHE_SLOTS: usize = 4096;
 struct CachedVerdict {
     /// Length of the name; 0 for an empty slot (the empty name is never cached).
     len: u8,
-    /// Eight bits of the name's hash that the slot's index does not use: most names
-    /// that land in a taken slot differ here, and are told apart without reading the
-    /// name.
+    /// The low eight bits of the mixed hash, whose top bits are the slot's index: most
+    /// names that land in a taken slot differ here, and are told apart without reading
+    /// the name.
     tag: u8,
     /// 0: registered (under `name[start..]`), 1: whitelisted, 2: no registered domain.
     kind: u8,
@@ -43,9 +43,9 @@ struct CachedVerdict {
 ///
 /// The slot comes from the name's hash, the one the counts use (XXH3, which anyone can
 /// compute), multiplied by a per-process random odd number and cut to its top bits:
-/// two names with different hashes share a slot with a chance of about one in
-/// the number of slots (4 096) whatever they are, so crafted names can cost misses only
-/// as any new name does, never by aiming at a slot.
+/// two names with different hashes share a slot with a chance of at most about two in
+/// the number of slots (4 096) whatever they are (multiply-shift hashing), so crafted
+/// names can cost misses only as any new name does, never by aiming at a slot.
 pub struct VerdictCache {
     slots: Box<[CachedVerdict]>,
     key: u64,
