@@ -28,7 +28,8 @@ pub(super) enum UniqueNames {
     One(u64),
     /// Two hashes, in place.
     Two([u64; 2]),
-    /// Three to [`FEW_NAMES`] hashes, unordered.
+    /// Up to [`FEW_NAMES`] hashes in an array of their own, unordered: those past the
+    /// two held in place (any, when the exact limit is below two).
     Few(Vec<u64>),
     /// More, up to the exact limit. Boxed so that the few domains with many names do
     /// not widen every domain's counts by the set's header.
