@@ -180,20 +180,15 @@ impl TopClients {
     }
 
     /// The clients and their counts, in no particular order.
-    fn entries(&self) -> &[(ClientKey, u64)] {
-        match self {
-            TopClients::OneV4 { .. } => &[],
-            TopClients::Few(entries) => entries,
-            TopClients::Full(full) => &full.entries,
-        }
-    }
-
-    /// The client held in place, if one is.
-    fn in_place(&self) -> Option<(ClientKey, u64)> {
-        match *self {
-            TopClients::OneV4 { address, queries } => Some((ClientKey::from_v4(address), queries)),
-            _ => None,
-        }
+    fn entries(&self) -> impl Iterator<Item = (ClientKey, u64)> + '_ {
+        let (listed, in_place): (&[(ClientKey, u64)], _) = match *self {
+            TopClients::OneV4 { address, queries } => {
+                (&[], Some((ClientKey::from_v4(address), queries)))
+            }
+            TopClients::Few(ref entries) => (entries, None),
+            TopClients::Full(ref full) => (&full.entries, None),
+        };
+        listed.iter().copied().chain(in_place)
     }
 
     /// Sums counts client by client; past `bound` the lightest are dropped.
@@ -203,7 +198,7 @@ impl TopClients {
             TopClients::Few(entries) => entries,
             TopClients::Full(full) => full.entries,
         };
-        for &(key, n) in other.entries().iter().chain(other.in_place().as_ref()) {
+        for (key, n) in other.entries() {
             match entries.iter_mut().find(|e| e.0 == key) {
                 Some(entry) => entry.1 += n,
                 None => entries.push((key, n)),
@@ -227,8 +222,7 @@ impl TopClients {
 
     /// Heaviest first, ties by address.
     pub(super) fn sorted(&self) -> Vec<(ClientKey, u64)> {
-        let mut sorted = self.entries().to_vec();
-        sorted.extend(self.in_place());
+        let mut sorted: Vec<_> = self.entries().collect();
         sort_heaviest_first(&mut sorted);
         sorted
     }
