@@ -18,7 +18,7 @@ use crate::Nanos;
 /// Either field, once full, stays full and is no longer taken back from: the bound
 /// stays a bound, and the domain a candidate, until the sensor restarts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct NameBound(u64);
+struct NameBound(u64);
 
 impl NameBound {
     const NAMES_BITS: u32 = 48;
@@ -68,7 +68,7 @@ impl NameBound {
     }
 
     /// Whether the union can exceed `threshold`: the sum does, or an estimate is in it.
-    pub(super) fn may_exceed(self, threshold: u64) -> bool {
+    fn may_exceed(self, threshold: u64) -> bool {
         self.names() > threshold || self.estimated_slots() > 0
     }
 }

@@ -113,7 +113,8 @@ impl UniqueNames {
         let Some(held) = self.in_place() else {
             return;
         };
-        let mut hashes = Vec::with_capacity(held.len().max(1).next_multiple_of(4));
+        // At most two are held in place: the array's first step of four has room.
+        let mut hashes = Vec::with_capacity(4);
         hashes.extend_from_slice(held);
         *self = UniqueNames::Few(hashes);
     }
