@@ -535,6 +535,33 @@ mod tests {
     }
 
     #[test]
+    fn merged_lists_hold_the_sums_of_both() {
+        // Lists of many sizes under the bound: the merge is exact, whatever list each
+        // side was (in place, short or indexed).
+        let bound = 64;
+        let mut rng = SplitMix64::new(9);
+        for (mine, theirs) in [(1, 1), (1, 40), (5, 8), (8, 9), (9, 8), (30, 30), (64, 0)] {
+            let mut expected = std::collections::BTreeMap::new();
+            let mut lists = [TopClients::new(), TopClients::new()];
+            for (list, clients) in lists.iter_mut().zip([mine, theirs]) {
+                // Overlapping ranges of clients, so that some keys are on both sides.
+                for _ in 0..clients * 3 {
+                    let client = 20 + (rng.next_u64() % clients as u64) as u32;
+                    list.add(key(client), bound);
+                    *expected.entry(key(client)).or_insert(0u64) += 1;
+                }
+            }
+            let [mut a, b] = lists;
+            a.merge(&b, bound);
+            check_invariants(&a);
+            let mut got = a.sorted();
+            got.sort_unstable();
+            let want: Vec<_> = expected.into_iter().collect();
+            assert_eq!(got, want, "{mine} and {theirs} clients");
+        }
+    }
+
+    #[test]
     fn merged_lists_sum_and_keep_the_index() {
         let mut a = TopClients::new();
         let mut b = TopClients::new();
