@@ -123,48 +123,57 @@ impl TopClients {
     // with their prologues, docs/performance.md).
     #[inline(always)]
     pub(super) fn add(&mut self, key: ClientKey, bound: usize) {
-        match self {
-            TopClients::OneV4 { address, queries } if key.v4() == Some(*address) => {
-                *queries += 1;
-            }
-            TopClients::OneV4 { address, queries } => {
-                // Room for the second, as the list's first step gives it.
-                let mut entries = Vec::with_capacity(2.min(bound));
-                entries.push((ClientKey::from_v4(*address), *queries));
-                *self = TopClients::Few(entries);
-                self.add(key, bound);
-            }
-            TopClients::Few(entries) if entries.capacity() == 0 && bound > 0 => match key.v4() {
-                Some(address) => {
-                    *self = TopClients::OneV4 {
-                        address,
-                        queries: 1,
-                    }
-                }
-                None => push_stepped(entries, (key, 1), 2.min(bound)),
-            },
-            TopClients::Few(entries) => {
-                if bump(entries, &key, 1) {
+        // A loop, not a call to itself, once the list has moved up: the recursion kept
+        // the function a call, with its prologue and epilogue, despite the attribute.
+        loop {
+            match self {
+                TopClients::OneV4 { address, queries } if key.v4() == Some(*address) => {
+                    *queries += 1;
                     return;
                 }
-                if entries.len() < bound {
-                    // Most domains of a slot see one or two clients: grow from two,
-                    // doubling.
-                    let step = entries.len().max(2).min(bound - entries.len());
-                    push_stepped(entries, (key, 1), step);
-                    return;
+                TopClients::OneV4 { address, queries } => {
+                    // Room for the second, as the list's first step gives it.
+                    let mut entries = Vec::with_capacity(2.min(bound));
+                    entries.push((ClientKey::from_v4(*address), *queries));
+                    *self = TopClients::Few(entries);
                 }
-                if bound > MAX_INDEXED || bound == 0 {
-                    if let Some(least) = entries.iter_mut().min_by_key(|e| e.1) {
-                        *least = (key, least.1 + 1);
+                TopClients::Few(entries) if entries.capacity() == 0 && bound > 0 => {
+                    match key.v4() {
+                        Some(address) => {
+                            *self = TopClients::OneV4 {
+                                address,
+                                queries: 1,
+                            }
+                        }
+                        None => push_stepped(entries, (key, 1), 2.min(bound)),
                     }
                     return;
                 }
-                let full = IndexedClients::new(std::mem::take(entries));
-                *self = TopClients::Full(Box::new(full));
-                self.add(key, bound);
+                TopClients::Few(entries) => {
+                    if bump(entries, &key, 1) {
+                        return;
+                    }
+                    if entries.len() < bound {
+                        // Most domains of a slot see one or two clients: grow from two,
+                        // doubling.
+                        let step = entries.len().max(2).min(bound - entries.len());
+                        push_stepped(entries, (key, 1), step);
+                        return;
+                    }
+                    if bound > MAX_INDEXED || bound == 0 {
+                        if let Some(least) = entries.iter_mut().min_by_key(|e| e.1) {
+                            *least = (key, least.1 + 1);
+                        }
+                        return;
+                    }
+                    let full = IndexedClients::new(std::mem::take(entries));
+                    *self = TopClients::Full(Box::new(full));
+                }
+                TopClients::Full(full) => {
+                    full.add(key);
+                    return;
+                }
             }
-            TopClients::Full(full) => full.add(key),
         }
     }
 

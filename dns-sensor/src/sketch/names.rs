@@ -52,56 +52,57 @@ impl UniqueNames {
     // with their prologues, docs/performance.md).
     #[inline(always)]
     pub(super) fn insert(&mut self, hash: u64, limit: usize) -> Option<bool> {
-        match self {
-            UniqueNames::Empty if limit > 0 => {
-                *self = UniqueNames::One(hash);
-                Some(true)
-            }
-            UniqueNames::One(seen) if *seen == hash => Some(false),
-            UniqueNames::One(seen) if limit > 1 => {
-                *self = UniqueNames::Two([*seen, hash]);
-                Some(true)
-            }
-            UniqueNames::Two(seen) if seen.contains(&hash) => Some(false),
-            UniqueNames::Empty | UniqueNames::One(_) | UniqueNames::Two(_) => {
-                self.spill();
-                self.insert(hash, limit)
-            }
-            UniqueNames::Few(hashes) => {
-                if hashes.contains(&hash) {
-                    return Some(false);
-                }
-                if hashes.len() < FEW_NAMES.min(limit) {
-                    push_stepped(hashes, hash, 4);
+        // A loop, not a call to itself, once the names have moved up: the recursion kept
+        // the function a call, with its prologue and epilogue, despite the attribute.
+        loop {
+            match self {
+                UniqueNames::Empty if limit > 0 => {
+                    *self = UniqueNames::One(hash);
                     return Some(true);
                 }
-                let mut set = HashSet::with_capacity_and_hasher(FEW_NAMES + 1, SetState::default());
-                set.extend(hashes.iter().copied());
-                *self = UniqueNames::Many(Box::new(set));
-                self.insert(hash, limit)
-            }
-            UniqueNames::Many(set) => {
-                if set.len() < limit {
-                    return Some(set.insert(hash));
+                UniqueNames::One(seen) if *seen == hash => return Some(false),
+                UniqueNames::One(seen) if limit > 1 => {
+                    *self = UniqueNames::Two([*seen, hash]);
+                    return Some(true);
                 }
-                if set.contains(&hash) {
-                    return Some(false);
+                UniqueNames::Two(seen) if seen.contains(&hash) => return Some(false),
+                UniqueNames::Empty | UniqueNames::One(_) | UniqueNames::Two(_) => self.spill(),
+                UniqueNames::Few(hashes) => {
+                    if hashes.contains(&hash) {
+                        return Some(false);
+                    }
+                    if hashes.len() < FEW_NAMES.min(limit) {
+                        push_stepped(hashes, hash, 4);
+                        return Some(true);
+                    }
+                    let mut set =
+                        HashSet::with_capacity_and_hasher(FEW_NAMES + 1, SetState::default());
+                    set.extend(hashes.iter().copied());
+                    *self = UniqueNames::Many(Box::new(set));
                 }
-                let mut hll = Hll::new();
-                for &seen in set.iter() {
-                    hll.insert(seen);
+                UniqueNames::Many(set) => {
+                    if set.len() < limit {
+                        return Some(set.insert(hash));
+                    }
+                    if set.contains(&hash) {
+                        return Some(false);
+                    }
+                    let mut hll = Hll::new();
+                    for &seen in set.iter() {
+                        hll.insert(seen);
+                    }
+                    hll.insert(hash);
+                    let floor = set.len() as u64 + 1;
+                    *self = UniqueNames::Estimated {
+                        hll: Box::new(hll),
+                        floor,
+                    };
+                    return Some(true);
                 }
-                hll.insert(hash);
-                let floor = set.len() as u64 + 1;
-                *self = UniqueNames::Estimated {
-                    hll: Box::new(hll),
-                    floor,
-                };
-                Some(true)
-            }
-            UniqueNames::Estimated { hll, .. } => {
-                hll.insert(hash);
-                None
+                UniqueNames::Estimated { hll, .. } => {
+                    hll.insert(hash);
+                    return None;
+                }
             }
         }
     }
