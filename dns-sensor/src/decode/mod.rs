@@ -25,6 +25,22 @@ pub enum Transport {
     Tcp,
 }
 
+/// What the decoder hands each complete DNS message to: any `FnMut(DnsPacket)`, or a
+/// type of its own whose method is inlined by force where the decoder calls it (the
+/// worker's counting: as a closure it stayed a call, and the message went through
+/// memory to it).
+pub trait MessageSink {
+    /// Takes one message.
+    fn message(&mut self, packet: DnsPacket<'_>);
+}
+
+impl<F: FnMut(DnsPacket<'_>)> MessageSink for F {
+    #[inline]
+    fn message(&mut self, packet: DnsPacket<'_>) {
+        self(packet)
+    }
+}
+
 /// One DNS message found in the traffic, borrowed from the frame or a reassembly buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct DnsPacket<'a> {
@@ -228,7 +244,13 @@ impl Decoder {
 
     /// Decodes one frame and calls `emit` once for each complete DNS message it carries
     /// or completes (zero, one, or several for TCP).
-    pub fn decode<F: FnMut(DnsPacket<'_>)>(&mut self, frame: &Frame<'_>, mut emit: F) {
+    pub fn decode<F: FnMut(DnsPacket<'_>)>(&mut self, frame: &Frame<'_>, emit: F) {
+        self.decode_to(frame, emit);
+    }
+
+    /// [`decode`](Self::decode), handing each message to `emit`'s
+    /// [`message`](MessageSink::message).
+    pub fn decode_to<F: MessageSink>(&mut self, frame: &Frame<'_>, mut emit: F) {
         self.stats.frames += 1;
         let ts = frame.ts;
         self.frags.expire(ts, &mut self.stats);
@@ -248,7 +270,7 @@ impl Decoder {
 
     // Inlined by force (see `udp`).
     #[inline(always)]
-    fn ipv4<F: FnMut(DnsPacket<'_>)>(&mut self, ts: Nanos, ip: &[u8], emit: &mut F) {
+    fn ipv4<F: MessageSink>(&mut self, ts: Nanos, ip: &[u8], emit: &mut F) {
         let Some(hdr) = ip.get(..20) else {
             self.stats.malformed_frames += 1;
             return;
@@ -289,7 +311,7 @@ impl Decoder {
         self.transport(ts, src, dst, proto, payload, truncated, emit);
     }
 
-    fn ipv6<F: FnMut(DnsPacket<'_>)>(&mut self, ts: Nanos, ip: &[u8], emit: &mut F) {
+    fn ipv6<F: MessageSink>(&mut self, ts: Nanos, ip: &[u8], emit: &mut F) {
         let Some(hdr) = ip.get(..40) else {
             self.stats.malformed_frames += 1;
             return;
@@ -326,7 +348,7 @@ impl Decoder {
 
     /// Holds one fragment; once its datagram is complete, decodes the datagram.
     #[allow(clippy::too_many_arguments)]
-    fn fragment<F: FnMut(DnsPacket<'_>)>(
+    fn fragment<F: MessageSink>(
         &mut self,
         ts: Nanos,
         src: IpAddr,
@@ -400,7 +422,7 @@ impl Decoder {
     /// Decodes the UDP or TCP header of a (complete or reassembled) IP payload.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn transport<F: FnMut(DnsPacket<'_>)>(
+    fn transport<F: MessageSink>(
         &mut self,
         ts: Nanos,
         src: IpAddr,
@@ -420,7 +442,7 @@ impl Decoder {
     // Inlined by force, with `ipv4`: one frame's decode is one function (see
     // `VerdictCache::classify_hashed`).
     #[inline(always)]
-    fn udp<F: FnMut(DnsPacket<'_>)>(
+    fn udp<F: MessageSink>(
         &mut self,
         ts: Nanos,
         src: IpAddr,
@@ -454,7 +476,7 @@ impl Decoder {
             return;
         }
         self.stats.dns_messages += 1;
-        emit(DnsPacket {
+        emit.message(DnsPacket {
             ts,
             src,
             dst,
@@ -465,7 +487,7 @@ impl Decoder {
         });
     }
 
-    fn tcp<F: FnMut(DnsPacket<'_>)>(
+    fn tcp<F: MessageSink>(
         &mut self,
         ts: Nanos,
         src: IpAddr,
@@ -504,7 +526,7 @@ impl Decoder {
         let mut count = 0u64;
         self.tcp.segment(key, ts, seg, &mut self.stats, |message| {
             count += 1;
-            emit(DnsPacket {
+            emit.message(DnsPacket {
                 ts,
                 src,
                 dst,

@@ -9,7 +9,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::Settings;
 use crate::capture::Frame;
-use crate::decode::{parse_question, DecodeStats, Decoder, DnsError, DnsPacket, Name};
+use crate::decode::{parse_question, DecodeStats, Decoder, DnsError, DnsPacket, MessageSink, Name};
 use crate::domain::{Classifier, Verdict, VerdictCache};
 use crate::sketch::{NameHistory, Shard, SketchSettings};
 use crate::Nanos;
@@ -156,57 +156,14 @@ impl Worker {
         let Some(shard) = self.shard.as_mut() else {
             return;
         };
-        let classifier = &self.classifier;
-        let verdicts = &mut self.verdicts;
-        let name = &mut self.name;
-        let stats = &mut self.stats;
-        self.decoder.decode(frame, |packet: DnsPacket<'_>| {
-            let question = match parse_question(packet.message, name) {
-                Ok(q) => q,
-                Err(DnsError::NoQuestion) => {
-                    stats.no_question += 1;
-                    return;
-                }
-                Err(_) => {
-                    stats.malformed_dns += 1;
-                    return;
-                }
-            };
-            // One hash of the name serves the verdict cache's slot and the counts' set.
-            let name_hash = xxh3_64(name.as_bytes());
-            let domain = match verdicts.classify_hashed(
-                classifier,
-                name.as_bytes(),
-                name_hash,
-                name.label_starts(),
-            ) {
-                Verdict::Registered(domain) => domain,
-                Verdict::Whitelisted => {
-                    stats.whitelisted += 1;
-                    return;
-                }
-                Verdict::NoDomain => {
-                    stats.no_domain += 1;
-                    return;
-                }
-            };
-            let size = packet.message.len() as u32;
-            if question.is_response {
-                stats.responses += 1;
-                shard.record_response(domain, size);
-            } else {
-                stats.queries += 1;
-                let client: IpAddr = packet.src;
-                shard.record_query_hashed(
-                    domain,
-                    name.as_bytes(),
-                    name_hash,
-                    client,
-                    question.qtype,
-                    size,
-                );
-            }
-        });
+        let counter = Counter {
+            classifier: &self.classifier,
+            verdicts: &mut self.verdicts,
+            name: &mut self.name,
+            stats: &mut self.stats,
+            shard,
+        };
+        self.decoder.decode_to(frame, counter);
     }
 
     /// Closes the current slot if `now` is past its end (the live clock moves on even
@@ -283,5 +240,68 @@ impl Worker {
             shard,
             next_start,
         });
+    }
+}
+
+/// The counting of one DNS message, handed to the decoder: the question, its
+/// registered domain, the counts.
+struct Counter<'w> {
+    classifier: &'w Classifier,
+    verdicts: &'w mut VerdictCache,
+    name: &'w mut Name,
+    stats: &'w mut WorkerStats,
+    shard: &'w mut Shard,
+}
+
+impl MessageSink for Counter<'_> {
+    // Inlined by force where the decoder hands a message over: the message's fields
+    // then stay in registers, where a closure's call passed them through memory.
+    #[inline(always)]
+    fn message(&mut self, packet: DnsPacket<'_>) {
+        let question = match parse_question(packet.message, self.name) {
+            Ok(q) => q,
+            Err(DnsError::NoQuestion) => {
+                self.stats.no_question += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.malformed_dns += 1;
+                return;
+            }
+        };
+        // One hash of the name serves the verdict cache's slot and the counts' set.
+        let name_hash = xxh3_64(self.name.as_bytes());
+        let domain = match self.verdicts.classify_hashed(
+            self.classifier,
+            self.name.as_bytes(),
+            name_hash,
+            self.name.label_starts(),
+        ) {
+            Verdict::Registered(domain) => domain,
+            Verdict::Whitelisted => {
+                self.stats.whitelisted += 1;
+                return;
+            }
+            Verdict::NoDomain => {
+                self.stats.no_domain += 1;
+                return;
+            }
+        };
+        let size = packet.message.len() as u32;
+        if question.is_response {
+            self.stats.responses += 1;
+            self.shard.record_response(domain, size);
+        } else {
+            self.stats.queries += 1;
+            let client: IpAddr = packet.src;
+            self.shard.record_query_hashed(
+                domain,
+                self.name.as_bytes(),
+                name_hash,
+                client,
+                question.qtype,
+                size,
+            );
+        }
     }
 }
