@@ -128,8 +128,10 @@ pub(crate) struct TcpTable {
     max_flows: usize,
     max_buffer: usize,
     timeout: Nanos,
-    /// Capture time at or after which idle flows are next swept.
-    next_sweep: Nanos,
+    /// Time between sweeps: a quarter of the timeout.
+    sweep_every: Nanos,
+    /// Capture time of the last sweep: the next comes `sweep_every` later.
+    last_sweep: Nanos,
     /// Sum of the capacities of all flows' buffers.
     buffered: usize,
     /// Most `buffered` may reach.
@@ -145,7 +147,8 @@ impl TcpTable {
             max_flows,
             max_buffer,
             timeout,
-            next_sweep: 0,
+            sweep_every: (timeout / 4).max(1),
+            last_sweep: 0,
             buffered: 0,
             max_total: MAX_TOTAL_BUFFERED,
         }
@@ -161,17 +164,18 @@ impl TcpTable {
     /// timeout so that calling it on every frame costs nothing.
     #[inline]
     pub(crate) fn expire(&mut self, now: Nanos, stats: &mut DecodeStats) {
-        let interval = (self.timeout / 4).max(1);
-        // A clock that jumped back (merged captures) must not postpone sweeps for long.
-        if now < self.next_sweep && self.next_sweep - now <= interval {
+        // Within `sweep_every` after the last sweep, and not before it: a clock that
+        // jumped back (merged captures) wraps the difference and sweeps at once, rather
+        // than postponing sweeps for long. One subtraction and one comparison a frame.
+        if now.wrapping_sub(self.last_sweep) < self.sweep_every {
             return;
         }
-        self.sweep(now, interval, stats);
+        self.sweep(now, stats);
     }
 
     #[inline(never)]
-    fn sweep(&mut self, now: Nanos, interval: Nanos, stats: &mut DecodeStats) {
-        self.next_sweep = now.saturating_add(interval);
+    fn sweep(&mut self, now: Nanos, stats: &mut DecodeStats) {
+        self.last_sweep = now;
         let timeout = self.timeout;
         let buffered = &mut self.buffered;
         self.flows.retain(|_, f| {
