@@ -91,6 +91,14 @@ struct SuffixEntry {
     flags: u8,
 }
 
+impl SuffixEntry {
+    /// The suffix's text, in the table's `texts`.
+    fn text<'t>(&self, texts: &'t [u8]) -> &'t [u8] {
+        let at = self.at as usize;
+        &texts[at..at + self.len as usize]
+    }
+}
+
 /// The rule a line of the list holds: its first word, unless the line is blank or a
 /// comment (comments take whole lines).
 fn rule_of(line: &str) -> Option<&str> {
@@ -178,28 +186,24 @@ impl PublicSuffixes {
     #[inline(always)]
     fn flags_hashed(&self, hash: u64, suffix: &[u8]) -> u8 {
         self.entries
-            .find(hash, |e| e.hash == hash && same_bytes(self.text(e), suffix))
+            .find(hash, |e| {
+                e.hash == hash && same_bytes(e.text(&self.texts), suffix)
+            })
             .map_or(0, |e| e.flags)
-    }
-
-    fn text(&self, entry: &SuffixEntry) -> &[u8] {
-        let at = entry.at as usize;
-        &self.texts[at..at + entry.len as usize]
     }
 
     /// Sets `flags` on `suffix`, adding it if new.
     fn add_flags(&mut self, suffix: &[u8], flags: u8) {
         let hash = self.suffix_hash(suffix);
         let texts = &self.texts;
-        let found = self.entries.find_mut(hash, |e| {
-            let at = e.at as usize;
-            e.hash == hash && texts[at..at + e.len as usize] == *suffix
-        });
+        let found = self
+            .entries
+            .find_mut(hash, |e| e.hash == hash && e.text(texts) == suffix);
         if let Some(entry) = found {
             entry.flags |= flags;
             return;
         }
-        // The list is some 10 000 rules of a few dozen bytes: offsets fit in 32 bits.
+        // The list and a whitelist are kilobytes to megabytes: offsets fit in 32 bits.
         let entry = SuffixEntry {
             hash,
             at: self.texts.len() as u32,
