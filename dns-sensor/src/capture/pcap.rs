@@ -43,6 +43,40 @@ use std::path::Path;
 use super::{CaptureError, Frame, LinkType};
 use crate::{Nanos, NANOS_PER_SEC};
 
+/// Runs `$body` with `$fast` bound to the fast record reader for `$reader`'s format
+/// and byte order, each one compiled for its case: the one place that maps a file's
+/// kind to its reader, for both the frame-by-frame and the straight-through loops.
+macro_rules! with_fast_reader {
+    ($reader:expr, $fast:ident => $body:expr) => {
+        match ($reader.kind, $reader.big_endian) {
+            (Kind::Pcap { nanos: false }, true) => {
+                let $fast = Self::pcap_fast::<true, false>;
+                $body
+            }
+            (Kind::Pcap { nanos: false }, false) => {
+                let $fast = Self::pcap_fast::<false, false>;
+                $body
+            }
+            (Kind::Pcap { nanos: true }, true) => {
+                let $fast = Self::pcap_fast::<true, true>;
+                $body
+            }
+            (Kind::Pcap { nanos: true }, false) => {
+                let $fast = Self::pcap_fast::<false, true>;
+                $body
+            }
+            (Kind::Pcapng, true) => {
+                let $fast = Self::epb_fast::<true>;
+                $body
+            }
+            (Kind::Pcapng, false) => {
+                let $fast = Self::epb_fast::<false>;
+                $body
+            }
+        }
+    };
+}
+
 /// Largest captured length accepted for one frame (the snaplen tcpdump uses).
 ///
 /// Anything above it is taken as a corrupt length field rather than a real frame, so a
@@ -320,22 +354,7 @@ impl CaptureReader {
         loop {
             // The byte order can change at a pcapng section: chosen again after every
             // record the general reader takes.
-            match (self.kind, self.big_endian) {
-                (Kind::Pcap { nanos: false }, true) => {
-                    self.run_fast(&mut each, Self::pcap_fast::<true, false>)
-                }
-                (Kind::Pcap { nanos: false }, false) => {
-                    self.run_fast(&mut each, Self::pcap_fast::<false, false>)
-                }
-                (Kind::Pcap { nanos: true }, true) => {
-                    self.run_fast(&mut each, Self::pcap_fast::<true, true>)
-                }
-                (Kind::Pcap { nanos: true }, false) => {
-                    self.run_fast(&mut each, Self::pcap_fast::<false, true>)
-                }
-                (Kind::Pcapng, true) => self.run_fast(&mut each, Self::epb_fast::<true>),
-                (Kind::Pcapng, false) => self.run_fast(&mut each, Self::epb_fast::<false>),
-            }
+            with_fast_reader!(self, fast => self.run_fast(&mut each, fast));
             match self.next_frame()? {
                 Some(frame) => each(&frame),
                 None => return Ok(()),
@@ -393,14 +412,7 @@ impl CaptureReader {
     #[inline]
     fn advance(&mut self) -> Result<(), CaptureError> {
         if !self.finished {
-            let fast = match self.kind {
-                Kind::Pcap { nanos: false } if self.big_endian => self.pcap_fast::<true, false>(),
-                Kind::Pcap { nanos: false } => self.pcap_fast::<false, false>(),
-                Kind::Pcap { nanos: true } if self.big_endian => self.pcap_fast::<true, true>(),
-                Kind::Pcap { nanos: true } => self.pcap_fast::<false, true>(),
-                Kind::Pcapng if self.big_endian => self.epb_fast::<true>(),
-                Kind::Pcapng => self.epb_fast::<false>(),
-            };
+            let fast = with_fast_reader!(self, fast => fast(self));
             if let Some(p) = fast {
                 self.last_ts = p.ts;
                 self.pending = Some(p);
