@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::sketch::{DomainCounts, Shard};
+use crate::{Nanos, NANOS_PER_SEC};
 
 mod bounds;
-use crate::{Nanos, NANOS_PER_SEC};
+
 use bounds::WindowBounds;
 
 /// The rule's parameters.
