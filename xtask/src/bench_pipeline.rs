@@ -24,7 +24,6 @@ use dns_sensor::Nanos;
 use crate::captures::{Scenario, RESOLVER_SEED};
 use crate::ci::run_cmd;
 
-/// Median, minimum and maximum of `samples` (not empty).
 const PROCESS: libc::clockid_t = libc::CLOCK_PROCESS_CPUTIME_ID;
 const THREAD: libc::clockid_t = libc::CLOCK_THREAD_CPUTIME_ID;
 
@@ -42,6 +41,7 @@ fn cpu_time(clock: libc::clockid_t) -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
+/// Median, minimum and maximum of `samples` (not empty).
 fn spread(mut samples: Vec<f64>) -> (f64, f64, f64) {
     samples.sort_by(f64::total_cmp);
     (
