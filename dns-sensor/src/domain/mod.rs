@@ -19,7 +19,7 @@ mod labels;
 mod suffixes;
 mod whitelist;
 
-pub use cache::{VerdictCache, CACHED_NAME_MAX};
+pub use cache::{VerdictCache, CACHED_NAME_MAX, NO_HINT};
 use labels::LabelStarts;
 use suffixes::Walk;
 pub use suffixes::{PublicSuffixes, RuleError, PRIVATE_MARKER};

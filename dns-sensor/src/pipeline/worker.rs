@@ -271,12 +271,13 @@ impl MessageSink for Counter<'_> {
         };
         // One hash of the name serves the verdict cache's slot and the counts' set.
         let name_hash = xxh3_64(self.name.as_bytes());
-        let domain = match self.verdicts.classify_hashed(
+        let (verdict, hint) = self.verdicts.classify_hinted(
             self.classifier,
             self.name.as_bytes(),
             name_hash,
             self.name.label_starts(),
-        ) {
+        );
+        let domain = match verdict {
             Verdict::Registered(domain) => domain,
             Verdict::Whitelisted => {
                 self.stats.whitelisted += 1;
@@ -290,12 +291,13 @@ impl MessageSink for Counter<'_> {
         let size = packet.message.len() as u32;
         if question.is_response {
             self.stats.responses += 1;
-            self.shard.record_response(domain, size);
+            self.shard.record_response_hinted(domain, hint, size);
         } else {
             self.stats.queries += 1;
             let client: IpAddr = packet.src;
             self.shard.record_query_hashed(
                 domain,
+                hint,
                 self.name.as_bytes(),
                 name_hash,
                 client,
