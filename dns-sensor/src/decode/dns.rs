@@ -35,8 +35,10 @@ pub struct Name {
     label_count: usize,
 }
 
-/// Most labels a wire name has: 255 bytes hold at most 127 one-byte labels.
+/// Most labels a wire name has: 255 bytes hold at most 127 one-byte labels. A power
+/// of two, which the fast reader's masked writes rely on.
 const MAX_LABELS: usize = 128;
+const _: () = assert!(MAX_LABELS.is_power_of_two() && MAX_NAME_LEN + BLOCK > 255);
 
 /// Bytes handled at once by the block-wide scan of a name: a vector register's worth.
 const BLOCK: usize = 16;
@@ -176,7 +178,8 @@ fn read_name_fast(
     start: usize,
     name: &mut Name,
 ) -> Option<Result<usize, DnsError>> {
-    // Find the end: the root label, within the wire limit, no pointer on the way.
+    // Find the end: the root label, no pointer on the way; and where each label's text
+    // will start once the first length byte is dropped (its length byte's offset).
     let mut pos = start;
     let mut labels = 0usize;
     loop {
@@ -187,11 +190,17 @@ fn read_name_fast(
         if len_byte & 0xc0 != 0 {
             return None;
         }
+        // Past 127 labels the name is longer than the wire limit and refused below, so
+        // offsets past 255 bytes, and the masked slot they wrap to, are never read.
+        // Masked, and a byte wide, to be in bounds by construction: no checks.
+        name.label_starts[labels & (MAX_LABELS - 1)] = (pos - start) as u8;
         labels += 1;
         pos += 1 + usize::from(len_byte);
-        if pos - start + 1 > MAX_WIRE_NAME_LEN {
-            return None;
-        }
+    }
+    // Checked once at the end rather than each label: the walk is bounded by the
+    // message anyway.
+    if pos - start + 1 > MAX_WIRE_NAME_LEN {
+        return None;
     }
     name.len = 0;
     if labels == 0 {
@@ -208,21 +217,12 @@ fn read_name_fast(
         name.len = 0;
         return None;
     }
-    let out = &mut name.buf[..text.len()];
-    // At most 127 labels fit in 255 bytes, and every offset in a byte.
-    name.label_starts[0] = 0;
-    let mut count = 1;
-    let mut next = usize::from(message[start]);
-    while next < out.len() {
-        let len = usize::from(out[next]);
-        out[next] = b'.';
-        if let Some(slot) = name.label_starts.get_mut(count) {
-            *slot = (next + 1) as u8;
-            count += 1;
-        }
-        next += 1 + len;
+    // Within the wire limit there are at most 127 labels, each offset below 255.
+    for label in 1..labels {
+        let at = name.label_starts[label & (MAX_LABELS - 1)];
+        name.buf[usize::from(at.wrapping_sub(1))] = b'.';
     }
-    name.label_count = count;
+    name.label_count = labels;
     Some(Ok(pos + 1))
 }
 
