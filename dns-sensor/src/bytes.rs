@@ -1,34 +1,46 @@
 //! Byte-string helpers the hot path shares across steps.
 
-/// Whether `a` and `b` hold the same bytes, compared inline a word at a time.
+/// Whether `a` and `b` hold the same bytes, compared inline 16 or 8 bytes at a time.
 ///
 /// Slice `==` is a call to libc's `memcmp`: on the worker's short names and domains
 /// (20 bytes on average on the resolver mix) the call, its set-up and its dispatch on
 /// length cost about 25 instructions each time, and the worker compares twice a
 /// message (the verdict cache's name, the domain table's key). This is the same test,
-/// in about a third of that for strings up to a few dozen bytes.
+/// in about a third of that for strings up to a few dozen bytes; 16-byte blocks rather
+/// than words took 3.5 more instructions a frame off (cachegrind, 992.6 to 989.1).
 #[inline(always)]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
     }
-    if n >= 8 {
-        // Whole words, then the last word (overlapping the one before it).
+    if n >= 16 {
+        // Whole 16-byte blocks, then the last block (overlapping the one before it):
+        // a name of 16 to 32 bytes, most of them, is two compares and no loop.
         let mut at = 0;
-        while at + 8 < n {
-            if word(a, at) != word(b, at) {
+        while at + 32 < n {
+            if block(a, at) != block(b, at) {
                 return false;
             }
-            at += 8;
+            at += 16;
         }
-        return word(a, n - 8) == word(b, n - 8);
+        return block(a, at) == block(b, at) && block(a, n - 16) == block(b, n - 16);
+    }
+    if n >= 8 {
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
     }
     if n >= 4 {
         return half_word(a, 0) == half_word(b, 0) && half_word(a, n - 4) == half_word(b, n - 4);
     }
     // 0 to 3 bytes: the first, middle and last cover them all.
     n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1])
+}
+
+#[inline(always)]
+fn block(bytes: &[u8], at: usize) -> u128 {
+    let mut w = [0; 16];
+    w.copy_from_slice(&bytes[at..at + 16]);
+    u128::from_ne_bytes(w)
 }
 
 #[inline(always)]
