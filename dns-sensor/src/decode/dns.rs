@@ -128,7 +128,7 @@ pub enum DnsError {
 /// bytes, so loops are impossible by construction and reported as
 /// [`DnsError::BadPointer`], like forward pointers. [`MAX_POINTER_JUMPS`] bounds the
 /// rest.
-// Inlined by force into the worker (see `VerdictCache::classify_hashed`).
+// Inlined by force into the worker (see `VerdictCache::classify_hinted`).
 #[inline(always)]
 pub fn parse_question(message: &[u8], name: &mut Name) -> Result<Question, DnsError> {
     name.len = 0;

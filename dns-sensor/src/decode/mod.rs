@@ -440,7 +440,7 @@ impl Decoder {
     }
 
     // Inlined by force, with `ipv4`: one frame's decode is one function (see
-    // `VerdictCache::classify_hashed`).
+    // `VerdictCache::classify_hinted`).
     #[inline(always)]
     fn udp<F: MessageSink>(
         &mut self,

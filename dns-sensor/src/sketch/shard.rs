@@ -108,7 +108,7 @@ pub struct Shard {
 }
 
 /// A table bucket no domain is in: the hint left when a domain was refused. Any
-/// value is a safe hint (see [`Shard::find_hinted`]); this one is never a bucket.
+/// value is a safe hint (see `Shard::find_hinted`); this one is never a bucket.
 const NO_BUCKET: u32 = u32::MAX;
 
 /// Bytes of one slot of the domain table: key, boxed counts, control byte.
@@ -182,9 +182,10 @@ impl Shard {
 
     /// [`record_query`](Self::record_query) given `name`'s XXH3-64 hash, which the
     /// worker computes once for the verdict cache and the counts, and a hint of where
-    /// `domain` sits in the table: read, and rewritten to where it was found (see
-    /// [`find_hinted`](Self::find_hinted)).
-    // Inlined by force into the worker (see `VerdictCache::classify_hashed`).
+    /// `domain` sits in the table: read, and rewritten to where it was found. Any value
+    /// is safe: the key in the hinted bucket is compared, and a wrong hint costs only
+    /// the look-up it was to save.
+    // Inlined by force into the worker (see `VerdictCache::classify_hinted`).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)] // One message's fields, passed in registers.
     pub fn record_query_hashed(
