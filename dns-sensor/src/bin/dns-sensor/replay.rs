@@ -27,7 +27,7 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
     let (settings, sinks) = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            log::error!("{e:#}");
+            log::error!("{e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };

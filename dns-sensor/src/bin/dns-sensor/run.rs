@@ -76,7 +76,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
     let config = match args.rule.config() {
         Ok(c) => c,
         Err(e) => {
-            log::error!("{e:#}");
+            log::error!("{e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
