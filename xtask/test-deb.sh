@@ -163,6 +163,18 @@ for f in README.md appliance.md live-capture.md performance.md copyright changel
   check "doc /usr/share/doc/dns-sensor/$f" test -s "/usr/share/doc/dns-sensor/$f"
 done
 check "binary /usr/bin/dns-sensor runs" /usr/bin/dns-sensor --version
+# `check-config` as the service's user: the shipped settings pass, a typo is refused
+# with exit 2 naming its line.
+check "check-config accepts the installed settings (as dns-sensor)" \
+  runuser -u dns-sensor -- /usr/bin/dns-sensor check-config /etc/dns-sensor/dns-sensor.toml
+typo=/tmp/test-deb-typo.toml
+{ cat /etc/dns-sensor/dns-sensor.toml; echo 'threshhold = 5'; } >"$typo"
+chmod 644 "$typo"
+typo_line=$(wc -l <"$typo")
+typo_out=$(runuser -u dns-sensor -- /usr/bin/dns-sensor check-config "$typo" 2>&1)
+same "check-config refuses a typo with exit 2" "$?" 2
+check "  naming the file and line ($typo:$typo_line)" grep -q "$typo:$typo_line: unknown field \`threshhold\`" <<<"$typo_out"
+rm -f "$typo"
 # The installed settings work as shipped: replaying the capture with them gives the
 # reference alert (replay prints alerts on stdout).
 replayed=$(/usr/bin/dns-sensor replay --config /etc/dns-sensor/dns-sensor.toml "$CAPTURE" 2>/dev/null |
@@ -282,6 +294,8 @@ email_to 127.0.0.1
 check "email output enabled in the test's settings" bash -c \
   "sed -n '/^\[output\.email\]/,/^\[output\.file\]/p' /etc/dns-sensor/dns-sensor.toml | grep -qx 'enabled = true'"
 check "stdout output enabled in the test's settings" stdout_enabled
+check "check-config accepts the test's settings (as dns-sensor)" \
+  runuser -u dns-sensor -- /usr/bin/dns-sensor check-config /etc/dns-sensor/dns-sensor.toml
 
 start_timed() { # systemctl start, timed; sets START_S (wall) and READY_S (exec to READY)
   local t0 t1

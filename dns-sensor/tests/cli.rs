@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{capture, dns_sensor, TempDir};
+use common::{capture, dns_sensor, dns_sensor_text, TempDir};
 
 #[test]
 fn unknown_config_key_exits_2_naming_file_key_and_line() {
@@ -196,4 +196,158 @@ fn run_without_an_interface_says_where_to_set_it() {
         "{}",
         run.stderr
     );
+}
+
+/// The error line a command logged, without the logger's time and level.
+fn error_line(stderr: &str) -> &str {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_else(|| panic!("no error logged: {stderr}"));
+    line.split_once("] ").map_or(line, |(_, message)| message)
+}
+
+#[test]
+fn check_config_describes_a_valid_file_and_creates_nothing() {
+    let dir = TempDir::new("check-valid");
+    let whitelist = dir.path("whitelist.txt");
+    std::fs::write(&whitelist, "# ours\ncorp.example\nbackup.example.net\n").unwrap();
+    let alerts = dir.path("alerts.json");
+    let config = dir.path("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "threshold = 50\nwindow = \"2h\"\nwhitelist = [\"a.example\"]\n\
+             whitelist_files = [{whitelist:?}]\n[output.file]\npath = {alerts:?}\n"
+        ),
+    )
+    .unwrap();
+    let run = dns_sensor_text(["check-config".as_ref(), config.as_os_str()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with(&format!("{}: valid\n", config.display())),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("more than 50 unique names"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("within 2h,"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("whitelist: 3 entries (1 in the file, 2 from 1 whitelist files)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("file {}", alerts.display())),
+        "{}",
+        run.stdout
+    );
+    assert!(!alerts.exists(), "checking must not create the alert file");
+}
+
+#[test]
+fn check_config_reports_a_bad_key_as_replay_does() {
+    let dir = TempDir::new("check-bad-key");
+    let config = dir.path("sensor.toml");
+    std::fs::write(
+        &config,
+        "threshold = 10\n\n[output.file]\nformats = \"ecs\"\n",
+    )
+    .unwrap();
+    let check = dns_sensor_text(["check-config".as_ref(), config.as_os_str()]);
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(check.stdout.is_empty(), "{}", check.stdout);
+    let message = error_line(&check.stderr);
+    assert!(
+        message.starts_with(&format!("{}:4:", config.display())) && message.contains("formats"),
+        "{message}"
+    );
+    let replay = dns_sensor_text([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        capture("dmachard-iodine.pcap").as_os_str(),
+    ]);
+    assert_eq!(replay.code, 2);
+    assert_eq!(error_line(&replay.stderr), message);
+    // A file that is not there: named once, its reason once.
+    let gone = dir.path("gone.toml");
+    let check = dns_sensor_text(["check-config".as_ref(), gone.as_os_str()]);
+    let replay = dns_sensor_text([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        gone.as_os_str(),
+        capture("dmachard-iodine.pcap").as_os_str(),
+    ]);
+    assert_eq!((check.code, replay.code), (2, 2));
+    let message = error_line(&check.stderr);
+    assert_eq!(message.matches("No such file").count(), 1, "{message}");
+    assert!(
+        message.starts_with(&gone.display().to_string()),
+        "{message}"
+    );
+    assert_eq!(error_line(&replay.stderr), message);
+}
+
+#[test]
+fn check_config_refuses_what_run_would_refuse_and_says_where() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("check-refuses");
+    let credentials = dir.path("smtp-credentials");
+    std::fs::write(&credentials, "username = \"u\"\npassword = \"p\"\n").unwrap();
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let missing = dir.path("no-such-dir");
+    let email = |extra: &str| {
+        format!(
+            "[output.email]\nenabled = true\nserver = \"127.0.0.1\"\n\
+             from = \"sensor@example.org\"\nto = [\"soc@example.org\"]\n{extra}"
+        )
+    };
+    let cases = [
+        (
+            "a whitelist file that is not there",
+            format!("whitelist_files = [{:?}]\n", missing.join("wl.txt")),
+            missing.join("wl.txt").display().to_string(),
+        ),
+        (
+            "a whitelist entry that is no domain",
+            "whitelist = [\"bad..example\"]\n".to_string(),
+            "bad..example".to_string(),
+        ),
+        (
+            "a credentials file others can read",
+            email(&format!("credentials_file = {credentials:?}\n")),
+            credentials.display().to_string(),
+        ),
+        (
+            "a recipient that is no address",
+            email("").replace("soc@example.org", "soc at example"),
+            "soc at example".to_string(),
+        ),
+        (
+            "a certificate file that is not there",
+            email(&format!("ca_file = {:?}\n", missing.join("ca.pem"))),
+            missing.join("ca.pem").display().to_string(),
+        ),
+        (
+            "an alert file in a directory that is not there",
+            format!("[output.file]\npath = {:?}\n", missing.join("alerts.json")),
+            format!("{}: No such file", missing.join("alerts.json").display()),
+        ),
+    ];
+    for (what, text, named) in cases {
+        let config = dir.path("sensor.toml");
+        std::fs::write(&config, &text).unwrap();
+        let run = dns_sensor_text(["check-config".as_ref(), config.as_os_str()]);
+        assert_eq!(run.code, 2, "{what}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.is_empty(), "{what}: {}", run.stdout);
+        let message = error_line(&run.stderr);
+        assert!(message.contains(&named), "{what}: {message}");
+    }
+    assert!(!missing.exists());
 }

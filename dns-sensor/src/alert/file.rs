@@ -36,6 +36,58 @@ impl FileSink {
     }
 }
 
+impl FileSink {
+    /// Whether [`open`](Self::open) would succeed, without creating the file: an
+    /// existing one must be a file this process can append to; else its directory
+    /// must exist and let this process create it. The error is the one `open` would
+    /// give, naming the file.
+    pub fn check(path: &Path) -> Result<(), AlertError> {
+        let checked = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => Err(std::io::ErrorKind::IsADirectory.into()),
+            Ok(_) => OpenOptions::new().append(true).open(path).map(drop),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let dir = match path.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => Path::new("."),
+                };
+                match std::fs::metadata(dir) {
+                    Ok(meta) if meta.is_dir() => may_create_in(dir),
+                    Ok(_) => Err(std::io::ErrorKind::NotADirectory.into()),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        checked.map_err(|source| AlertError::File {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// Whether this process may create files in `dir` (write and search permission for its
+/// effective user and groups), as the kernel would decide it.
+fn may_create_in(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call, and
+    // faccessat only reads it.
+    let status = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn open_append(path: &Path) -> Result<File, AlertError> {
     OpenOptions::new()
         .append(true)
@@ -96,6 +148,27 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect()
+    }
+
+    #[test]
+    fn check_says_what_open_would_without_creating_anything() {
+        let dir = temp_dir("check");
+        let new = dir.join("alerts.json");
+        FileSink::check(&new).expect("a new file in a directory that exists");
+        assert!(!new.exists(), "checked, not created");
+        std::fs::write(&new, b"").expect("create");
+        FileSink::check(&new).expect("an existing file");
+        let refused = |path: &Path| match FileSink::check(path) {
+            Err(AlertError::File { path: named, .. }) => named,
+            other => panic!("{}: {other:?}", path.display()),
+        };
+        assert_eq!(refused(&dir), dir.display().to_string());
+        let nowhere = dir.join("missing").join("alerts.json");
+        assert_eq!(refused(&nowhere), nowhere.display().to_string());
+        let under_a_file = new.join("alerts.json");
+        assert_eq!(refused(&under_a_file), under_a_file.display().to_string());
+        assert!(!dir.join("missing").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -33,6 +33,26 @@ pub struct FileSettings {
 }
 
 impl OutputSettings {
+    /// Whether [`open`](Self::open) would succeed, with no side effect: the journal
+    /// reachable, the file output's file or directory writable (nothing created), the
+    /// email output's addresses, certificates and TLS set-up usable (nothing sent). The
+    /// first output that would fail is the error, as `open` reports it.
+    pub fn check(&self) -> Result<(), AlertError> {
+        if self.journald {
+            JournaldSink::open()?;
+        }
+        if let Some(file) = &self.file {
+            FileSink::check(&file.path)?;
+        }
+        if let Some(email) = &self.email {
+            EmailSink::check(email).map_err(|e| AlertError::Start {
+                output: "email",
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Opens every output; the first that cannot be opened is the error (an output the
     /// settings ask for and cannot work is a start-up problem, not a silent loss).
     pub fn open(&self) -> Result<Vec<Box<dyn Sink>>, AlertError> {

@@ -70,6 +70,34 @@ where
     }
 }
 
+/// What a run of `dns-sensor` printed, for commands whose output is text.
+pub struct TextRun {
+    /// The exit status (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `dns-sensor` with `args`, its output kept as text.
+pub fn dns_sensor_text<I, S>(args: I) -> TextRun
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output: Output = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("dns-sensor runs");
+    TextRun {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// A fresh directory for one test's files, removed when dropped.
 pub struct TempDir(PathBuf);
 

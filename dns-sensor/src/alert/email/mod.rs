@@ -135,6 +135,16 @@ impl EmailSink {
         })
     }
 
+    /// Checks the settings as [`start`](Self::start) does (the addresses, the message's
+    /// header, `ca_file` and the TLS set-up), without starting the sender: nothing is
+    /// sent and the server is not reached.
+    pub fn check(settings: &EmailSettings) -> Result<(), EmailError> {
+        let host = message::mail_host(&host_name());
+        Composer::new(settings, &host)?;
+        transport::transport(settings, &host)?;
+        Ok(())
+    }
+
     /// What the sender has done so far.
     pub fn stats(&self) -> EmailStats {
         self.sender.stats()

@@ -1,6 +1,7 @@
 //! The `dns-sensor` command: replay capture files or watch an interface, and print
 //! alerts as JSON lines.
 
+mod check;
 mod logging;
 mod replay;
 #[cfg(feature = "live")]
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use dns_sensor::config::{parse_duration, Config};
 use dns_sensor::pipeline::ReplayReport;
 
+use check::CheckArgs;
 use replay::ReplayArgs;
 #[cfg(feature = "live")]
 use run::RunArgs;
@@ -45,6 +47,11 @@ enum Command {
     /// SIGTERM. Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK.
     #[cfg(feature = "live")]
     Run(RunArgs),
+    /// Checks a settings file as `run` reads it (every key, the whitelist files, the
+    /// outputs, the credentials file's permissions, the certificates) without capturing,
+    /// sending or creating anything: prints what it sets and exits 0, or exits 2 with
+    /// the first error, as `run` would report it.
+    CheckConfig(CheckArgs),
 }
 
 /// Settings that the command line can override on top of the settings file.
@@ -117,6 +124,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::replay(&args),
         #[cfg(feature = "live")]
         Command::Run(args) => run::run(&args),
+        Command::CheckConfig(args) => check::check_config(&args),
     }
 }
 

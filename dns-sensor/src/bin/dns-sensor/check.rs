@@ -1,0 +1,108 @@
+//! `dns-sensor check-config`: validate a settings file as `run` would read it, without
+//! capturing, sending or creating anything.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use dns_sensor::alert::OutputSettings;
+use dns_sensor::config::{Command, Config};
+use dns_sensor::domain::Classifier;
+
+use crate::EXIT_BAD_INPUT;
+
+#[derive(Args)]
+pub(crate) struct CheckArgs {
+    /// The settings file (TOML) to check, e.g. /etc/dns-sensor/dns-sensor.toml.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+/// Reads `FILE` through the steps `run` takes before it captures (every key, the
+/// whitelist and its files, the outputs with their credentials file and certificates)
+/// and says what it would do; exits 2 with the first error, in `run`'s words.
+pub(crate) fn check_config(args: &CheckArgs) -> ExitCode {
+    match check(&args.file) {
+        Ok(description) => {
+            println!("{}: valid", args.file.display());
+            for line in description {
+                println!("  {line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// What the file sets, a line each, or the first thing wrong with it, in the words
+/// `run` logs it with.
+fn check(file: &Path) -> Result<Vec<String>, String> {
+    let config = Config::load(file).map_err(|e| e.to_string())?;
+    let outputs = config.outputs(Command::Run).map_err(|e| e.to_string())?;
+    let settings = config.settings().map_err(|e| e.to_string())?;
+    Classifier::new(&settings.domain).map_err(|e| e.to_string())?;
+    outputs.check().map_err(|e| e.to_string())?;
+    let from_files = settings.domain.whitelist.len() - config.whitelist.len();
+    Ok(vec![
+        format!(
+            "rule: more than {} unique names under one registered domain within {}, \
+             evaluated every {}, a domain reported again after {}, at most {} alerts \
+             an evaluation",
+            config.threshold,
+            humantime::format_duration(config.window),
+            humantime::format_duration(config.interval),
+            humantime::format_duration(config.realert),
+            config.max_domains,
+        ),
+        format!(
+            "whitelist: {} entries ({} in the file, {from_files} from {} whitelist files)",
+            settings.domain.whitelist.len(),
+            config.whitelist.len(),
+            config.whitelist_files.len(),
+        ),
+        format!(
+            "ports: {}; memory cap: {} bytes",
+            config
+                .ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            config.memory_cap,
+        ),
+        format!("outputs of `run`: {}", describe(&outputs)),
+    ])
+}
+
+/// `journald, email to 2 recipients via smtp.example.net:587 (starttls)`.
+fn describe(outputs: &OutputSettings) -> String {
+    let mut parts = Vec::new();
+    if outputs.stdout.is_some() {
+        parts.push("stdout".to_string());
+    }
+    if outputs.journald {
+        parts.push("journald".to_string());
+    }
+    if let Some(file) = &outputs.file {
+        parts.push(format!("file {}", file.path.display()));
+    }
+    if let Some(email) = &outputs.email {
+        parts.push(format!(
+            "email to {} recipient{} via {}:{} ({}{})",
+            email.to.len(),
+            if email.to.len() == 1 { "" } else { "s" },
+            email.server,
+            email.port,
+            format!("{:?}", email.tls).to_lowercase(),
+            if email.credentials.is_some() {
+                ", with credentials"
+            } else {
+                ""
+            },
+        ));
+    }
+    parts.join(", ")
+}
