@@ -53,20 +53,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("dns-sensor runs");
-    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
-    let alerts = stdout
+    let run = dns_sensor_text(args);
+    let alerts = run
+        .stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect();
     Run {
-        code: output.status.code().unwrap_or(-1),
+        code: run.code,
         alerts,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stderr: run.stderr,
     }
 }
 
@@ -74,13 +70,13 @@ where
 pub struct TextRun {
     /// The exit status (-1 if killed by a signal).
     pub code: i32,
-    /// Standard output.
+    /// Standard output, which must be UTF-8.
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
 }
 
-/// Runs `dns-sensor` with `args`, its output kept as text.
+/// Runs `dns-sensor ARGS...`, its output kept as text.
 pub fn dns_sensor_text<I, S>(args: I) -> TextRun
 where
     I: IntoIterator<Item = S>,
@@ -93,7 +89,7 @@ where
         .expect("dns-sensor runs");
     TextRun {
         code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
