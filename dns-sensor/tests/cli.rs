@@ -351,3 +351,57 @@ fn check_config_refuses_what_run_would_refuse_and_says_where() {
     }
     assert!(!missing.exists());
 }
+
+/// `dns-sensor ARGS...` with `stdin` as its standard input: exit status, stdout, stderr.
+fn dns_sensor_with_stdin(args: &[&std::ffi::OsStr], stdin: std::fs::File) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args(args)
+        .stdin(stdin)
+        .output()
+        .expect("dns-sensor runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn replay_reads_a_capture_from_standard_input() {
+    let tunnel = capture("elastic-iodine-tunnel.pcap");
+    let other = capture("dmachard-dnscat2.pcap");
+    let open = |path: &std::path::Path| std::fs::File::open(path).expect("capture");
+    let from_file = dns_sensor(["replay".as_ref(), tunnel.as_os_str(), other.as_os_str()]);
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    assert!(!from_file.alerts.is_empty());
+    let alerts = |stdout: &str| -> Vec<serde_json::Value> {
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    // The same alerts, the tunnel's capture on standard input, merged with a file.
+    let (code, stdout, stderr) = dns_sensor_with_stdin(
+        &["replay".as_ref(), "-".as_ref(), other.as_os_str()],
+        open(&tunnel),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(alerts(&stdout), from_file.alerts);
+    // Standard input can be read once; an empty one is a capture cut short.
+    let (code, stdout, stderr) = dns_sensor_with_stdin(
+        &["replay".as_ref(), "-".as_ref(), "-".as_ref()],
+        open(&tunnel),
+    );
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(
+        stderr.contains("standard input (-) can be read only once"),
+        "{stderr}"
+    );
+    let empty = std::fs::File::open("/dev/null").expect("/dev/null");
+    let (code, _, stderr) = dns_sensor_with_stdin(&["replay".as_ref(), "-".as_ref()], empty);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("standard input: cut short at byte offset 0"),
+        "{stderr}"
+    );
+}

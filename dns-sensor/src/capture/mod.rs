@@ -11,7 +11,7 @@ pub mod pcap;
 pub mod xdp;
 
 pub use merge::read_merged;
-pub use pcap::{CaptureReader, PcapWriter};
+pub use pcap::{CaptureReader, PcapWriter, STDIN_PATH};
 
 use crate::Nanos;
 

@@ -92,6 +92,9 @@ const MAX_BUFFERED_BLOCK: usize = MAX_CAPLEN + 64 * 1024;
 /// fewer, larger reads.
 pub const BUFFER_SIZE: usize = 512 * 1024;
 
+/// The path that stands for standard input ([`CaptureReader::open_or_stdin`]).
+pub const STDIN_PATH: &str = "-";
+
 /// Most interfaces one pcapng section may describe: real files have a handful, and the
 /// bound keeps a hostile file from growing the interface table without end.
 const MAX_INTERFACES: usize = 4096;
@@ -288,6 +291,17 @@ impl CaptureReader {
             source,
         })?;
         Self::from_reader(&name, file)
+    }
+
+    /// Opens `path` as [`open`](Self::open) does, or standard input when `path` is
+    /// [`STDIN_PATH`] (`-`, as in `tcpdump -w - | dns-sensor replay -`); errors then
+    /// name it "standard input".
+    pub fn open_or_stdin(path: &Path) -> Result<Self, CaptureError> {
+        if path == Path::new(STDIN_PATH) {
+            Self::from_reader("standard input", io::stdin())
+        } else {
+            Self::open(path)
+        }
     }
 
     /// Reads from any byte stream; `name` stands for the file in errors. The file header

@@ -42,7 +42,8 @@ impl std::fmt::Display for ReplayReport {
 }
 
 /// Replays capture files through one worker and the coordinator, merging the files in
-/// time order. Files are opened (and checked to be captures) before anything runs.
+/// time order. Files are opened (and checked to be captures) before anything runs; a
+/// path of `-` is standard input ([`CaptureReader::open_or_stdin`]).
 pub fn replay(
     files: &[PathBuf],
     settings: &Settings,
@@ -51,7 +52,7 @@ pub fn replay(
     let started = Instant::now();
     let mut readers = files
         .iter()
-        .map(|path| CaptureReader::open(path))
+        .map(|path| CaptureReader::open_or_stdin(path))
         .collect::<Result<Vec<_>, _>>()?;
     let classifier = Arc::new(Classifier::new(&settings.domain)?);
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64);

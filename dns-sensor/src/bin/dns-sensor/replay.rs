@@ -1,9 +1,10 @@
 //! `dns-sensor replay`: read capture files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use dns_sensor::capture::STDIN_PATH;
 use dns_sensor::config::Command;
 use dns_sensor::pipeline;
 
@@ -13,12 +14,24 @@ use crate::{print_summary, RuleArgs, EXIT_BAD_INPUT};
 pub(crate) struct ReplayArgs {
     #[command(flatten)]
     rule: RuleArgs,
-    /// Capture files, merged in time order.
+    /// Capture files, merged in time order; `-` is standard input
+    /// (`tcpdump -w - | dns-sensor replay -`).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 }
 
 pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
+    let stdin_uses = args
+        .files
+        .iter()
+        .filter(|f| f.as_path() == Path::new(STDIN_PATH))
+        .count();
+    if stdin_uses > 1 {
+        log::error!(
+            "standard input ({STDIN_PATH}) can be read only once, and is given {stdin_uses} times"
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     let opened = args.rule.config().and_then(|config| {
         let settings = config.settings()?;
         let outputs = config.outputs(Command::Replay)?;
