@@ -405,3 +405,54 @@ fn replay_reads_a_capture_from_standard_input() {
         "{stderr}"
     );
 }
+
+#[test]
+fn replay_summary_as_json_for_scripts() {
+    let tunnel = capture("elastic-iodine-tunnel.pcap");
+    let text = dns_sensor_text(["replay".as_ref(), tunnel.as_os_str()]);
+    let json = dns_sensor_text([
+        "replay".as_ref(),
+        "--summary".as_ref(),
+        "json".as_ref(),
+        tunnel.as_os_str(),
+    ]);
+    assert_eq!((text.code, json.code), (0, 0), "{}", json.stderr);
+    // The alerts are the same; the summary's last line is one JSON object.
+    assert_eq!(json.stdout, text.stdout);
+    let last = json.stderr.lines().last().expect("a summary");
+    let summary: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"));
+    let decode = &summary["workers"]["decode"];
+    assert_eq!(decode["frames"], 438);
+    assert_eq!(decode["dns_messages"], 434);
+    assert_eq!(decode["not_ip"], 4);
+    assert_eq!(summary["workers"]["queries"], 222);
+    assert_eq!(summary["workers"]["responses"], 212);
+    assert_eq!(summary["alerts"], 1);
+    assert_eq!(summary["evaluations"], 1);
+    assert_eq!(summary["shed_records"], 0);
+    assert_eq!(summary["cut_short"], serde_json::json!([]));
+    assert!(summary["frames_per_second"]
+        .as_f64()
+        .is_some_and(|r| r > 0.0));
+    // The text summary says the same.
+    assert!(text
+        .stderr
+        .contains("438 frames read, 434 DNS messages (222 queries, 212 responses)"));
+    // A capture cut short is named in the JSON too.
+    let dir = TempDir::new("summary-cut");
+    let bytes = std::fs::read(&tunnel).expect("capture");
+    let cut = dir.path("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let run = dns_sensor_text([
+        "replay".as_ref(),
+        "--summary".as_ref(),
+        "json".as_ref(),
+        cut.as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(run.stderr.lines().last().expect("a summary")).expect("JSON");
+    let said = summary["cut_short"][0].as_str().unwrap_or_default();
+    assert!(said.contains(&cut.display().to_string()), "{summary}");
+}

@@ -87,8 +87,9 @@ impl Default for DecodeSettings {
     }
 }
 
-/// What the decoder saw and what it skipped, by reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What the decoder saw and what it skipped, by reason. Serialised with these field
+/// names in the replay's JSON summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeStats {
     /// Frames handed to [`Decoder::decode`].
     pub frames: u64,

@@ -14,8 +14,9 @@ use crate::alert::Sink;
 use crate::detect::{Alert, Detector, RuleSettings};
 use crate::Nanos;
 
-/// Totals of a run, for the summary.
-#[derive(Clone, Debug, Default)]
+/// Totals of a run, for the summary. Serialised with these field names in the
+/// replay's JSON summary (`span` as two numbers, nanoseconds since the epoch).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RunSummary {
     /// Counters summed over the workers.
     pub workers: WorkerStats,
@@ -32,7 +33,8 @@ pub struct RunSummary {
     pub evicted_domains: u64,
     /// Largest estimated size of the window's per-domain tables, in bytes.
     pub peak_bytes: usize,
-    /// Time of the first and last frame.
+    /// What the window covered: the start of the first slot that held data, and the
+    /// time of the last frame.
     pub span: Option<(Nanos, Nanos)>,
     /// Deliveries of an evaluation's alerts that an output refused (each is logged).
     pub delivery_failures: u64,

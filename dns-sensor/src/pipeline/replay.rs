@@ -27,6 +27,35 @@ pub struct ReplayReport {
     pub truncated: Vec<CaptureError>,
 }
 
+impl ReplayReport {
+    /// The summary as one JSON object, for scripts: [`RunSummary`]'s fields, the run's
+    /// `elapsed_seconds` and `frames_per_second`, and `cut_short`, what each capture
+    /// that ended inside a record says.
+    pub fn to_json(&self) -> serde_json::Value {
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            #[serde(flatten)]
+            summary: &'a RunSummary,
+            elapsed_seconds: f64,
+            frames_per_second: f64,
+            cut_short: Vec<String>,
+        }
+        let elapsed_seconds = self.elapsed.as_secs_f64();
+        let frames = self.summary.workers.decode.frames as f64;
+        serde_json::to_value(Json {
+            summary: &self.summary,
+            elapsed_seconds,
+            frames_per_second: if elapsed_seconds > 0.0 {
+                frames / elapsed_seconds
+            } else {
+                0.0
+            },
+            cut_short: self.truncated.iter().map(ToString::to_string).collect(),
+        })
+        .unwrap_or_default()
+    }
+}
+
 /// The summary line, with the run's time and rate.
 impl std::fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

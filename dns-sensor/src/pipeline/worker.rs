@@ -14,8 +14,9 @@ use crate::domain::{Classifier, Verdict, VerdictCache};
 use crate::sketch::{NameHistory, Shard, SketchSettings};
 use crate::Nanos;
 
-/// What a worker saw, beyond the decoder's own counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a worker saw, beyond the decoder's own counters. Serialised with these field
+/// names in the replay's JSON summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WorkerStats {
     /// Link to transport counters.
     pub decode: DecodeStats,

@@ -18,6 +18,16 @@ pub(crate) struct ReplayArgs {
     /// (`tcpdump -w - | dns-sensor replay -`).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// The summary on standard error at the end: a line of text, or one JSON object
+    /// (the last line) for scripts.
+    #[arg(long, value_enum, default_value = "text")]
+    summary: SummaryFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SummaryFormat {
+    Text,
+    Json,
 }
 
 pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
@@ -58,7 +68,10 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
     for cut in &report.truncated {
         log::warn!("{cut}; the frames before it were counted");
     }
-    print_summary(&report);
+    match args.summary {
+        SummaryFormat::Text => print_summary(&report),
+        SummaryFormat::Json => eprintln!("{}", report.to_json()),
+    }
     // The process exits next: freeing the window's tables (a million and more in a 4 h
     // window) one by one would only cost time. Dropping is right everywhere else.
     std::mem::forget(report.window.take());
