@@ -2,7 +2,7 @@
 //! rule at every interval boundary every worker has passed, and hands the alerts to
 //! the outputs.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub struct RunSummary {
     pub shed_records: u64,
     /// Domains shed to make room (one per slot it was shed from).
     pub evicted_domains: u64,
+    /// Shards dropped on arrival because their slot had already left the window (a
+    /// worker far behind the others): their records are lost, and counted here.
+    pub late_shards: u64,
     /// Largest estimated size of the window's per-domain tables, in bytes.
     pub peak_bytes: usize,
     /// What the window covered: the start of the first slot that held data, and the
@@ -60,8 +63,26 @@ impl std::fmt::Display for RunSummary {
             self.evaluations,
             self.alerts,
             self.delivery_failures
-        )
+        )?;
+        if self.late_shards > 0 {
+            write!(f, ", {} late shards dropped", self.late_shards)?;
+        }
+        Ok(())
     }
+}
+
+/// The window's figures as the coordinator last published them (after every slot it
+/// took in), for whoever reports on a run while it goes: the live stats line.
+#[derive(Debug, Default)]
+pub struct WindowGauges {
+    /// Domains in the window (a domain in several slots counts once per slot).
+    pub domains: AtomicUsize,
+    /// [`RunSummary::shed_records`] so far.
+    pub shed_records: AtomicU64,
+    /// [`RunSummary::evicted_domains`] so far.
+    pub evicted_domains: AtomicU64,
+    /// [`RunSummary::late_shards`] so far.
+    pub late_shards: AtomicU64,
 }
 
 /// How the coordinator is doing, for a [`Heartbeat`].
@@ -101,9 +122,9 @@ pub struct Coordinator {
     /// Start of the oldest and end of the newest slot received.
     data_span: Option<(Nanos, Nanos)>,
     summary: RunSummary,
-    /// Where the number of domains in the window is published while running (live
-    /// stats line), if anyone reads it.
-    tracked_gauge: Option<Arc<AtomicUsize>>,
+    /// Where the window's figures are published while running (the live stats line),
+    /// if anyone reads them.
+    gauges: Option<Arc<WindowGauges>>,
     heartbeat: Option<Heartbeat>,
     /// Set (by a SIGHUP handler) when the outputs should reopen their files.
     reopen: Option<&'static AtomicBool>,
@@ -121,15 +142,15 @@ impl Coordinator {
             evaluated_until: None,
             data_span: None,
             summary: RunSummary::default(),
-            tracked_gauge: None,
+            gauges: None,
             heartbeat: None,
             reopen: None,
         }
     }
 
-    /// Publishes the number of domains in the window into `gauge` after every slot.
-    pub fn with_tracked_gauge(mut self, gauge: Arc<AtomicUsize>) -> Self {
-        self.tracked_gauge = Some(gauge);
+    /// Publishes the window's figures into `gauges` after every slot.
+    pub fn with_gauges(mut self, gauges: Arc<WindowGauges>) -> Self {
+        self.gauges = Some(gauges);
         self
     }
 
@@ -193,14 +214,13 @@ impl Coordinator {
                     self.detector.add(shard);
                     let tracked = self.detector.tracked();
                     self.summary.peak_domains = self.summary.peak_domains.max(tracked);
-                    if let Some(gauge) = &self.tracked_gauge {
-                        gauge.store(tracked, Ordering::Relaxed);
-                    }
                     self.summary.peak_bytes = self.summary.peak_bytes.max(self.detector.bytes());
                     self.summary.shed_records = self.detector.shed_records_total();
                     self.summary.evicted_domains = self.detector.evicted_domains_total();
+                    self.summary.late_shards = self.detector.late_shards();
                     self.frontier[worker] = Some(next_start);
                     self.evaluate_passed_boundaries()?;
+                    self.publish_gauges();
                 }
                 WorkerMessage::Done {
                     worker,
@@ -222,6 +242,7 @@ impl Coordinator {
             // The final evaluation covers the frames after the last boundary too.
             self.evaluate(end + 1)?;
             self.summary.span = self.data_span.map(|(first, _)| (first, end));
+            self.publish_gauges();
         }
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
@@ -233,6 +254,22 @@ impl Coordinator {
     }
 
     /// Evaluates every boundary that all running workers have passed.
+    /// Stores the window's figures where the gauges' reader looks (after a slot is
+    /// taken in and its boundaries evaluated, so a pruned window shows as such).
+    fn publish_gauges(&self) {
+        if let Some(gauges) = &self.gauges {
+            let s = &self.summary;
+            gauges
+                .domains
+                .store(self.detector.tracked(), Ordering::Relaxed);
+            gauges.shed_records.store(s.shed_records, Ordering::Relaxed);
+            gauges
+                .evicted_domains
+                .store(s.evicted_domains, Ordering::Relaxed);
+            gauges.late_shards.store(s.late_shards, Ordering::Relaxed);
+        }
+    }
+
     fn evaluate_passed_boundaries(&mut self) -> Result<(), PipelineError> {
         let mut passed: Option<Nanos> = None;
         for f in &self.frontier {
@@ -388,6 +425,74 @@ mod tests {
         assert_eq!(&*kept[0][0].domain, b"t.example");
         assert_eq!(report.summary.alerts, 1);
         assert_eq!(report.summary.delivery_failures, 1);
+    }
+
+    #[test]
+    fn gauges_follow_the_window_and_late_shards_are_counted() {
+        use crate::sketch::{Shard, SketchSettings};
+        let rule = RuleSettings::default();
+        let slot = crate::detect::slot_length(rule.window, rule.interval);
+        let small = SketchSettings {
+            max_domains: 4,
+            ..SketchSettings::default()
+        };
+        let client = std::net::IpAddr::from([10, 0, 0, 1]);
+        let shard_at = |start: Nanos, domains: u32| {
+            let mut shard = Shard::new(start, &small);
+            for d in 0..domains {
+                let domain = format!("d{d}.example");
+                let name = format!("www.{domain}");
+                shard.record_query(domain.as_bytes(), name.as_bytes(), client, 1, 60);
+            }
+            shard
+        };
+        let gauges = Arc::new(WindowGauges::default());
+        let coordinator = Coordinator::new(&rule, 1, Vec::new()).with_gauges(Arc::clone(&gauges));
+        let (to_coordinator, from_workers) = crossbeam_channel::unbounded();
+        let first = EPOCH - EPOCH % slot;
+        // Eight domains into room for four: shed. Then slots past a whole window, and
+        // one for the first slot again, gone from the window by then: late.
+        let slots = rule.window / slot + 2;
+        for i in 0..slots {
+            let start = first + i * slot;
+            let shard = shard_at(start, if i == 0 { 8 } else { 2 });
+            let next_start = start + slot;
+            let message = WorkerMessage::Slot {
+                worker: 0,
+                shard,
+                next_start,
+            };
+            to_coordinator.send(message).expect("sent");
+        }
+        let late = WorkerMessage::Slot {
+            worker: 0,
+            shard: shard_at(first, 1),
+            next_start: first + (slots + 1) * slot,
+        };
+        to_coordinator.send(late).expect("sent");
+        to_coordinator
+            .send(WorkerMessage::Done {
+                worker: 0,
+                stats: WorkerStats::default(),
+                last_ts: Some(first + (slots + 1) * slot - 1),
+            })
+            .expect("sent");
+        drop(to_coordinator);
+        let (summary, window) = coordinator.run_keeping_window(from_workers).expect("runs");
+        assert!(
+            summary.evicted_domains > 0 && summary.shed_records > 0,
+            "{summary}"
+        );
+        assert_eq!(summary.late_shards, 1, "{summary}");
+        assert!(
+            summary.to_string().ends_with(", 1 late shards dropped"),
+            "{summary}"
+        );
+        let load = |g: &AtomicU64| g.load(Ordering::Relaxed);
+        assert_eq!(load(&gauges.shed_records), summary.shed_records);
+        assert_eq!(load(&gauges.evicted_domains), summary.evicted_domains);
+        assert_eq!(load(&gauges.late_shards), 1);
+        assert_eq!(gauges.domains.load(Ordering::Relaxed), window.tracked());
     }
 
     /// Blocks every delivery until the test lets it go.

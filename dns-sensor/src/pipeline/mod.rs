@@ -23,7 +23,7 @@ pub mod replay;
 pub mod worker;
 
 pub use budget::{history_bytes, history_halving, shard_budget, ShardBudget};
-pub use coordinator::{Coordinator, Heartbeat, Progress, RunSummary};
+pub use coordinator::{Coordinator, Heartbeat, Progress, RunSummary, WindowGauges};
 pub use frames::{partition_by_flow, run_frames};
 pub use replay::{replay, ReplayReport};
 pub use worker::{Worker, WorkerMessage, WorkerStats};

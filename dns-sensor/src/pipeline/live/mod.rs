@@ -10,7 +10,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     thread,
@@ -24,7 +24,7 @@ use crate::{
         xdp::{self, AttachMode, Counters, XdpError, XdpProgram, XdpSettings},
     },
     domain::Classifier,
-    pipeline::{Coordinator, PipelineError, RunSummary, Settings, Worker},
+    pipeline::{Coordinator, PipelineError, RunSummary, Settings, WindowGauges, Worker},
 };
 
 mod queue;
@@ -241,10 +241,10 @@ pub fn run(
     );
 
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64 * queues as usize);
-    let tracked = Arc::new(AtomicUsize::new(0));
+    let gauges = Arc::new(WindowGauges::default());
     let counters: Vec<Arc<QueueCounters>> = (0..sockets.len()).map(|_| Arc::default()).collect();
     let mut coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
-        .with_tracked_gauge(Arc::clone(&tracked))
+        .with_gauges(Arc::clone(&gauges))
         .with_heartbeat(supervisor::heartbeat(
             Arc::clone(&control.supervisor),
             counters.clone(),
@@ -291,7 +291,7 @@ pub fn run(
             next_stats += live.stats_every;
             let kernel = program.counters().ok();
             losses.warn_if_rising(&counters, kernel.as_ref());
-            log_stats(&counters, kernel, tracked.load(Ordering::Relaxed));
+            log_stats(&counters, kernel, &gauges);
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::queue::QueueCounters;
 use crate::capture::xdp::Counters;
+use crate::pipeline::WindowGauges;
 
 /// Losses at the last stats line, to tell rising ones.
 #[derive(Debug, Default)]
@@ -52,11 +53,12 @@ impl Losses {
 }
 
 /// The stats line: per queue its frames and ring drops, the kernel program's counters,
-/// the domains in the window and the resident memory.
+/// the window's domains and what it lost (records shed, domains evicted, shards too
+/// late for it), and the resident memory.
 pub(super) struct StatsLine<'a> {
     pub(super) queues: &'a [Arc<QueueCounters>],
     pub(super) kernel: Option<Counters>,
-    pub(super) domains: usize,
+    pub(super) window: &'a WindowGauges,
     pub(super) rss_kib: Option<u64>,
 }
 
@@ -81,7 +83,15 @@ impl std::fmt::Display for StatsLine<'_> {
                 k.seen, k.redirected, k.not_dns, k.redirect_failed, k.too_short, k.fragments
             )?;
         }
-        write!(f, " domains tracked={};", self.domains)?;
+        let w = self.window;
+        write!(
+            f,
+            " domains tracked={} shed_records={} evicted_domains={} late_shards={};",
+            w.domains.load(Ordering::Relaxed),
+            w.shed_records.load(Ordering::Relaxed),
+            w.evicted_domains.load(Ordering::Relaxed),
+            w.late_shards.load(Ordering::Relaxed),
+        )?;
         if let Some(rss) = self.rss_kib {
             write!(f, " rss={} MiB", rss / 1024)?;
         }
@@ -90,11 +100,15 @@ impl std::fmt::Display for StatsLine<'_> {
 }
 
 /// Logs the stats line.
-pub(super) fn log_stats(queues: &[Arc<QueueCounters>], kernel: Option<Counters>, domains: usize) {
+pub(super) fn log_stats(
+    queues: &[Arc<QueueCounters>],
+    kernel: Option<Counters>,
+    window: &WindowGauges,
+) {
     let line = StatsLine {
         queues,
         kernel,
-        domains,
+        window,
         rss_kib: resident_kib(),
     };
     log::info!("{line}");
@@ -131,6 +145,11 @@ mod tests {
     #[test]
     fn the_stats_line_names_every_figure() {
         let queues: Vec<Arc<QueueCounters>> = (0..2).map(|_| Arc::default()).collect();
+        let window = WindowGauges::default();
+        window.domains.store(7, Ordering::Relaxed);
+        window.shed_records.store(11, Ordering::Relaxed);
+        window.evicted_domains.store(5, Ordering::Relaxed);
+        window.late_shards.store(1, Ordering::Relaxed);
         queues[1].frames.store(42, Ordering::Relaxed);
         queues[1].rx_ring_full.store(3, Ordering::Relaxed);
         let line = StatsLine {
@@ -140,7 +159,7 @@ mod tests {
                 redirected: 45,
                 ..Counters::default()
             }),
-            domains: 7,
+            window: &window,
             rss_kib: Some(20 * 1024),
         }
         .to_string();
@@ -149,7 +168,7 @@ mod tests {
             "stats: q0 frames=0 rx_dropped=0 rx_ring_full=0 fill_empty=0; \
              q1 frames=42 rx_dropped=0 rx_ring_full=3 fill_empty=0; \
              xdp seen=50 redirected=45 not_dns=0 redirect_failed=0 too_short=0 fragments=0; \
-             domains tracked=7; rss=20 MiB"
+             domains tracked=7 shed_records=11 evicted_domains=5 late_shards=1; rss=20 MiB"
         );
     }
 
