@@ -72,7 +72,8 @@ impl std::fmt::Display for RunSummary {
 }
 
 /// The window's figures as the coordinator last published them (after every slot it
-/// took in), for whoever reports on a run while it goes: the live stats line.
+/// took in and the evaluations that followed), for whoever reports on a run while it
+/// goes: the live stats line.
 #[derive(Debug, Default)]
 pub struct WindowGauges {
     /// Domains in the window (a domain in several slots counts once per slot).
@@ -253,7 +254,6 @@ impl Coordinator {
         Ok((self.summary, self.detector))
     }
 
-    /// Evaluates every boundary that all running workers have passed.
     /// Stores the window's figures where the gauges' reader looks (after a slot is
     /// taken in and its boundaries evaluated, so a pruned window shows as such).
     fn publish_gauges(&self) {
@@ -270,6 +270,7 @@ impl Coordinator {
         }
     }
 
+    /// Evaluates every boundary that all running workers have passed.
     fn evaluate_passed_boundaries(&mut self) -> Result<(), PipelineError> {
         let mut passed: Option<Nanos> = None;
         for f in &self.frontier {
