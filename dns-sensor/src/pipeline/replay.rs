@@ -40,19 +40,24 @@ impl ReplayReport {
             frames_per_second: f64,
             cut_short: Vec<String>,
         }
-        let elapsed_seconds = self.elapsed.as_secs_f64();
-        let frames = self.summary.workers.decode.frames as f64;
         serde_json::to_value(Json {
             summary: &self.summary,
-            elapsed_seconds,
-            frames_per_second: if elapsed_seconds > 0.0 {
-                frames / elapsed_seconds
-            } else {
-                0.0
-            },
+            elapsed_seconds: self.elapsed.as_secs_f64(),
+            frames_per_second: self.frames_per_second(),
             cut_short: self.truncated.iter().map(ToString::to_string).collect(),
         })
         .unwrap_or_default()
+    }
+
+    /// Frames read per second of the run's wall-clock time (0 for a run too short to
+    /// time).
+    pub fn frames_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.summary.workers.decode.frames as f64 / secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -60,12 +65,7 @@ impl ReplayReport {
 impl std::fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.elapsed.as_secs_f64();
-        let frames = self.summary.workers.decode.frames;
-        let rate = if secs > 0.0 {
-            frames as f64 / secs
-        } else {
-            0.0
-        };
+        let rate = self.frames_per_second();
         write!(f, "{}, {secs:.3} s, {rate:.0} frames/s", self.summary)
     }
 }
