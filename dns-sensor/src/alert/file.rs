@@ -34,9 +34,7 @@ impl FileSink {
             lines: Vec::new(),
         })
     }
-}
 
-impl FileSink {
     /// Whether [`open`](Self::open) would succeed, without creating the file: an
     /// existing one must be a file this process can append to; else its directory
     /// must exist and let this process create it. The error is the one `open` would
