@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{capture, dns_sensor, dns_sensor_text, TempDir};
+use common::{capture, dns_sensor, dns_sensor_text, dns_sensor_text_with_stdin, TempDir};
 
 #[test]
 fn unknown_config_key_exits_2_naming_file_key_and_line() {
@@ -352,20 +352,6 @@ fn check_config_refuses_what_run_would_refuse_and_says_where() {
     assert!(!missing.exists());
 }
 
-/// `dns-sensor ARGS...` with `stdin` as its standard input: exit status, stdout, stderr.
-fn dns_sensor_with_stdin(args: &[&std::ffi::OsStr], stdin: std::fs::File) -> (i32, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
-        .args(args)
-        .stdin(stdin)
-        .output()
-        .expect("dns-sensor runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn replay_reads_a_capture_from_standard_input() {
     let tunnel = capture("elastic-iodine-tunnel.pcap");
@@ -381,28 +367,29 @@ fn replay_reads_a_capture_from_standard_input() {
             .collect()
     };
     // The same alerts, the tunnel's capture on standard input, merged with a file.
-    let (code, stdout, stderr) = dns_sensor_with_stdin(
-        &["replay".as_ref(), "-".as_ref(), other.as_os_str()],
+    let run = dns_sensor_text_with_stdin(
+        ["replay".as_ref(), "-".as_ref(), other.as_os_str()],
         open(&tunnel),
     );
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(alerts(&stdout), from_file.alerts);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(alerts(&run.stdout), from_file.alerts);
     // Standard input can be read once; an empty one is a capture cut short.
-    let (code, stdout, stderr) = dns_sensor_with_stdin(
-        &["replay".as_ref(), "-".as_ref(), "-".as_ref()],
-        open(&tunnel),
-    );
-    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    let run = dns_sensor_text_with_stdin(["replay", "-", "-"], open(&tunnel));
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{}", run.stderr);
     assert!(
-        stderr.contains("standard input (-) can be read only once"),
-        "{stderr}"
+        run.stderr
+            .contains("standard input (-) can be read only once"),
+        "{}",
+        run.stderr
     );
     let empty = std::fs::File::open("/dev/null").expect("/dev/null");
-    let (code, _, stderr) = dns_sensor_with_stdin(&["replay".as_ref(), "-".as_ref()], empty);
-    assert_eq!(code, 2, "{stderr}");
+    let run = dns_sensor_text_with_stdin(["replay", "-"], empty);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        stderr.contains("standard input: cut short at byte offset 0"),
-        "{stderr}"
+        run.stderr
+            .contains("standard input: cut short at byte offset 0"),
+        "{}",
+        run.stderr
     );
 }
 

@@ -82,9 +82,19 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    dns_sensor_text_with_stdin(args, std::process::Stdio::null())
+}
+
+/// [`dns_sensor_text`] with `stdin` as the command's standard input.
+pub fn dns_sensor_text_with_stdin<I, S>(args: I, stdin: impl Into<std::process::Stdio>) -> TextRun
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let output: Output = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
         .args(args)
         .env("RUST_LOG", "info")
+        .stdin(stdin)
         .output()
         .expect("dns-sensor runs");
     TextRun {
