@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::worker::{WorkerMessage, WorkerStats};
 use super::PipelineError;
+use super::{ToCoordinator, WorkerStats};
 use crate::alert::Sink;
 use crate::detect::{Alert, Detector, RuleSettings};
 use crate::Nanos;
@@ -170,7 +170,7 @@ impl Coordinator {
 
     /// Takes messages until every worker is done, then evaluates once more at the end
     /// of the input.
-    pub fn run(self, from_workers: Receiver<WorkerMessage>) -> Result<RunSummary, PipelineError> {
+    pub fn run(self, from_workers: Receiver<ToCoordinator>) -> Result<RunSummary, PipelineError> {
         self.run_keeping_window(from_workers)
             .map(|(summary, _)| summary)
     }
@@ -180,7 +180,7 @@ impl Coordinator {
     /// million and more tables).
     pub fn run_keeping_window(
         mut self,
-        from_workers: Receiver<WorkerMessage>,
+        from_workers: Receiver<ToCoordinator>,
     ) -> Result<(RunSummary, Detector), PipelineError> {
         let mut running = self.frontier.len();
         let mut last_ts: Option<Nanos> = None;
@@ -199,7 +199,7 @@ impl Coordinator {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match message {
-                WorkerMessage::Slot {
+                ToCoordinator::Slot {
                     worker,
                     shard,
                     next_start,
@@ -223,7 +223,7 @@ impl Coordinator {
                     self.evaluate_passed_boundaries()?;
                     self.publish_gauges();
                 }
-                WorkerMessage::Done {
+                ToCoordinator::Done {
                     worker,
                     stats,
                     last_ts: worker_last,
@@ -458,21 +458,21 @@ mod tests {
             let start = first + i * slot;
             let shard = shard_at(start, if i == 0 { 8 } else { 2 });
             let next_start = start + slot;
-            let message = WorkerMessage::Slot {
+            let message = ToCoordinator::Slot {
                 worker: 0,
                 shard,
                 next_start,
             };
             to_coordinator.send(message).expect("sent");
         }
-        let late = WorkerMessage::Slot {
+        let late = ToCoordinator::Slot {
             worker: 0,
             shard: shard_at(first, 1),
             next_start: first + (slots + 1) * slot,
         };
         to_coordinator.send(late).expect("sent");
         to_coordinator
-            .send(WorkerMessage::Done {
+            .send(ToCoordinator::Done {
                 worker: 0,
                 stats: WorkerStats::default(),
                 last_ts: Some(first + (slots + 1) * slot - 1),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::Settings;
+use super::{Settings, ToCoordinator};
 use crate::capture::Frame;
 use crate::decode::{parse_question, DecodeStats, Decoder, DnsError, DnsPacket, MessageSink, Name};
 use crate::domain::{Classifier, Verdict, VerdictCache};
@@ -85,29 +85,6 @@ impl std::fmt::Display for WorkerStats {
     }
 }
 
-/// What a worker tells the coordinator.
-pub enum WorkerMessage {
-    /// A slot is closed: its shard, and the start of the worker's next slot (nothing
-    /// earlier will come from this worker again).
-    Slot {
-        /// Which worker.
-        worker: usize,
-        /// The closed slot's counts.
-        shard: Shard,
-        /// Start of the worker's next slot.
-        next_start: Nanos,
-    },
-    /// The worker has stopped; its last slot was sent before this.
-    Done {
-        /// Which worker.
-        worker: usize,
-        /// Its counters.
-        stats: WorkerStats,
-        /// Time of the last frame it saw.
-        last_ts: Option<Nanos>,
-    },
-}
-
 /// One thread's share of the hot path: frames in, slot shards out.
 pub struct Worker {
     id: usize,
@@ -121,7 +98,7 @@ pub struct Worker {
     name: Name,
     stats: WorkerStats,
     last_ts: Option<Nanos>,
-    to_coordinator: Sender<WorkerMessage>,
+    to_coordinator: Sender<ToCoordinator>,
 }
 
 impl Worker {
@@ -130,7 +107,7 @@ impl Worker {
         id: usize,
         settings: &Settings,
         classifier: Arc<Classifier>,
-        to_coordinator: Sender<WorkerMessage>,
+        to_coordinator: Sender<ToCoordinator>,
     ) -> Self {
         Self {
             id,
@@ -193,7 +170,7 @@ impl Worker {
             self.send_slot(shard, reached);
         }
         self.stats.decode = self.decoder.stats().clone();
-        let _ = self.to_coordinator.send(WorkerMessage::Done {
+        let _ = self.to_coordinator.send(ToCoordinator::Done {
             worker: self.id,
             stats: self.stats,
             last_ts: self.last_ts,
@@ -236,7 +213,7 @@ impl Worker {
 
     fn send_slot(&self, shard: Shard, next_start: Nanos) {
         // The coordinator only goes away when the run is over; nothing to do then.
-        let _ = self.to_coordinator.send(WorkerMessage::Slot {
+        let _ = self.to_coordinator.send(ToCoordinator::Slot {
             worker: self.id,
             shard,
             next_start,
