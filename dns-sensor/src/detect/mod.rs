@@ -94,6 +94,12 @@ pub fn slot_length(window: Nanos, interval: Nanos) -> Nanos {
     a
 }
 
+/// Whether a multiple of `interval` lies strictly inside `(start, end)`: an
+/// evaluation there would see part of the slot `[start, end)`, from after itself.
+pub fn spans_a_boundary(start: Nanos, end: Nanos, interval: Nanos) -> bool {
+    start / interval != end.saturating_sub(1) / interval
+}
+
 /// Holds the window and evaluates the rule over it.
 pub struct Detector {
     settings: RuleSettings,
@@ -156,6 +162,31 @@ impl Detector {
     /// The start of the slot holding time `t`.
     pub fn slot_start(&self, t: Nanos) -> Nanos {
         t - t % self.slot
+    }
+    /// Applies a new rule to the window it holds (a reload): the slots and what was
+    /// reported stay. A shorter window drops its older slots at the next shard or
+    /// evaluation; a new threshold recounts the bounds at the next evaluation. A new
+    /// slot length (the window or the interval changed) keeps every held slot that
+    /// starts inside the window, at its old length.
+    ///
+    /// Returns the end of the latest held slot that spans one of the new interval's
+    /// boundaries (a 15-minute slot across a 10-minute boundary): an evaluation at
+    /// such a boundary would count traffic from after it, so the caller skips those
+    /// before that end. `None` when no held slot spans one.
+    pub fn reconfigure(&mut self, settings: RuleSettings) -> Option<Nanos> {
+        let old_slot = self.slot;
+        self.slot = slot_length(settings.window, settings.interval).max(1);
+        if settings.threshold != self.settings.threshold {
+            self.bounds = WindowBounds::new(settings.threshold);
+        }
+        self.settings = settings;
+        let interval = self.settings.interval.max(1);
+        self.slots
+            .keys()
+            .map(|&start| (start, start.saturating_add(old_slot)))
+            .filter(|&(start, end)| spans_a_boundary(start, end, interval))
+            .map(|(_, end)| end)
+            .max()
     }
     /// Adds a closed slot's shard (merged into any shard already held for that slot).
     /// Slots that have left the window are dropped.
@@ -740,5 +771,104 @@ mod tests {
         let alerts = d.evaluate(T0 + 15 * MIN);
         assert_eq!(alerts[0].unique_hostnames, 300);
         assert!(!alerts[0].estimated);
+    }
+
+    #[test]
+    fn a_new_rule_applies_to_the_window_held_and_keeps_what_was_reported() {
+        // 250 names over four slots: under a threshold of 300, over one of 200.
+        let strict = RuleSettings {
+            threshold: 300,
+            ..RuleSettings::default()
+        };
+        let mut d = Detector::new(strict);
+        for s in 0..4 {
+            let names = if s < 2 { 63 } else { 62 };
+            d.add(shard(T0 + s * 15 * MIN, "t.org", s * 63, names));
+        }
+        d.add(shard(T0, "quiet.org", 0, 150));
+        assert!(d.evaluate(T0 + HOUR).is_empty());
+        let looser = RuleSettings {
+            threshold: 200,
+            ..RuleSettings::default()
+        };
+        assert_eq!(
+            d.reconfigure(looser.clone()),
+            None,
+            "15 min slots, as before"
+        );
+        let mut fresh = Detector::new(looser.clone());
+        for shard in d.slots.values() {
+            fresh.add(shard.clone());
+        }
+        let alerts = d.evaluate(T0 + HOUR + 15 * MIN);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(&*alerts[0].domain, b"t.org");
+        assert_eq!(alerts[0].threshold, 200);
+        assert_eq!(alerts, fresh.evaluate(T0 + HOUR + 15 * MIN));
+        // A report stays a report: a lower threshold still waits for `realert`.
+        d.reconfigure(RuleSettings {
+            threshold: 100,
+            ..looser
+        });
+        let alerts = d.evaluate(T0 + HOUR + 30 * MIN);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(&*alerts[0].domain, b"quiet.org");
+    }
+
+    #[test]
+    fn a_shorter_window_keeps_only_the_slots_inside_it() {
+        let mut d = detector();
+        d.add(shard(T0, "early.org", 0, 300));
+        d.add(shard(T0 + 3 * HOUR, "late.org", 0, 300));
+        let hour = RuleSettings {
+            window: HOUR,
+            ..RuleSettings::default()
+        };
+        assert_eq!(d.reconfigure(hour), None);
+        let alerts = d.evaluate(T0 + 3 * HOUR + 15 * MIN);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(&*alerts[0].domain, b"late.org");
+        assert_eq!(alerts[0].window_start, T0 + 2 * HOUR + 15 * MIN);
+        assert_eq!(d.slots(), 1, "the slot three hours back is gone");
+    }
+
+    #[test]
+    fn a_new_interval_names_the_slots_that_span_its_boundaries() {
+        let held = |d: &mut Detector| {
+            for s in 0..4 {
+                d.add(shard(T0 + s * 15 * MIN, "t.org", s * 100, 100));
+            }
+        };
+        let every = |interval: Nanos| RuleSettings {
+            interval,
+            ..RuleSettings::default()
+        };
+        // 15 min slots fit 30 min and 1 h boundaries.
+        for interval in [30 * MIN, HOUR] {
+            let mut d = detector();
+            held(&mut d);
+            assert_eq!(d.reconfigure(every(interval)), None, "{interval}");
+        }
+        // Every 15 min slot spans a 10 min boundary (0:10, 0:20, 0:40, 0:50), and two
+        // 5 min ones.
+        for interval in [5 * MIN, 10 * MIN] {
+            let mut d = detector();
+            held(&mut d);
+            assert_eq!(
+                d.reconfigure(every(interval)),
+                Some(T0 + HOUR),
+                "{interval}"
+            );
+        }
+        let mut d = detector();
+        held(&mut d);
+        d.reconfigure(every(10 * MIN));
+        assert_eq!(d.slot_length(), 10 * MIN);
+        // The slots stay, at their length: the next boundary counts them all.
+        let alerts = d.evaluate(T0 + HOUR);
+        assert_eq!(alerts[0].unique_hostnames, 400);
+        assert!(spans_a_boundary(T0 + 5 * MIN, T0 + 15 * MIN, 10 * MIN));
+        assert!(!spans_a_boundary(T0, T0 + 10 * MIN, 10 * MIN));
+        assert!(!spans_a_boundary(T0 + 10 * MIN, T0 + 15 * MIN, 10 * MIN));
     }
 }
