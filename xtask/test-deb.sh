@@ -362,8 +362,28 @@ mv "$ALERTS" "$ALERTS.1"
 check "systemctl reload" systemctl reload "$UNIT"
 sleep 2
 same "  still active after the reload" "$(systemctl is-active "$UNIT")" active
-same "  same main process (SIGHUP reopens, does not restart)" "$(prop MainPID)" "$pid"
+same "  same main process (SIGHUP reloads, does not restart)" "$(prop MainPID)" "$pid"
 same "  a new alert file at the same path" "$(stat -c '%U:%G %a %s' "$ALERTS" 2>&1)" "dns-sensor:dns-sensor 640 0"
+# A settings file that does not load: `systemctl reload` fails with check-config's
+# message and the sensor goes on with the settings it has. A good one is applied in
+# place: same process, the journal names what changed.
+cp /etc/dns-sensor/dns-sensor.toml /tmp/test-deb-settings.toml
+sed -i 's/^threshold = 200$/threshold = "lots"/' /etc/dns-sensor/dns-sensor.toml
+if systemctl reload "$UNIT" >/tmp/test-deb-reload.log 2>&1; then
+  bad "systemctl reload with a bad settings file fails"
+else
+  ok "systemctl reload with a bad settings file fails"
+fi
+said=$(journalctl -u "$UNIT" -b -o cat --no-pager | grep -m1 'dns-sensor.toml:11:')
+check "  check-config named the line: ${said:0:120}" test -n "$said"
+same "  still active, same process" "$(systemctl is-active "$UNIT") $(prop MainPID)" "active $pid"
+sed -i 's/^threshold = "lots"$/threshold = 150/' /etc/dns-sensor/dns-sensor.toml
+check "systemctl reload with threshold 150" systemctl reload "$UNIT"
+reloaded() { journalctl -u "$UNIT" -b -o cat --no-pager | grep -q 'settings reloaded: threshold 200 -> 150'; }
+for _ in $(seq 20); do reloaded && break; sleep 0.5; done
+check "  the journal says: settings reloaded: threshold 200 -> 150" reloaded
+same "  still active, same process" "$(systemctl is-active "$UNIT") $(prop MainPID)" "active $pid"
+cp /tmp/test-deb-settings.toml /etc/dns-sensor/dns-sensor.toml
 # The same package again, as an upgrade: the changed conffiles stay, the running
 # service restarts (try-restart from postinst).
 inv=$(prop InvocationID)

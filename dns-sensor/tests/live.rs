@@ -1889,6 +1889,131 @@ fn run_reopens_its_alert_file_on_sighup_as_logrotate_needs() {
         let _ = e.read_to_string(&mut err);
     }
     assert!(status.success(), "{err}");
-    assert!(err.contains("reopened"), "{err}");
+    // The reload opened the outputs anew: the file at its path.
+    assert!(
+        err.contains("settings reloaded: the rule unchanged"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "root: cargo xtask test-live"]
+fn run_reloads_its_settings_on_sighup_keeping_the_window() {
+    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
+
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let pair = VethPair::with_queues("r", 1);
+    let dir = std::env::temp_dir().join(format!("dnss-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let alerts = dir.join("alerts.json");
+    let config = dir.join("sensor.toml");
+    let write_config = |rule: &str| {
+        let text = format!(
+            "{rule}window = \"1m\"\ninterval = \"1s\"\nrealert = \"0\"\n\
+             [output.file]\npath = \"{}\"\n",
+            alerts.display()
+        );
+        std::fs::write(&config, text).expect("config");
+    };
+    write_config("threshold = 5\n");
+    let mut sensor = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b, "--no-pin",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dns-sensor"),
+    );
+    let pid = sensor.0.id() as i32;
+    let flow = Flow::to_dns(
+        "10.232.0.1".parse().expect("ip"),
+        40_000,
+        "10.232.0.2".parse().expect("ip"),
+    );
+    // Four names: over a threshold of 3, not of 5.
+    let burst = |domain: &'static str| {
+        let frames: Vec<Vec<u8>> = (0..4u16)
+            .map(|n| {
+                let name = format!("n{n}.{domain}");
+                udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
+            })
+            .collect();
+        let if_a = pair.if_a.clone();
+        VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
+            .join()
+            .expect("sent");
+    };
+    let alerted = || -> Vec<String> {
+        let mut domains: Vec<String> = std::fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["domain"].as_str().map(str::to_owned))
+            .collect();
+        domains.dedup();
+        domains
+    };
+    thread::sleep(Duration::from_secs(2));
+    burst("kept.example");
+    thread::sleep(Duration::from_secs(3));
+    assert!(
+        alerted().is_empty(),
+        "{:?} under a threshold of 5",
+        alerted()
+    );
+
+    // A lower threshold and a whitelist: the names already counted now alert, with no
+    // new traffic; the newly whitelisted domain is no longer counted.
+    write_config("threshold = 3\nwhitelist = [\"quiet.example\"]\n");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_until(
+        "the window held to alert under the new threshold",
+        10,
+        || alerted().contains(&"kept.example".to_owned()),
+    );
+    burst("quiet.example");
+
+    // A file that does not load: logged with its line, the running settings stay.
+    std::fs::write(&config, "threshold = 3\nwindow = \"a while\"\n").expect("config");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    thread::sleep(Duration::from_millis(1500));
+    burst("after.example");
+    wait_until("an alert under the settings that stayed", 10, || {
+        alerted().contains(&"after.example".to_owned())
+    });
+    assert!(
+        sensor.0.try_wait().expect("wait").is_none(),
+        "a reload ended the run"
+    );
+    assert!(
+        !alerted().contains(&"quiet.example".to_owned()),
+        "{:?}",
+        alerted()
+    );
+
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = sensor.0.wait().expect("stopped");
+    let mut err = String::new();
+    if let Some(mut e) = sensor.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("settings reloaded: threshold 5 -> 3;"),
+        "{err}"
+    );
+    let bad = format!("reload: {}:2: ", config.display());
+    assert!(err.contains(&bad), "{err}");
+    assert!(err.contains("the running settings stay"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

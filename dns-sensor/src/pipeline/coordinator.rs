@@ -2,16 +2,16 @@
 //! rule at every interval boundary every worker has passed, and hands the alerts to
 //! the outputs.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::PipelineError;
-use super::{ToCoordinator, WorkerStats};
+use super::{Reload, ToCoordinator, WorkerStats};
 use crate::alert::Sink;
-use crate::detect::{Alert, Detector, RuleSettings};
+use crate::detect::{spans_a_boundary, Alert, Detector, RuleSettings};
 use crate::Nanos;
 
 /// Totals of a run, for the summary. Serialised with these field names in the
@@ -120,6 +120,10 @@ pub struct Coordinator {
     frontier: Vec<Option<Nanos>>,
     /// Interval boundaries up to here have been evaluated.
     evaluated_until: Option<Nanos>,
+    /// Boundaries before this are skipped: a slot held spans them (the last slots of
+    /// the old length after a reload changed the interval), and an evaluation there
+    /// would count traffic from after it.
+    skip_before: Nanos,
     /// Start of the oldest and end of the newest slot received.
     data_span: Option<(Nanos, Nanos)>,
     summary: RunSummary,
@@ -127,8 +131,6 @@ pub struct Coordinator {
     /// if anyone reads them.
     gauges: Option<Arc<WindowGauges>>,
     heartbeat: Option<Heartbeat>,
-    /// Set (by a SIGHUP handler) when the outputs should reopen their files.
-    reopen: Option<&'static AtomicBool>,
 }
 
 impl Coordinator {
@@ -141,11 +143,11 @@ impl Coordinator {
             sinks,
             frontier: vec![None; workers],
             evaluated_until: None,
+            skip_before: 0,
             data_span: None,
             summary: RunSummary::default(),
             gauges: None,
             heartbeat: None,
-            reopen: None,
         }
     }
 
@@ -159,12 +161,6 @@ impl Coordinator {
     /// when no slot arrives.
     pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
         self.heartbeat = Some(heartbeat);
-        self
-    }
-
-    /// Reopens every output's files whenever `flag` is found set (and clears it).
-    pub fn with_reopen_flag(mut self, flag: &'static AtomicBool) -> Self {
-        self.reopen = Some(flag);
         self
     }
 
@@ -184,15 +180,14 @@ impl Coordinator {
     ) -> Result<(RunSummary, Detector), PipelineError> {
         let mut running = self.frontier.len();
         let mut last_ts: Option<Nanos> = None;
-        // Without a heartbeat or a reopen flag, nothing needs the loop between messages.
-        let wake_every = match (&self.heartbeat, &self.reopen) {
-            (Some(h), _) => h.every.min(Duration::from_secs(1)),
-            (None, Some(_)) => Duration::from_secs(1),
-            (None, None) => Duration::MAX,
-        };
+        // Without a heartbeat, nothing needs the loop between messages.
+        let wake_every = self
+            .heartbeat
+            .as_ref()
+            .map_or(Duration::MAX, |h| h.every.min(Duration::from_secs(1)));
         let mut next_beat = Instant::now();
         while running > 0 {
-            self.between_messages(&mut next_beat);
+            self.beat_if_due(&mut next_beat);
             let message = match from_workers.recv_timeout(wake_every) {
                 Ok(message) => message,
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -202,8 +197,12 @@ impl Coordinator {
                 ToCoordinator::Slot {
                     worker,
                     shard,
+                    end,
                     next_start,
                 } => {
+                    if spans_a_boundary(shard.start(), end, self.interval) {
+                        self.skip_before = self.skip_before.max(end);
+                    }
                     if !shard.is_empty() {
                         let start = shard.start();
                         let end = start.saturating_add(self.detector.slot_length());
@@ -236,6 +235,8 @@ impl Coordinator {
                     // A finished worker holds no boundary back.
                     self.frontier[worker] = Some(Nanos::MAX);
                 }
+                ToCoordinator::Reload(reload) => self.reload(*reload),
+                ToCoordinator::ReopenOutputs => self.reopen_outputs(),
             }
         }
         if let Some(end) = last_ts {
@@ -299,6 +300,11 @@ impl Coordinator {
             None => oldest - oldest % self.interval + self.interval,
         };
         while at <= until {
+            if at < self.skip_before {
+                self.evaluated_until = Some(at);
+                at += self.interval;
+                continue;
+            }
             if at.saturating_sub(self.window) >= newest {
                 // Every later window up to `until` is empty too.
                 let last = until - until % self.interval;
@@ -334,22 +340,52 @@ impl Coordinator {
         Ok(())
     }
 
-    /// What the loop does whenever it wakes: reopen the outputs if asked, and beat the
-    /// heartbeat when due.
-    fn between_messages(&mut self, next_beat: &mut Instant) {
-        if self
-            .reopen
-            .as_ref()
-            .is_some_and(|flag| flag.swap(false, Ordering::Relaxed))
-        {
-            for sink in &mut self.sinks {
-                match sink.reopen() {
-                    Ok(true) => log::info!("alert output {}: reopened", sink.name()),
-                    Ok(false) => {}
-                    Err(e) => log::error!("alert output {}: reopening failed: {e}", sink.name()),
-                }
+    /// Applies new settings to the window held: the rule at once, the outputs in
+    /// place of the running ones (flushed first). A new interval resumes evaluations
+    /// on its own boundaries after the last evaluated one, skipping those that a slot
+    /// of the old length spans.
+    fn reload(&mut self, reload: Reload) {
+        let Reload { rule, sinks } = reload;
+        let changes = rule_changes(self.detector.settings(), &rule);
+        if let Some(end) = self.detector.reconfigure(rule.clone()) {
+            self.skip_before = self.skip_before.max(end);
+        }
+        if rule.interval != self.interval {
+            self.evaluated_until = self.evaluated_until.map(|t| t - t % rule.interval);
+        }
+        self.interval = rule.interval;
+        self.window = rule.window;
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.flush() {
+                log::error!("alert output {}: {e}", sink.name());
+                self.summary.delivery_failures += 1;
             }
         }
+        self.sinks = sinks;
+        let outputs: Vec<String> = self.sinks.iter().map(|s| s.name()).collect();
+        log::info!(
+            "settings reloaded: {changes}; outputs {}",
+            if outputs.is_empty() {
+                "none".to_owned()
+            } else {
+                outputs.join(", ")
+            }
+        );
+    }
+
+    /// Reopens every output's files (logrotate moved them away).
+    fn reopen_outputs(&mut self) {
+        for sink in &mut self.sinks {
+            match sink.reopen() {
+                Ok(true) => log::info!("alert output {}: reopened", sink.name()),
+                Ok(false) => {}
+                Err(e) => log::error!("alert output {}: reopening failed: {e}", sink.name()),
+            }
+        }
+    }
+
+    /// Beats the heartbeat when due: called whenever the loop wakes.
+    fn beat_if_due(&mut self, next_beat: &mut Instant) {
         let progress = Progress {
             alerts: self.summary.alerts,
             evaluations: self.summary.evaluations,
@@ -363,6 +399,41 @@ impl Coordinator {
                 *next_beat = now + heartbeat.every;
             }
         }
+    }
+}
+
+/// What a reload changes in the rule, for its log line: `threshold 200 -> 150, window
+/// 4h -> 2h`, or `the rule unchanged`.
+fn rule_changes(old: &RuleSettings, new: &RuleSettings) -> String {
+    let duration = |n: Nanos| humantime::format_duration(Duration::from_nanos(n)).to_string();
+    let mut changes = Vec::new();
+    let mut changed = |what: &str, old: String, new: String| {
+        if old != new {
+            changes.push(format!("{what} {old} -> {new}"));
+        }
+    };
+    changed(
+        "threshold",
+        old.threshold.to_string(),
+        new.threshold.to_string(),
+    );
+    changed("window", duration(old.window), duration(new.window));
+    changed("interval", duration(old.interval), duration(new.interval));
+    changed("realert", duration(old.realert), duration(new.realert));
+    changed(
+        "max_domains",
+        old.max_domains.to_string(),
+        new.max_domains.to_string(),
+    );
+    changed(
+        "top_clients",
+        old.top_clients.to_string(),
+        new.top_clients.to_string(),
+    );
+    if changes.is_empty() {
+        "the rule unchanged".to_owned()
+    } else {
+        changes.join(", ")
     }
 }
 
@@ -461,6 +532,7 @@ mod tests {
             let message = ToCoordinator::Slot {
                 worker: 0,
                 shard,
+                end: next_start,
                 next_start,
             };
             to_coordinator.send(message).expect("sent");
@@ -468,6 +540,7 @@ mod tests {
         let late = ToCoordinator::Slot {
             worker: 0,
             shard: shard_at(first, 1),
+            end: first + slot,
             next_start: first + (slots + 1) * slot,
         };
         to_coordinator.send(late).expect("sent");
@@ -567,5 +640,146 @@ mod tests {
         worker.finish();
         let summary = coordinating.join().expect("joined").expect("ran");
         assert_eq!(summary.alerts, 1);
+    }
+
+    /// A worker over `traffic` with reloads in between: `reloads` holds, for a time,
+    /// the settings the coordinator and the workers take at that time. Returns the
+    /// alerts of every output, old and new, in order, and the summary.
+    fn run_with_reloads(
+        settings: &crate::pipeline::Settings,
+        traffic: &[(Nanos, Vec<u8>)],
+        reloads: &[(Nanos, crate::pipeline::Settings)],
+        until: Nanos,
+    ) -> (Vec<Vec<Vec<Alert>>>, RunSummary) {
+        use crate::pipeline::{Reload, WorkerSettings, WorkerUpdates};
+        let classifier = Arc::new(Classifier::new(&settings.domain).expect("classifier"));
+        let kept: Vec<_> = (0..=reloads.len())
+            .map(|_| Arc::new(Mutex::new(Vec::new())))
+            .collect();
+        let coordinator =
+            Coordinator::new(&settings.rule, 1, vec![Box::new(Keeps(kept[0].clone()))]);
+        let (to_coordinator, from_workers) = crossbeam_channel::unbounded();
+        let updates = Arc::new(WorkerUpdates::default());
+        let mut worker = Worker::new(0, settings, Arc::clone(&classifier), to_coordinator.clone())
+            .with_updates(Arc::clone(&updates));
+        let mut frames = traffic.iter().peekable();
+        for (i, (at, reloaded)) in reloads.iter().enumerate() {
+            while let Some((ts, data)) = frames.next_if(|(ts, _)| ts < at) {
+                let link = LinkType::Ethernet;
+                worker.process(&Frame {
+                    ts: *ts,
+                    link,
+                    data,
+                });
+            }
+            let classifier = Classifier::new(&reloaded.domain).expect("classifier");
+            updates.publish(WorkerSettings::new(reloaded, Arc::new(classifier)));
+            let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Keeps(kept[i + 1].clone()))];
+            let reload = Reload {
+                rule: reloaded.rule.clone(),
+                sinks,
+            };
+            to_coordinator
+                .send(ToCoordinator::Reload(Box::new(reload)))
+                .expect("sent");
+            worker.tick(*at);
+        }
+        for (ts, data) in frames {
+            worker.process(&Frame {
+                ts: *ts,
+                link: LinkType::Ethernet,
+                data,
+            });
+        }
+        worker.tick(until);
+        worker.finish();
+        drop(to_coordinator);
+        let summary = coordinator.run(from_workers).expect("runs");
+        let kept = kept
+            .iter()
+            .map(|k| k.lock().expect("not poisoned").clone())
+            .collect();
+        (kept, summary)
+    }
+
+    #[test]
+    fn a_reload_applies_its_rule_to_the_window_held_and_its_outputs_take_the_alerts() {
+        // The tunnel's 300 names in [0:01, 0:11) do not exceed 300; they exceed 200.
+        let mut settings = Config::default().settings().expect("defaults");
+        settings.rule.threshold = 300;
+        let mut lower = settings.clone();
+        lower.rule.threshold = 200;
+        let traffic = tunnel_traffic();
+        let (kept, summary) = run_with_reloads(
+            &settings,
+            &traffic,
+            &[(EPOCH + 16 * MINUTE, lower)],
+            EPOCH + 30 * MINUTE,
+        );
+        assert!(kept[0].is_empty(), "the old outputs got {:?}", kept[0]);
+        assert_eq!(kept[1].len(), 1, "{:?}", kept[1]);
+        let alert = &kept[1][0][0];
+        assert_eq!(&*alert.domain, b"t.example");
+        assert_eq!(alert.threshold, 200);
+        assert_eq!(alert.unique_hostnames, 300);
+        // The 0:15 boundary was evaluated before the reload; 0:30 after it.
+        assert_eq!(alert.at, EPOCH + 30 * MINUTE);
+        assert_eq!(summary.alerts, 1);
+    }
+
+    #[test]
+    fn a_new_interval_resumes_on_its_boundaries_once_the_old_slot_has_closed() {
+        let settings = Config::default().settings().expect("defaults");
+        let mut every_ten = settings.clone();
+        every_ten.rule.interval = 10 * MINUTE;
+        let traffic = tunnel_traffic();
+        let until = EPOCH + 40 * MINUTE;
+        let (kept, summary) = run_with_reloads(
+            &settings,
+            &traffic,
+            &[(EPOCH + 5 * MINUTE, every_ten)],
+            until,
+        );
+        // The open slot [0:00, 0:15) spans 0:10: that boundary is skipped rather than
+        // evaluated with five minutes from after it. Next, [0:15, 0:20) ends on the
+        // new grid, and 0:20 counts the whole tunnel.
+        let alerts: Vec<&Alert> = kept[1].iter().flatten().collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].at, EPOCH + 20 * MINUTE);
+        assert_eq!(alerts[0].unique_hostnames, 300);
+        assert_eq!(alerts[0].total_requests, 300);
+        assert!(kept[0].is_empty());
+        // Every message was counted as without the reload; evaluations at 0:20, 0:30,
+        // 0:40 and the end of the input.
+        let (_, unchanged) = run_with_reloads(&settings, &traffic, &[], until);
+        assert_eq!(summary.workers, unchanged.workers);
+        assert_eq!(summary.evaluations, 4);
+    }
+
+    #[test]
+    fn a_reloaded_whitelist_applies_to_the_next_message() {
+        let settings = Config::default().settings().expect("defaults");
+        let mut whitelisted = settings.clone();
+        whitelisted.domain.whitelist.push("t.example".into());
+        let traffic = tunnel_traffic();
+        let at = EPOCH + 6 * MINUTE;
+        let until = EPOCH + 30 * MINUTE;
+        let (kept, summary) = run_with_reloads(&settings, &traffic, &[(at, whitelisted)], until);
+        let (_, unchanged) = run_with_reloads(&settings, &traffic, &[], until);
+        // The tunnel's messages from the reload on, queries and responses.
+        let tunnel_after = traffic
+            .iter()
+            .filter(|(ts, data)| {
+                *ts >= at && data.windows(11).any(|w| w == b"\x01t\x07example\x00")
+            })
+            .count() as u64;
+        assert!(tunnel_after > 100, "{tunnel_after}");
+        assert_eq!(
+            summary.workers.whitelisted,
+            unchanged.workers.whitelisted + tunnel_after
+        );
+        // Half its names came before: not enough for an alert.
+        assert!(kept.iter().all(Vec::is_empty), "{kept:?}");
+        assert_eq!(unchanged.alerts, 1);
     }
 }

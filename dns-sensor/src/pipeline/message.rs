@@ -1,7 +1,8 @@
 //! What the coordinator is told, over one channel so that it takes everything in the
-//! order it was sent: the workers' closed slots and their end.
+//! order it was sent: the workers' closed slots and their end, and the runner's
+//! reloads (SIGHUP).
 
-use super::WorkerStats;
+use super::{Reload, WorkerStats};
 use crate::sketch::Shard;
 use crate::Nanos;
 
@@ -14,6 +15,9 @@ pub enum ToCoordinator {
         worker: usize,
         /// The closed slot's counts.
         shard: Shard,
+        /// The closed slot's end: its start plus the slot length, but for the last
+        /// slot of the old length after a reload changed it.
+        end: Nanos,
         /// Start of the worker's next slot.
         next_start: Nanos,
     },
@@ -26,4 +30,9 @@ pub enum ToCoordinator {
         /// Time of the last frame it saw.
         last_ts: Option<Nanos>,
     },
+    /// New settings (SIGHUP): applied after everything sent before them.
+    Reload(Box<Reload>),
+    /// The outputs reopen their files (SIGHUP with settings that did not load:
+    /// logrotate still needs the files reopened).
+    ReopenOutputs,
 }

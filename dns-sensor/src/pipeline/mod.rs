@@ -11,6 +11,7 @@
 //! - [`worker`]: one thread's share of the hot path;
 //! - [`coordinator`]: the window, the rule's evaluations and the alerts' delivery;
 //! - [`message`]: what the coordinator is told, and by whom;
+//! - [`reload`]: new settings for a running pipeline;
 //! - [`budget`]: how the memory cap is shared between the shards alive at once;
 //! - [`mod@replay`] and [`frames`]: runners over capture files and frames in memory;
 //! - `live` (with the `live` feature): the runner over an interface's receive queues.
@@ -21,6 +22,7 @@ pub mod frames;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod message;
+pub mod reload;
 pub mod replay;
 pub mod worker;
 
@@ -28,6 +30,7 @@ pub use budget::{history_bytes, history_halving, shard_budget, ShardBudget};
 pub use coordinator::{Coordinator, Heartbeat, Progress, RunSummary, WindowGauges};
 pub use frames::{partition_by_flow, run_frames};
 pub use message::ToCoordinator;
+pub use reload::{ReadError, ReadSettings, Reload, WorkerSettings, WorkerUpdates};
 pub use replay::{replay, ReplayReport};
 pub use worker::{Worker, WorkerStats};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Settings, ToCoordinator};
+use super::{Settings, ToCoordinator, WorkerUpdates};
 use crate::capture::Frame;
 use crate::decode::{parse_question, DecodeStats, Decoder, DnsError, DnsPacket, MessageSink, Name};
 use crate::domain::{Classifier, Verdict, VerdictCache};
@@ -99,6 +99,8 @@ pub struct Worker {
     stats: WorkerStats,
     last_ts: Option<Nanos>,
     to_coordinator: Sender<ToCoordinator>,
+    /// Where reloads leave new settings, and the generation of the last ones taken.
+    updates: Option<(Arc<WorkerUpdates>, u64)>,
 }
 
 impl Worker {
@@ -122,7 +124,14 @@ impl Worker {
             stats: WorkerStats::default(),
             last_ts: None,
             to_coordinator,
+            updates: None,
         }
+    }
+
+    /// Takes the settings reloads publish in `updates`, at every [`tick`](Self::tick).
+    pub fn with_updates(mut self, updates: Arc<WorkerUpdates>) -> Self {
+        self.updates = Some((updates, 0));
+        self
     }
 
     /// Counts one frame.
@@ -147,6 +156,7 @@ impl Worker {
     /// Closes the current slot if `now` is past its end (the live clock moves on even
     /// when no frame arrives). Returns whether a slot was closed.
     pub fn tick(&mut self, now: Nanos) -> bool {
+        self.take_updates();
         if self.shard.is_none() {
             // A queue that has seen nothing yet still moves with the clock: otherwise the
             // coordinator would wait for its first slot forever.
@@ -177,10 +187,35 @@ impl Worker {
         });
     }
 
+    /// Takes the settings a reload published, if there are new ones. The open slot
+    /// keeps its shard and its end; the whitelist applies to the next message.
+    fn take_updates(&mut self) {
+        let Some((updates, seen)) = &mut self.updates else {
+            return;
+        };
+        let Some((generation, settings)) = updates.newer_than(*seen) else {
+            return;
+        };
+        *seen = generation;
+        self.classifier = settings.classifier;
+        // Its verdicts are the old whitelist's, and its hints the old tables'.
+        self.verdicts = VerdictCache::new();
+        self.sketch = settings.sketch;
+        self.slot_length = settings.slot_length;
+    }
+
     /// Closes the current slot (if any) and opens the one holding `ts`. The history of
     /// earlier slots goes from the closed shard, which it remembers, to the new one.
+    ///
+    /// Slots start on multiples of the slot length, except the first after a reload
+    /// changed it: that one starts where the last slot of the old length ended, and
+    /// ends on the new grid.
     fn advance_to(&mut self, ts: Nanos) {
-        let start = ts - ts % self.slot_length;
+        let on_grid = ts - ts % self.slot_length;
+        let start = match &self.shard {
+            Some(_) => on_grid.max(self.slot_end),
+            None => on_grid,
+        };
         let mut history = None;
         let mut expected_domains = 0;
         if let Some(mut shard) = self.shard.take() {
@@ -208,7 +243,7 @@ impl Worker {
             Some(history) => shard.with_history(history),
             None => shard,
         });
-        self.slot_end = start.saturating_add(self.slot_length);
+        self.slot_end = (start - start % self.slot_length).saturating_add(self.slot_length);
     }
 
     fn send_slot(&self, shard: Shard, next_start: Nanos) {
@@ -216,6 +251,7 @@ impl Worker {
         let _ = self.to_coordinator.send(ToCoordinator::Slot {
             worker: self.id,
             shard,
+            end: self.slot_end,
             next_start,
         });
     }

@@ -55,7 +55,7 @@ enum Command {
 }
 
 /// Settings that the command line can override on top of the settings file.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub(crate) struct RuleArgs {
     /// Settings file (TOML); see deploy/dns-sensor.toml.
     #[arg(long, value_name = "FILE")]

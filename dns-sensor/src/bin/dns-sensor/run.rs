@@ -8,7 +8,7 @@ use clap::Args;
 use dns_sensor::capture::{afxdp::ZeroCopy, xdp};
 use dns_sensor::config::Command;
 use dns_sensor::pipeline::live::{self, Control, LiveSettings, Supervisor};
-use dns_sensor::pipeline::ReplayReport;
+use dns_sensor::pipeline::{ReadSettings, ReplayReport};
 
 use crate::systemd::Systemd;
 use crate::{positive_duration, print_summary, RuleArgs, EXIT_BAD_INPUT};
@@ -88,17 +88,26 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let (stop, reopen) = match (live::stop_on_signals(), live::reopen_on_hangup()) {
-        (Ok(stop), Ok(reopen)) => (stop, reopen),
+    let (stop, hangup) = match (live::stop_on_signals(), live::reload_on_hangup()) {
+        (Ok(stop), Ok(hangup)) => (stop, hangup),
         (Err(e), _) | (_, Err(e)) => {
             log::error!("installing signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
     let supervisor: Arc<dyn Supervisor> = Arc::new(Systemd::from_env());
+    // SIGHUP reads the file again with the same flags on top.
+    let rule = args.rule.clone();
+    let reload: Arc<ReadSettings> = Arc::new(move |workers| {
+        let config = rule.config()?;
+        let settings = config.settings_for_workers(workers)?;
+        let sinks = config.outputs(Command::Run)?.open()?;
+        Ok((settings, sinks))
+    });
     let control = Control {
         stop,
-        reopen: Some(reopen),
+        hangup: Some(hangup),
+        reload: Some(reload),
         supervisor,
     };
     if args.wait_for_interface {

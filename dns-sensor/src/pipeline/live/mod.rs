@@ -24,7 +24,10 @@ use crate::{
         xdp::{self, AttachMode, Counters, XdpError, XdpProgram, XdpSettings},
     },
     domain::Classifier,
-    pipeline::{Coordinator, PipelineError, RunSummary, Settings, WindowGauges, Worker},
+    pipeline::{
+        Coordinator, PipelineError, ReadSettings, Reload, RunSummary, Settings, ToCoordinator,
+        WindowGauges, Worker, WorkerSettings, WorkerUpdates,
+    },
 };
 
 mod queue;
@@ -34,7 +37,7 @@ mod supervisor;
 
 use queue::queue_loop;
 pub use queue::QueueCounters;
-pub use signals::{reopen_on_hangup, stop_on_signals};
+pub use signals::{reload_on_hangup, stop_on_signals};
 use stats::{log_stats, Losses};
 pub use supervisor::{Supervisor, Unsupervised};
 
@@ -137,8 +140,11 @@ pub struct LiveReport {
 pub struct Control<'a> {
     /// Set to stop the run (SIGINT, SIGTERM: [`stop_on_signals`]).
     pub stop: &'a AtomicBool,
-    /// Set to make the outputs reopen their files (SIGHUP: [`reopen_on_hangup`]).
-    pub reopen: Option<&'static AtomicBool>,
+    /// Set to reload (SIGHUP: [`reload_on_hangup`]): the settings are read again with
+    /// `reload`, and the outputs reopen their files even when that fails.
+    pub hangup: Option<&'static AtomicBool>,
+    /// Reads the settings again for a reload (none: a hangup only reopens the outputs).
+    pub reload: Option<Arc<ReadSettings>>,
     /// Told when the run is ready, how it goes, that it is alive, that it stops.
     pub supervisor: Arc<dyn Supervisor>,
 }
@@ -148,7 +154,8 @@ impl<'a> Control<'a> {
     pub fn stop_only(stop: &'a AtomicBool) -> Self {
         Self {
             stop,
-            reopen: None,
+            hangup: None,
+            reload: None,
             supervisor: Arc::new(Unsupervised),
         }
     }
@@ -243,7 +250,7 @@ pub fn run(
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64 * queues as usize);
     let gauges = Arc::new(WindowGauges::default());
     let counters: Vec<Arc<QueueCounters>> = (0..sockets.len()).map(|_| Arc::default()).collect();
-    let mut coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
+    let coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
         .with_gauges(Arc::clone(&gauges))
         .with_heartbeat(supervisor::heartbeat(
             Arc::clone(&control.supervisor),
@@ -251,20 +258,19 @@ pub fn run(
             started,
             live.interface.clone(),
         ));
-    if let Some(flag) = control.reopen {
-        coordinator = coordinator.with_reopen_flag(flag);
-    }
     let coordinating = thread::Builder::new()
         .name("dns-sensor-coordinator".into())
         .spawn(move || coordinator.run(from_workers))
         .map_err(|_| LiveError::Thread("coordinator".into()))?;
 
+    let updates = Arc::new(WorkerUpdates::default());
     let workers_stop = Arc::new(AtomicBool::new(false));
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     let mut handles = Vec::new();
     for (i, socket) in sockets.into_iter().enumerate() {
         let shared = Arc::clone(&counters[i]);
-        let worker = Worker::new(i, settings, Arc::clone(&classifier), to_coordinator.clone());
+        let worker = Worker::new(i, settings, Arc::clone(&classifier), to_coordinator.clone())
+            .with_updates(Arc::clone(&updates));
         let stop = Arc::clone(&workers_stop);
         let pin = live.pin.then_some(i % cores);
         let name = format!("dns-sensor-q{}", socket.queue());
@@ -274,7 +280,6 @@ pub fn run(
             .map_err(|_| LiveError::Thread(name))?;
         handles.push(handle);
     }
-    drop(to_coordinator);
     control.supervisor.ready(&supervisor::status_line(
         &live.interface,
         0.0,
@@ -285,8 +290,18 @@ pub fn run(
 
     let mut next_stats = Instant::now() + live.stats_every;
     let mut losses = Losses::default();
+    let mut running = settings.clone();
     while !stop.load(Ordering::Relaxed) && !workers_stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(100));
+        if control
+            .hangup
+            .is_some_and(|flag| flag.swap(false, Ordering::Relaxed))
+        {
+            let reload = control.reload.as_deref();
+            let told = reload_settings(reload, handles.len(), &mut running, &updates);
+            // The coordinator is gone only once the run is over.
+            let _ = to_coordinator.send(told);
+        }
         if Instant::now() >= next_stats {
             next_stats += live.stats_every;
             let kernel = program.counters().ok();
@@ -319,6 +334,8 @@ pub fn run(
             },
         ));
     }
+    // The workers' senders are gone with them: the coordinator ends with this one.
+    drop(to_coordinator);
     let summary = coordinating
         .join()
         .map_err(|_| LiveError::Thread("coordinator".into()))??;
@@ -336,6 +353,47 @@ pub fn run(
         attach,
         zero_copy,
     })
+}
+
+/// What a hangup tells the coordinator: new settings, read with `reload`, and for the
+/// workers left in `updates`; or, when there is no `reload` or it fails (logged, the
+/// running settings stay), only to reopen the outputs' files.
+fn reload_settings(
+    reload: Option<&ReadSettings>,
+    workers: usize,
+    running: &mut Settings,
+    updates: &WorkerUpdates,
+) -> ToCoordinator {
+    let Some(reload) = reload else {
+        return ToCoordinator::ReopenOutputs;
+    };
+    let read = reload(workers).and_then(|(settings, sinks)| {
+        let classifier = Classifier::new(&settings.domain)?;
+        Ok((settings, sinks, classifier))
+    });
+    let (settings, sinks, classifier) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            log::error!("reload: {e}; the running settings stay");
+            return ToCoordinator::ReopenOutputs;
+        }
+    };
+    if settings.decode.ports != running.decode.ports {
+        // The kernel program filters on the ports it was loaded with.
+        log::warn!(
+            "reload: ports {:?} -> {:?} takes a restart; still watching {:?}",
+            running.decode.ports,
+            settings.decode.ports,
+            running.decode.ports
+        );
+    }
+    updates.publish(WorkerSettings::new(&settings, Arc::new(classifier)));
+    let rule = settings.rule.clone();
+    *running = Settings {
+        decode: running.decode.clone(),
+        ..settings
+    };
+    ToCoordinator::Reload(Box::new(Reload { rule, sinks }))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The signals a live run answers: SIGINT and SIGTERM stop it, SIGHUP reopens its
-//! outputs' files.
+//! The signals a live run answers: SIGINT and SIGTERM stop it, SIGHUP reloads its
+//! settings and reopens its outputs' files.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,9 +39,9 @@ pub fn stop_on_signals() -> std::io::Result<&'static AtomicBool> {
 }
 
 /// Installs a SIGHUP handler (`systemctl reload`, logrotate's `postrotate`) that sets
-/// the returned flag instead of ending the process: pass it to the run, whose outputs
-/// then reopen their files.
-pub fn reopen_on_hangup() -> std::io::Result<&'static AtomicBool> {
+/// the returned flag instead of ending the process: pass it to the run, which then
+/// reads its settings again and reopens its outputs' files.
+pub fn reload_on_hangup() -> std::io::Result<&'static AtomicBool> {
     install(libc::SIGHUP, on_hangup)?;
     Ok(&HUNG_UP)
 }
