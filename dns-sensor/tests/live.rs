@@ -1912,17 +1912,16 @@ fn run_reloads_its_settings_on_sighup_keeping_the_window() {
     let write_config = |rule: &str| {
         let text = format!(
             "{rule}window = \"1m\"\ninterval = \"1s\"\nrealert = \"0\"\n\
-             [output.file]\npath = \"{}\"\n",
+             [output.file]\npath = \"{}\"\n[live]\nstats_every = \"1s\"\n",
             alerts.display()
         );
         std::fs::write(&config, text).expect("config");
     };
     write_config("threshold = 5\n");
+    // The stats period comes from the file's [live] table.
     let mut sensor = KillOnDrop(
         Command::new("ip")
-            .args([
-                "netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b, "--no-pin",
-            ])
+            .args(["netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b])
             .arg("--config")
             .arg(&config)
             .stdout(std::process::Stdio::null())
@@ -2011,6 +2010,11 @@ fn run_reloads_its_settings_on_sighup_keeping_the_window() {
     assert!(
         err.contains("settings reloaded: threshold 5 -> 3;"),
         "{err}"
+    );
+    let stats_lines = err.matches("domains tracked=").count();
+    assert!(
+        stats_lines >= 5,
+        "{stats_lines} stats lines a second: {err}"
     );
     let bad = format!("reload: {}:2: ", config.display());
     assert!(err.contains(&bad), "{err}");

@@ -16,9 +16,11 @@ use crate::domain::{read_whitelist_file, DomainError, DomainSettings};
 use crate::pipeline::{Settings, ShardBudget};
 use crate::sketch::SketchSettings;
 
+mod live;
 mod output;
 mod values;
 
+pub use live::{LiveConfig, LiveMode, XdpMode, ZeroCopyMode};
 pub use output::{
     Command, EmailConfig, FileConfig, JournaldConfig, OutputConfig, OutputError, StdoutConfig,
     DEFAULT_SUBJECT,
@@ -116,6 +118,8 @@ pub struct Config {
     /// Where alerts go: `[output.stdout]`, `[output.journald]`, `[output.email]`,
     /// `[output.file]`.
     pub output: OutputConfig,
+    /// How `run` captures: `[live]`.
+    pub live: LiveConfig,
 }
 
 /// The default [`Config::memory_cap`]: 1 GiB.
@@ -137,6 +141,7 @@ impl Default for Config {
             whitelist_files: Vec::new(),
             memory_cap: DEFAULT_MEMORY_CAP,
             output: OutputConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }

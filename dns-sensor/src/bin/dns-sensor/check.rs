@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use dns_sensor::alert::OutputSettings;
-use dns_sensor::config::{Command, Config};
+use dns_sensor::config::{Command, Config, LiveConfig};
 use dns_sensor::domain::Classifier;
 
 use crate::EXIT_BAD_INPUT;
@@ -74,7 +74,33 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
             config.memory_cap,
         ),
         format!("outputs of `run`: {}", describe(&outputs)),
+        describe_live(&config.live),
     ])
+}
+
+/// `capture: mirror mode, XDP auto, zero-copy auto, every queue, ...`.
+fn describe_live(live: &LiveConfig) -> String {
+    let name = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
+    format!(
+        "capture: {} mode, XDP {}, zero-copy {}, {}, rings of {} (rx) and {} (fill) \
+         entries, {} UMEM frames of {} bytes a queue, a stats line every {}{}{}",
+        name(&live.mode),
+        name(&live.xdp_mode),
+        name(&live.zero_copy),
+        live.queues
+            .map_or("every queue".to_owned(), |n| format!("{n} queues")),
+        live.rx_ring,
+        live.fill_ring,
+        live.umem_frames,
+        live.frame_size,
+        humantime::format_duration(live.stats_every),
+        if live.pin { ", pinned workers" } else { "" },
+        if live.wait_for_interface {
+            ", waits for the interface"
+        } else {
+            ""
+        },
+    )
 }
 
 /// `journald, email to 2 recipients via smtp.example.net:587 (starttls)`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use dns_sensor::capture::{afxdp::ZeroCopy, xdp};
-use dns_sensor::config::Command;
+use dns_sensor::config::{Command, LiveConfig, LiveMode, XdpMode, ZeroCopyMode};
 use dns_sensor::pipeline::live::{self, Control, LiveSettings, Supervisor};
 use dns_sensor::pipeline::{ReadSettings, ReplayReport};
 
@@ -21,48 +21,75 @@ pub(crate) struct RunArgs {
     #[arg(long, short = 'i', value_name = "IF")]
     interface: String,
     /// mirror: drop everything that is not DNS (a mirror port); inline: pass it to the
-    /// host's stack (DNS on this interface then goes to the sensor only).
-    #[arg(long, value_enum, default_value = "mirror")]
-    mode: CliCaptureMode,
+    /// host's stack (DNS on this interface then goes to the sensor only). [default:
+    /// the settings file's `[live] mode`, or mirror]
+    #[arg(long, value_enum)]
+    mode: Option<LiveMode>,
     /// How to attach XDP: native (driver) with a fallback to generic, or only one.
-    #[arg(long, value_enum, default_value = "auto")]
-    xdp_mode: CliAttachMode,
+    /// [default: `[live] xdp_mode`, or auto]
+    #[arg(long, value_enum)]
+    xdp_mode: Option<XdpMode>,
     /// Zero-copy AF_XDP: where the driver supports it (auto), required, or never.
-    #[arg(long, value_enum, default_value = "auto")]
-    zero_copy: CliZeroCopy,
-    /// Receive queues to open (default: all of the interface's).
-    #[arg(long, value_name = "N")]
+    /// [default: `[live] zero_copy`, or auto]
+    #[arg(long, value_enum)]
+    zero_copy: Option<ZeroCopyMode>,
+    /// Receive queues to open. [default: `[live] queues`, or all of the interface's]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     queues: Option<u32>,
-    /// Stats line period.
-    #[arg(long, value_name = "DURATION", value_parser = positive_duration, default_value = "1m")]
-    stats_every: std::time::Duration,
-    /// Do not pin queue workers to cores.
+    /// Stats line period. [default: `[live] stats_every`, or 1m]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    stats_every: Option<std::time::Duration>,
+    /// Do not pin queue workers to cores (`[live] pin = false`).
     #[arg(long)]
     no_pin: bool,
     /// Wait for the interface to appear and come up (a NIC that is late at boot)
-    /// instead of exiting 2 when it is missing or down.
+    /// instead of exiting 2 when it is missing or down (`[live] wait_for_interface`).
     #[arg(long)]
     wait_for_interface: bool,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum CliCaptureMode {
-    Mirror,
-    Inline,
+impl RunArgs {
+    /// The settings file's `[live]` table with the flags on top.
+    fn live_config(&self, file: &LiveConfig) -> LiveConfig {
+        LiveConfig {
+            mode: self.mode.unwrap_or(file.mode),
+            xdp_mode: self.xdp_mode.unwrap_or(file.xdp_mode),
+            zero_copy: self.zero_copy.unwrap_or(file.zero_copy),
+            queues: self.queues.or(file.queues),
+            stats_every: self.stats_every.unwrap_or(file.stats_every),
+            pin: file.pin && !self.no_pin,
+            wait_for_interface: file.wait_for_interface || self.wait_for_interface,
+            ..file.clone()
+        }
+    }
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum CliAttachMode {
-    Auto,
-    Native,
-    Generic,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum CliZeroCopy {
-    Auto,
-    On,
-    Off,
+/// What `run` captures with, from the `[live]` settings.
+fn live_settings(interface: &str, live: &LiveConfig, ports: &[u16]) -> LiveSettings {
+    let mut settings = LiveSettings::new(interface);
+    settings.xdp.ports = ports.to_vec();
+    settings.xdp.capture = match live.mode {
+        LiveMode::Mirror => xdp::CaptureMode::Mirror,
+        LiveMode::Inline => xdp::CaptureMode::Inline,
+    };
+    settings.xdp.attach = match live.xdp_mode {
+        XdpMode::Auto => xdp::AttachMode::Auto,
+        XdpMode::Native => xdp::AttachMode::Native,
+        XdpMode::Generic => xdp::AttachMode::Generic,
+    };
+    settings.afxdp.zero_copy = match live.zero_copy {
+        ZeroCopyMode::Auto => ZeroCopy::Auto,
+        ZeroCopyMode::On => ZeroCopy::Require,
+        ZeroCopyMode::Off => ZeroCopy::Off,
+    };
+    settings.afxdp.rx_ring = live.rx_ring;
+    settings.afxdp.fill_ring = live.fill_ring;
+    settings.afxdp.frames = live.umem_frames;
+    settings.afxdp.frame_size = live.frame_size;
+    settings.queues = live.queues;
+    settings.stats_every = live.stats_every;
+    settings.pin = live.pin;
+    settings
 }
 
 pub(crate) fn run(args: &RunArgs) -> ExitCode {
@@ -110,7 +137,8 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
         reload: Some(reload),
         supervisor,
     };
-    if args.wait_for_interface {
+    let live_config = args.live_config(&config.live);
+    if live_config.wait_for_interface {
         match live::wait_for_interface(&args.interface, &control) {
             Ok(Some(_)) => {}
             Ok(None) => {
@@ -125,7 +153,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
     }
     // One worker per receive queue: the memory cap is shared between their open shards
     // and the window. An interface that cannot be read is reported by `live::run`.
-    let workers = args.queues.or_else(|| {
+    let workers = live_config.queues.or_else(|| {
         xdp::check_interface(&args.interface)
             .ok()
             .map(|i| i.rx_queues)
@@ -145,25 +173,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let mut live = LiveSettings::new(&args.interface);
-    live.xdp.ports = config.ports.clone();
-    live.xdp.capture = match args.mode {
-        CliCaptureMode::Mirror => xdp::CaptureMode::Mirror,
-        CliCaptureMode::Inline => xdp::CaptureMode::Inline,
-    };
-    live.xdp.attach = match args.xdp_mode {
-        CliAttachMode::Auto => xdp::AttachMode::Auto,
-        CliAttachMode::Native => xdp::AttachMode::Native,
-        CliAttachMode::Generic => xdp::AttachMode::Generic,
-    };
-    live.afxdp.zero_copy = match args.zero_copy {
-        CliZeroCopy::Auto => ZeroCopy::Auto,
-        CliZeroCopy::On => ZeroCopy::Require,
-        CliZeroCopy::Off => ZeroCopy::Off,
-    };
-    live.queues = args.queues;
-    live.stats_every = args.stats_every;
-    live.pin = !args.no_pin;
+    let live = live_settings(&args.interface, &live_config, &config.ports);
     match live::run(&settings, &live, sinks, &control) {
         Ok(report) => {
             let k = &report.kernel;
