@@ -443,3 +443,58 @@ fn replay_summary_as_json_for_scripts() {
     let said = summary["cut_short"][0].as_str().unwrap_or_default();
     assert!(said.contains(&cut.display().to_string()), "{summary}");
 }
+
+#[test]
+fn the_text_summary_is_a_few_lines_without_the_counts_that_are_zero() {
+    let tunnel = capture("elastic-iodine-tunnel.pcap");
+    let run = dns_sensor_text(["replay".as_ref(), tunnel.as_os_str()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: Vec<&str> = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("dns-sensor: "))
+        .collect();
+    assert_eq!(
+        summary[..4],
+        [
+            "dns-sensor: 438 frames read, 434 DNS messages (222 queries, 212 responses)",
+            "  not counted: 4 not IP",
+            "  window: at most 1 domains (0.0 MiB of tables)",
+            "  rule: 1 evaluations, 1 alerts",
+        ],
+        "{}",
+        run.stderr
+    );
+    assert!(summary[4].starts_with("  time: "), "{}", run.stderr);
+    assert_eq!(summary.len(), 5, "{}", run.stderr);
+    // Not on a terminal: no progress display, nothing but lines.
+    assert!(!run.stderr.contains(['\r', '\x1b']), "{:?}", run.stderr);
+}
+
+#[test]
+fn a_replay_shows_its_progress_when_stderr_is_a_terminal() {
+    // script(1) runs the replay on a pseudo-terminal and copies what it shows.
+    let tunnel = capture("elastic-iodine-tunnel.pcap");
+    let command = format!(
+        "'{}' replay '{}' >/dev/null",
+        env!("CARGO_BIN_EXE_dns-sensor"),
+        tunnel.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script(1), from util-linux's bsdutils");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    // The bar (bytes of the file's size, the rate, the time left), cleared before the
+    // summary.
+    let size = std::fs::metadata(&tunnel).expect("capture").len();
+    let total = format!("/{:.2} KiB", size as f64 / 1024.0);
+    assert!(shown.contains(&total), "{total} in {shown:?}");
+    assert!(
+        shown.contains("frames/s, ") && shown.contains(" left"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("\x1b[2K"), "{shown:?}");
+    assert!(shown.contains("dns-sensor: 438 frames read"), "{shown:?}");
+}

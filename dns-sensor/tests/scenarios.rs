@@ -289,17 +289,21 @@ fn hostile_packets_are_counted_and_do_not_disturb_the_counts() {
     let (tunnel, figures) = Tunnel::new("under-fire.example", 220, EPOCH, 10 * MINUTE).build();
     let mut traffic = with_background(tunnel, EPOCH, 10 * MINUTE);
     traffic.extend(hostile_mix(300, EPOCH));
-    let run = replay("hostile", traffic, &[]);
+    let run = replay("hostile", traffic, &["--summary", "json"]);
     assert_eq!(run.domains(), vec!["under-fire.example"], "{}", run.stderr);
     assert_figures(&run.alerts[0], &figures);
     // 300 rounds of 6 hostile payloads; the garbage ones may happen to parse.
-    let malformed: u64 = run
+    let summary: Value = run
         .stderr
-        .split(" malformed")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("summary has a malformed count");
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .expect("a JSON summary");
+    let workers = &summary["workers"];
+    let malformed = workers["malformed_dns"].as_u64().expect("a count")
+        + workers["decode"]["malformed_frames"]
+            .as_u64()
+            .expect("a count");
     assert!(
         (1500..=1800).contains(&malformed),
         "{malformed}: {}",

@@ -39,6 +39,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::{CaptureError, Frame, LinkType};
 use crate::{Nanos, NANOS_PER_SEC};
@@ -278,6 +280,26 @@ fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// A byte stream that adds what is read from it to a shared count.
+struct Counted<R> {
+    inner: R,
+    bytes_read: Arc<AtomicU64>,
+}
+
+impl<R> Counted<R> {
+    fn new(inner: R, bytes_read: Arc<AtomicU64>) -> Self {
+        Self { inner, bytes_read }
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 impl CaptureReader {
     /// Opens `path` and reads its file header.
     ///
@@ -297,11 +319,22 @@ impl CaptureReader {
     /// [`STDIN_PATH`] (`-`, as in `tcpdump -w - | dns-sensor replay -`); errors then
     /// name it "standard input".
     pub fn open_or_stdin(path: &Path) -> Result<Self, CaptureError> {
+        Self::open_counting(path, Arc::default())
+    }
+
+    /// Opens `path` as [`open_or_stdin`](Self::open_or_stdin) does, adding every byte
+    /// read from it to `bytes_read` (for a progress display: the count moves once a
+    /// buffer, not once a frame).
+    pub fn open_counting(path: &Path, bytes_read: Arc<AtomicU64>) -> Result<Self, CaptureError> {
         if path == Path::new(STDIN_PATH) {
-            Self::from_reader("standard input", io::stdin())
-        } else {
-            Self::open(path)
+            return Self::from_reader("standard input", Counted::new(io::stdin(), bytes_read));
         }
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|source| CaptureError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Self::from_reader(&name, Counted::new(file, bytes_read))
     }
 
     /// Reads from any byte stream; `name` stands for the file in errors. The file header

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::PipelineError;
-use super::{Reload, ToCoordinator, WorkerStats};
+use super::{nonzero_counts, Reload, ToCoordinator, WorkerStats};
 use crate::alert::Sink;
 use crate::detect::{spans_a_boundary, Alert, Detector, RuleSettings};
 use crate::Nanos;
@@ -43,29 +43,32 @@ pub struct RunSummary {
     pub delivery_failures: u64,
 }
 
-/// The summary line: the workers' traffic, then the window, the evaluations and the
-/// outputs.
+/// The summary: the workers' traffic lines, then a line for the window (what it lost
+/// for room only when it lost some) and one for the evaluations and the outputs.
 impl std::fmt::Display for RunSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}, peak {} domains in the window ({:.1} MiB of tables), ",
+            "{}\n  window: at most {} domains ({:.1} MiB of tables)",
             self.workers,
             self.peak_domains,
             self.peak_bytes as f64 / f64::from(1u32 << 20)
         )?;
+        let lost = nonzero_counts(&[
+            (self.evicted_domains, "domains shed for room"),
+            (self.shed_records, "records lost with them"),
+            (self.late_shards, "late shards dropped"),
+        ]);
+        if !lost.is_empty() {
+            write!(f, ", {lost}")?;
+        }
         write!(
             f,
-            "{} domains shed for room ({} records), {} evaluations, {} alerts, \
-             {} failed deliveries",
-            self.evicted_domains,
-            self.shed_records,
-            self.evaluations,
-            self.alerts,
-            self.delivery_failures
+            "\n  rule: {} evaluations, {} alerts",
+            self.evaluations, self.alerts
         )?;
-        if self.late_shards > 0 {
-            write!(f, ", {} late shards dropped", self.late_shards)?;
+        if self.delivery_failures > 0 {
+            write!(f, ", {} failed deliveries", self.delivery_failures)?;
         }
         Ok(())
     }
@@ -559,7 +562,7 @@ mod tests {
         );
         assert_eq!(summary.late_shards, 1, "{summary}");
         assert!(
-            summary.to_string().ends_with(", 1 late shards dropped"),
+            summary.to_string().contains(", 1 late shards dropped\n"),
             "{summary}"
         );
         let load = |g: &AtomicU64| g.load(Ordering::Relaxed);

@@ -98,5 +98,6 @@ pub fn run_frames(
         elapsed,
         window: Some(window),
         truncated: Vec::new(),
+        skipped_frames: 0,
     })
 }

@@ -31,7 +31,7 @@ pub use coordinator::{Coordinator, Heartbeat, Progress, RunSummary, WindowGauges
 pub use frames::{partition_by_flow, run_frames};
 pub use message::ToCoordinator;
 pub use reload::{ReadError, ReadSettings, Reload, WorkerSettings, WorkerUpdates};
-pub use replay::{replay, ReplayReport};
+pub use replay::{replay, replay_with_progress, ReplayProgress, ReplayReport};
 pub use worker::{Worker, WorkerStats};
 
 use crate::capture::CaptureError;
@@ -65,6 +65,17 @@ pub enum PipelineError {
     /// A worker thread died.
     #[error("worker thread panicked")]
     WorkerPanicked,
+}
+
+/// `3 not IP, 2 whitelisted`: the counts that are not zero, with what they count, for
+/// the summary's lines.
+pub(crate) fn nonzero_counts(parts: &[(u64, &str)]) -> String {
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Settings, ToCoordinator, WorkerUpdates};
+use super::{nonzero_counts, Settings, ToCoordinator, WorkerUpdates};
 use crate::capture::Frame;
 use crate::decode::{parse_question, DecodeStats, Decoder, DnsError, DnsPacket, MessageSink, Name};
 use crate::domain::{Classifier, Verdict, VerdictCache};
@@ -53,35 +53,39 @@ impl WorkerStats {
     }
 }
 
-/// The summary line's traffic part: frames, messages and what was skipped, and why.
+/// The summary's traffic lines: frames and messages read, then, each on a line of its
+/// own and only where some count is not zero, what was not counted and why, and what
+/// reassembly dropped.
 impl std::fmt::Display for WorkerStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = &self.decode;
         write!(
             f,
-            "{} frames read, {} DNS messages ({} queries, {} responses), ",
+            "{} frames read, {} DNS messages ({} queries, {} responses)",
             d.frames, d.dns_messages, self.queries, self.responses
         )?;
-        write!(
-            f,
-            "{} malformed ({} frames, {} DNS), {} without a question, {} not IP, {} not DNS, ",
-            self.malformed(),
-            d.malformed_frames,
-            self.malformed_dns,
-            self.no_question,
-            d.not_ip,
-            d.not_dns
-        )?;
-        write!(
-            f,
-            "{} whitelisted, {} without a registered domain, ",
-            self.whitelisted, self.no_domain
-        )?;
-        write!(
-            f,
-            "{} IPv4 fragments ({} reassembled, {} dropped), {} TCP bytes dropped",
-            d.ip_fragments, d.ip_reassembled, d.ip_fragments_dropped, d.tcp_bytes_dropped
-        )
+        let not_counted = nonzero_counts(&[
+            (d.malformed_frames, "malformed frames"),
+            (self.malformed_dns, "malformed DNS messages"),
+            (self.no_question, "without a question"),
+            (d.not_ip, "not IP"),
+            (d.not_dns, "not DNS"),
+            (self.whitelisted, "whitelisted"),
+            (self.no_domain, "without a registered domain"),
+        ]);
+        if !not_counted.is_empty() {
+            write!(f, "\n  not counted: {not_counted}")?;
+        }
+        let reassembly = nonzero_counts(&[
+            (d.ip_fragments, "IPv4 fragments"),
+            (d.ip_reassembled, "reassembled"),
+            (d.ip_fragments_dropped, "fragments dropped"),
+            (d.tcp_bytes_dropped, "TCP bytes dropped"),
+        ]);
+        if !reassembly.is_empty() {
+            write!(f, "\n  reassembly: {reassembly}")?;
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod check;
 mod logging;
+mod progress;
 mod replay;
 #[cfg(feature = "live")]
 mod run;

@@ -1,13 +1,16 @@
 //! `dns-sensor replay`: read capture files.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use dns_sensor::capture::STDIN_PATH;
 use dns_sensor::config::Command;
 use dns_sensor::pipeline;
 
+use crate::progress::ProgressDisplay;
 use crate::{print_summary, RuleArgs, EXIT_BAD_INPUT};
 
 #[derive(Args)]
@@ -54,7 +57,16 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let mut report = match pipeline::replay(&args.files, &settings, sinks) {
+    // Progress only for a person watching: nothing extra in a log or a pipe.
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| Arc::new(pipeline::ReplayProgress::default()));
+    let shown = progress
+        .clone()
+        .map(|p| ProgressDisplay::start(p, total_bytes(&args.files)));
+    let replayed = pipeline::replay_with_progress(&args.files, &settings, sinks, progress);
+    drop(shown);
+    let mut report = match replayed {
         Ok(report) => report,
         Err(e @ (pipeline::PipelineError::Capture(_) | pipeline::PipelineError::Domain(_))) => {
             log::error!("{e}");
@@ -80,4 +92,16 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The files' sizes added up; `None` when one is standard input or cannot be sized.
+fn total_bytes(files: &[PathBuf]) -> Option<u64> {
+    files
+        .iter()
+        .map(|f| {
+            (f.as_path() != Path::new(STDIN_PATH))
+                .then(|| std::fs::metadata(f).ok().map(|m| m.len()))
+                .flatten()
+        })
+        .sum()
 }

@@ -196,6 +196,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
                 elapsed: report.elapsed,
                 window: None,
                 truncated: Vec::new(),
+                skipped_frames: 0,
             });
             ExitCode::SUCCESS
         }
