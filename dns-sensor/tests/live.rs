@@ -2021,3 +2021,152 @@ fn run_reloads_its_settings_on_sighup_keeping_the_window() {
     assert!(err.contains("the running settings stay"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The body of `GET /metrics` at `address`, from inside the namespace `ns`; `None`
+/// while nothing listens there.
+fn scrape(ns: &str, address: &'static str) -> Option<String> {
+    VethPair::in_ns(ns, move || {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(address).ok()?;
+        write!(stream, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        let status = head.split(' ').nth(1);
+        (status == Some("200")).then(|| body.to_owned())
+    })
+    .join()
+    .expect("scraped")
+}
+
+/// A sample's value in a scrape: the line `name value`, labels included in `name`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+#[ignore = "root: cargo xtask test-live"]
+fn run_serves_its_figures_to_prometheus_on_loopback() {
+    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
+
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let pair = VethPair::with_queues("p", 1);
+    let dir = std::env::temp_dir().join(format!("dnss-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("sensor.toml");
+    std::fs::write(
+        &config,
+        "threshold = 3\nwindow = \"1m\"\ninterval = \"1s\"\n\
+         [output.stdout]\nenabled = true\n[metrics]\nlisten = \"127.0.0.1:9153\"\n",
+    )
+    .expect("config");
+    let mut sensor = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b])
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dns-sensor"),
+    );
+    let ns = pair.ns_b.clone();
+    wait_until("the endpoint to answer", 10, || {
+        scrape(&ns, "127.0.0.1:9153").is_some()
+    });
+    let flow = Flow::to_dns(
+        "10.231.0.1".parse().expect("ip"),
+        40_000,
+        "10.231.0.2".parse().expect("ip"),
+    );
+    let frames: Vec<Vec<u8>> = (0..5u16)
+        .map(|n| {
+            let name = format!("n{n}.scraped.example");
+            udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
+        })
+        .collect();
+    let if_a = pair.if_a.clone();
+    VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
+        .join()
+        .expect("sent");
+    let mut text = String::new();
+    // Each source publishes about once a second: the queues, the kernel's counters,
+    // the coordinator after each slot.
+    let redirected = "dns_sensor_xdp_frames_total{verdict=\"redirected\"}";
+    wait_until(
+        "the queries, the kernel's counts and the alert in a scrape",
+        10,
+        || {
+            text = scrape(&ns, "127.0.0.1:9153").unwrap_or_default();
+            sample(&text, "dns_sensor_dns_messages_total{kind=\"query\"}") == Some(5.0)
+                && sample(&text, "dns_sensor_alerts_total") >= Some(1.0)
+                && sample(&text, redirected) >= Some(5.0)
+        },
+    );
+    let frames = sample(&text, "dns_sensor_frames_received_total{queue=\"0\"}");
+    assert!(frames >= Some(5.0), "{text}");
+    assert!(
+        sample(&text, "dns_sensor_evaluations_total") >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "dns_sensor_window_domains") >= Some(1.0),
+        "{text}"
+    );
+    // promtool lints it as Prometheus reads it.
+    let (valid, said) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .output_with_stdin(text.as_bytes());
+    assert!(valid, "promtool: {said}\n{text}");
+    // Bound to loopback only: the same host's other address finds nothing.
+    assert!(
+        scrape(&ns, "10.231.0.2:9153").is_none(),
+        "served beyond loopback"
+    );
+
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(sensor.0.id() as i32, libc::SIGTERM) };
+    let status = sensor.0.wait().expect("stopped");
+    let mut err = String::new();
+    if let Some(mut e) = sensor.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("metrics at http://127.0.0.1:9153/metrics"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a command with `input` on its standard input: whether it succeeded, and what it
+/// said on stdout and stderr.
+trait OutputWithStdin {
+    fn output_with_stdin(&mut self, input: &[u8]) -> (bool, String);
+}
+
+impl OutputWithStdin for Command {
+    fn output_with_stdin(&mut self, input: &[u8]) -> (bool, String) {
+        use std::io::Write as _;
+        let mut child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawned");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("written");
+        let out = child.wait_with_output().expect("ran");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    }
+}

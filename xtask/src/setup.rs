@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 /// tests send to (aiosmtpd, for Debian's python3: the tests look in /usr/bin/python3
 /// first), and what `cargo xtask bench-instructions` and `bench-replay --side-by-side`
 /// run: valgrind (callgrind counts instructions) and dnstop (the tool the sensor is
-/// compared with).
+/// compared with), and promtool (in Debian's prometheus package), which the metrics
+/// endpoint's tests lint its text with.
 const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -33,6 +34,7 @@ const PACKAGES: &[&str] = &[
     "python3-aiosmtpd",
     "valgrind",
     "dnstop",
+    "prometheus",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -43,6 +45,7 @@ pub const TOOLCHAIN: &str = "debian";
 /// Runs every step.
 pub fn run() -> Result<()> {
     apt_packages(PACKAGES)?;
+    no_prometheus_server();
     rustup_link()?;
     bpf_linker()?;
     eprintln!("setup: done. `cargo build -p dns-sensor` now builds and embeds the XDP program.");
@@ -98,6 +101,21 @@ pub fn apt_packages(packages: &[&str]) -> Result<()> {
     let mut args = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
     args.extend(&missing);
     status(root_cmd(&args))
+}
+
+/// The prometheus package is here for its promtool: on a machine run by systemd, its
+/// server, which the package starts, is stopped and disabled.
+fn no_prometheus_server() {
+    if std::path::Path::new("/run/systemd/system").exists() {
+        let mut cmd = root_cmd(&[
+            "systemctl",
+            "disable",
+            "--now",
+            "--quiet",
+            "prometheus.service",
+        ]);
+        let _ = cmd.status();
+    }
 }
 
 fn rustup_link() -> Result<()> {

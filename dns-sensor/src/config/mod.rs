@@ -17,10 +17,12 @@ use crate::pipeline::{Settings, ShardBudget};
 use crate::sketch::SketchSettings;
 
 mod live;
+mod metrics;
 mod output;
 mod values;
 
 pub use live::{LiveConfig, LiveMode, XdpMode, ZeroCopyMode};
+pub use metrics::MetricsConfig;
 pub use output::{
     Command, EmailConfig, FileConfig, JournaldConfig, OutputConfig, OutputError, StdoutConfig,
     DEFAULT_SUBJECT,
@@ -120,6 +122,8 @@ pub struct Config {
     pub output: OutputConfig,
     /// How `run` captures: `[live]`.
     pub live: LiveConfig,
+    /// The live run's Prometheus endpoint: `[metrics]`.
+    pub metrics: MetricsConfig,
 }
 
 /// The default [`Config::memory_cap`]: 1 GiB.
@@ -142,6 +146,7 @@ impl Default for Config {
             memory_cap: DEFAULT_MEMORY_CAP,
             output: OutputConfig::default(),
             live: LiveConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -87,6 +87,15 @@ pub struct WindowGauges {
     pub evicted_domains: AtomicU64,
     /// [`RunSummary::late_shards`] so far.
     pub late_shards: AtomicU64,
+    /// [`RunSummary::evaluations`] so far.
+    pub evaluations: AtomicU64,
+    /// How long the latest evaluation took (the rule's merges and the deliveries), in
+    /// nanoseconds.
+    pub last_evaluation_nanos: AtomicU64,
+    /// [`RunSummary::alerts`] so far.
+    pub alerts: AtomicU64,
+    /// [`RunSummary::delivery_failures`] so far.
+    pub delivery_failures: AtomicU64,
 }
 
 /// How the coordinator is doing, for a [`Heartbeat`].
@@ -130,6 +139,8 @@ pub struct Coordinator {
     /// Start of the oldest and end of the newest slot received.
     data_span: Option<(Nanos, Nanos)>,
     summary: RunSummary,
+    /// How long the latest evaluation took.
+    last_evaluation_nanos: u64,
     /// Where the window's figures are published while running (the live stats line),
     /// if anyone reads them.
     gauges: Option<Arc<WindowGauges>>,
@@ -149,6 +160,7 @@ impl Coordinator {
             skip_before: 0,
             data_span: None,
             summary: RunSummary::default(),
+            last_evaluation_nanos: 0,
             gauges: None,
             heartbeat: None,
         }
@@ -271,6 +283,14 @@ impl Coordinator {
                 .evicted_domains
                 .store(s.evicted_domains, Ordering::Relaxed);
             gauges.late_shards.store(s.late_shards, Ordering::Relaxed);
+            gauges.evaluations.store(s.evaluations, Ordering::Relaxed);
+            gauges
+                .last_evaluation_nanos
+                .store(self.last_evaluation_nanos, Ordering::Relaxed);
+            gauges.alerts.store(s.alerts, Ordering::Relaxed);
+            gauges
+                .delivery_failures
+                .store(s.delivery_failures, Ordering::Relaxed);
         }
     }
 
@@ -322,10 +342,19 @@ impl Coordinator {
     }
 
     fn evaluate(&mut self, at: Nanos) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        self.deliver_evaluation(at);
+        self.last_evaluation_nanos =
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Ok(())
+    }
+
+    /// Evaluates the rule at `at` and hands its alerts to every output.
+    fn deliver_evaluation(&mut self, at: Nanos) {
         self.summary.evaluations += 1;
         let alerts: Vec<Alert> = self.detector.evaluate(at);
         if alerts.is_empty() {
-            return Ok(());
+            return;
         }
         // One output failing (a full disk, a journal that went away) must not silence
         // the others, nor stop detection.
@@ -340,7 +369,6 @@ impl Coordinator {
             }
         }
         self.summary.alerts += alerts.len() as u64;
-        Ok(())
     }
 
     /// Applies new settings to the window held: the rule at once, the outputs in

@@ -174,6 +174,15 @@ impl Worker {
         false
     }
 
+    /// The counters so far (the decoder's included), for whoever reports on a run while
+    /// it goes.
+    pub fn stats(&self) -> WorkerStats {
+        WorkerStats {
+            decode: self.decoder.stats().clone(),
+            ..self.stats.clone()
+        }
+    }
+
     /// Sends the last slot and the counters; the worker is done.
     pub fn finish(mut self) {
         if let Some(mut shard) = self.shard.take() {

@@ -75,6 +75,10 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
         ),
         format!("outputs of `run`: {}", describe(&outputs)),
         describe_live(&config.live),
+        match config.metrics.listen {
+            Some(address) => format!("metrics: served at http://{address}/metrics by `run`"),
+            None => "metrics: off".to_owned(),
+        },
     ])
 }
 

@@ -173,7 +173,8 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let live = live_settings(&args.interface, &live_config, &config.ports);
+    let mut live = live_settings(&args.interface, &live_config, &config.ports);
+    live.metrics = config.metrics.listen;
     match live::run(&settings, &live, sinks, &control) {
         Ok(report) => {
             let k = &report.kernel;

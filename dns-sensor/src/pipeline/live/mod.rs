@@ -30,11 +30,13 @@ use crate::{
     },
 };
 
+mod metrics;
 mod queue;
 mod signals;
 mod stats;
 mod supervisor;
 
+pub use metrics::{MetricsServer, MetricsSources};
 use queue::queue_loop;
 pub use queue::QueueCounters;
 pub use signals::{reload_on_hangup, stop_on_signals};
@@ -56,6 +58,8 @@ pub struct LiveSettings {
     pub stats_every: Duration,
     /// Pin queue `n`'s worker to core `n % cores`.
     pub pin: bool,
+    /// Where to serve the Prometheus endpoint (none: nowhere).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl LiveSettings {
@@ -69,6 +73,7 @@ impl LiveSettings {
             queues: None,
             stats_every: Duration::from_secs(60),
             pin: true,
+            metrics: None,
         }
     }
 }
@@ -88,6 +93,14 @@ pub enum LiveError {
     /// A thread could not be started or died.
     #[error("thread {0}: could not start or panicked")]
     Thread(String),
+    /// The metrics endpoint could not listen.
+    #[error("metrics: cannot listen on {address}: {source}")]
+    Metrics {
+        /// Where it was to listen.
+        address: std::net::SocketAddr,
+        /// Why it cannot.
+        source: std::io::Error,
+    },
 }
 
 impl LiveError {
@@ -105,6 +118,7 @@ impl LiveError {
                     | XdpError::QueueOutOfRange(_)
             ) | LiveError::Socket(AfXdpError::BadSettings(_))
                 | LiveError::Pipeline(PipelineError::Domain(_))
+                | LiveError::Metrics { .. }
         )
     }
 }
@@ -250,6 +264,27 @@ pub fn run(
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64 * queues as usize);
     let gauges = Arc::new(WindowGauges::default());
     let counters: Vec<Arc<QueueCounters>> = (0..sockets.len()).map(|_| Arc::default()).collect();
+    let kernel_counters = Arc::new(std::sync::Mutex::new(program.counters().ok()));
+    let metrics = match live.metrics {
+        Some(address) => {
+            let sources = MetricsSources {
+                queues: counters.clone(),
+                kernel: Arc::clone(&kernel_counters),
+                window: Arc::clone(&gauges),
+            };
+            let server = MetricsServer::start(address, sources)
+                .map_err(|source| LiveError::Metrics { address, source })?;
+            log::info!("metrics at http://{}/metrics", server.address());
+            if !address.ip().is_loopback() {
+                log::warn!(
+                    "metrics listen on {address}, not a loopback address: whoever reaches \
+                     it reads the sensor's figures"
+                );
+            }
+            Some(server)
+        }
+        None => None,
+    };
     let coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
         .with_gauges(Arc::clone(&gauges))
         .with_heartbeat(supervisor::heartbeat(
@@ -289,6 +324,7 @@ pub fn run(
     ));
 
     let mut next_stats = Instant::now() + live.stats_every;
+    let mut next_kernel_read = Instant::now() + Duration::from_secs(1);
     let mut losses = Losses::default();
     let mut running = settings.clone();
     while !stop.load(Ordering::Relaxed) && !workers_stop.load(Ordering::Relaxed) {
@@ -301,6 +337,10 @@ pub fn run(
             let told = reload_settings(reload, handles.len(), &mut running, &updates);
             // The coordinator is gone only once the run is over.
             let _ = to_coordinator.send(told);
+        }
+        if metrics.is_some() && Instant::now() >= next_kernel_read {
+            next_kernel_read += Duration::from_secs(1);
+            *kernel_counters.lock().unwrap_or_else(|e| e.into_inner()) = program.counters().ok();
         }
         if Instant::now() >= next_stats {
             next_stats += live.stats_every;
@@ -340,6 +380,7 @@ pub fn run(
         .join()
         .map_err(|_| LiveError::Thread("coordinator".into()))??;
     let kernel = program.counters().unwrap_or_default();
+    drop(metrics);
     // Dropping the program detaches it (its bpf_link goes with it).
     drop(program);
     if let Some(e) = first_error {

@@ -2,10 +2,11 @@
 //! counters the stats line reads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::capture::afxdp::{self, AfXdpError, QueueSocket, RingStats};
-use crate::pipeline::Worker;
+use crate::pipeline::{Worker, WorkerStats};
 use crate::Nanos;
 
 /// One queue's counters, updated by its worker about once a second.
@@ -22,6 +23,9 @@ pub struct QueueCounters {
     /// When the worker's loop last turned, in milliseconds since the run started: a
     /// worker that stops turning it is stalled.
     pub beat_ms: AtomicU64,
+    /// The worker's counters (messages, what was not counted and why, reassembly), as
+    /// of its last publication.
+    pub worker: Mutex<WorkerStats>,
 }
 
 impl QueueCounters {
@@ -71,6 +75,7 @@ pub(super) fn queue_loop(
             if let Ok(st) = socket.stats() {
                 shared.store(socket.received(), &st);
             }
+            *shared.worker.lock().unwrap_or_else(|e| e.into_inner()) = worker.stats();
         }
     };
     if let Ok(st) = socket.stats() {
