@@ -46,6 +46,28 @@ pub trait Sink: Send {
     fn reopen(&mut self) -> Result<bool, AlertError> {
         Ok(false)
     }
+    /// What an output that queues its deliveries (email) has done with them so far;
+    /// `None` for one that delivers at once.
+    fn queue_stats(&self) -> Option<QueueStats> {
+        None
+    }
+}
+
+/// The deliveries of an output that queues them, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Which output (`email`).
+    pub output: &'static str,
+    /// Deliveries made.
+    pub sent: u64,
+    /// Attempts that failed (each is logged; a delivery can take several).
+    pub failed_attempts: u64,
+    /// Deliveries given up after their last attempt.
+    pub given_up: u64,
+    /// Deliveries dropped because the queue was full.
+    pub dropped: u64,
+    /// Deliveries queued or under way.
+    pub queued: u64,
 }
 
 /// An alert that could not be delivered.

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::PipelineError;
 use super::{nonzero_counts, Reload, ToCoordinator, WorkerStats};
-use crate::alert::Sink;
+use crate::alert::{QueueStats, Sink};
 use crate::detect::{spans_a_boundary, Alert, Detector, RuleSettings};
 use crate::Nanos;
 
@@ -96,6 +96,8 @@ pub struct WindowGauges {
     pub alerts: AtomicU64,
     /// [`RunSummary::delivery_failures`] so far.
     pub delivery_failures: AtomicU64,
+    /// The outputs that queue their deliveries, as of the loop's last turn.
+    pub queues: std::sync::Mutex<Vec<QueueStats>>,
 }
 
 /// How the coordinator is doing, for a [`Heartbeat`].
@@ -415,8 +417,13 @@ impl Coordinator {
         }
     }
 
-    /// Beats the heartbeat when due: called whenever the loop wakes.
+    /// Beats the heartbeat when due, and publishes the queueing outputs' figures:
+    /// called whenever the loop wakes.
     fn beat_if_due(&mut self, next_beat: &mut Instant) {
+        if let Some(gauges) = &self.gauges {
+            let queues = self.sinks.iter().filter_map(|s| s.queue_stats()).collect();
+            *gauges.queues.lock().unwrap_or_else(|e| e.into_inner()) = queues;
+        }
         let progress = Progress {
             alerts: self.summary.alerts,
             evaluations: self.summary.evaluations,
@@ -812,5 +819,55 @@ mod tests {
         // Half its names came before: not enough for an alert.
         assert!(kept.iter().all(Vec::is_empty), "{kept:?}");
         assert_eq!(unchanged.alerts, 1);
+    }
+
+    /// An output that queues, and says so.
+    struct Queues(QueueStats);
+
+    impl Sink for Queues {
+        fn name(&self) -> String {
+            "queues".into()
+        }
+        fn deliver(&mut self, _: &[Alert]) -> Result<(), AlertError> {
+            Ok(())
+        }
+        fn queue_stats(&self) -> Option<QueueStats> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn the_queueing_outputs_figures_are_published_as_the_loop_turns() {
+        let stats = QueueStats {
+            output: "email",
+            sent: 4,
+            failed_attempts: 2,
+            queued: 1,
+            ..QueueStats::default()
+        };
+        let gauges = Arc::new(WindowGauges::default());
+        let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Queues(stats)), Box::new(Refuses)];
+        let coordinator = Coordinator::new(&RuleSettings::default(), 1, sinks)
+            .with_gauges(Arc::clone(&gauges))
+            .with_heartbeat(Heartbeat {
+                every: Duration::from_millis(10),
+                beat: Box::new(|_| {}),
+            });
+        let (to_coordinator, from_workers) = crossbeam_channel::unbounded();
+        let running = std::thread::spawn(move || coordinator.run(from_workers));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while gauges.queues.lock().expect("not poisoned").is_empty() {
+            assert!(Instant::now() < deadline, "never published");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(*gauges.queues.lock().expect("not poisoned"), vec![stats]);
+        to_coordinator
+            .send(ToCoordinator::Done {
+                worker: 0,
+                stats: WorkerStats::default(),
+                last_ts: None,
+            })
+            .expect("sent");
+        running.join().expect("joined").expect("ran");
     }
 }

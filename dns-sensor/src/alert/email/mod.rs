@@ -24,7 +24,7 @@ pub use sender::EmailStats;
 pub use settings::{Credentials, CredentialsError, Delivery, EmailSettings, TlsMode};
 
 use super::text::{escape_name, host_name};
-use super::{AlertError, Sink};
+use super::{AlertError, QueueStats, Sink};
 use crate::detect::Alert;
 use message::Composer;
 use sender::{Outgoing, Sender};
@@ -186,6 +186,18 @@ impl Sink for EmailSink {
     /// the run's messages not sent (given up, or still queued then).
     fn flush(&mut self) -> Result<(), AlertError> {
         Ok(self.sender.finish()?)
+    }
+
+    fn queue_stats(&self) -> Option<QueueStats> {
+        let s = self.stats();
+        Some(QueueStats {
+            output: "email",
+            sent: s.sent,
+            failed_attempts: s.failed_attempts,
+            given_up: s.given_up,
+            dropped: s.dropped,
+            queued: s.pending,
+        })
     }
 }
 

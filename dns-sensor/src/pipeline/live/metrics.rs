@@ -118,6 +118,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
     ("last_evaluation_seconds", Kind::Gauge, "How long the latest evaluation of the rule took, its deliveries included."),
     ("alerts_total", Kind::Counter, "Alerts delivered."),
     ("delivery_failures_total", Kind::Counter, "Deliveries of an evaluation's alerts that an output refused."),
+    ("output_queued", Kind::Gauge, "Deliveries an output (email) holds in its queue or is making."),
+    ("output_sent_total", Kind::Counter, "Deliveries an output that queues them (email) made."),
+    ("output_failed_attempts_total", Kind::Counter, "Attempts at a delivery that failed (each is logged)."),
+    ("output_given_up_total", Kind::Counter, "Deliveries given up after their last attempt."),
+    ("output_dropped_total", Kind::Counter, "Deliveries dropped because the output's queue was full."),
 ];
 
 /// Which kind of metric.
@@ -163,8 +168,8 @@ impl Exporter {
             .absolute(value);
     }
 
-    fn gauge(&self, name: &str, value: f64) {
-        let key = Self::key(name, &[]);
+    fn gauge(&self, name: &str, labels: &[(&'static str, &str)], value: f64) {
+        let key = Self::key(name, labels);
         self.recorder.register_gauge(&key, &METADATA).set(value);
     }
 
@@ -222,17 +227,31 @@ impl Exporter {
         self.counter("ip_fragments_dropped_total", &[], d.ip_fragments_dropped);
         self.counter("tcp_bytes_dropped_total", &[], d.tcp_bytes_dropped);
         let w = &*sources.window;
-        self.gauge("window_domains", w.domains.load(Ordering::Relaxed) as f64);
+        self.gauge(
+            "window_domains",
+            &[],
+            w.domains.load(Ordering::Relaxed) as f64,
+        );
         self.counter("shed_records_total", &[], load(&w.shed_records));
         self.counter("evicted_domains_total", &[], load(&w.evicted_domains));
         self.counter("late_shards_total", &[], load(&w.late_shards));
         self.counter("evaluations_total", &[], load(&w.evaluations));
         self.gauge(
             "last_evaluation_seconds",
+            &[],
             load(&w.last_evaluation_nanos) as f64 / 1e9,
         );
         self.counter("alerts_total", &[], load(&w.alerts));
         self.counter("delivery_failures_total", &[], load(&w.delivery_failures));
+        let queues = w.queues.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for q in queues {
+            let output = [("output", q.output)];
+            self.gauge("output_queued", &output, q.queued as f64);
+            self.counter("output_sent_total", &output, q.sent);
+            self.counter("output_failed_attempts_total", &output, q.failed_attempts);
+            self.counter("output_given_up_total", &output, q.given_up);
+            self.counter("output_dropped_total", &output, q.dropped);
+        }
         self.recorder.handle().render()
     }
 }
@@ -302,6 +321,13 @@ mod tests {
         })));
         let window = Arc::new(WindowGauges::default());
         window.domains.store(17, Ordering::Relaxed);
+        *window.queues.lock().expect("not poisoned") = vec![crate::alert::QueueStats {
+            output: "email",
+            sent: 3,
+            given_up: 1,
+            queued: 2,
+            ..Default::default()
+        }];
         window
             .last_evaluation_nanos
             .store(1_500_000_000, Ordering::Relaxed);
@@ -323,6 +349,8 @@ mod tests {
             "dns_sensor_tcp_bytes_dropped_total 99",
             "dns_sensor_window_domains 17",
             "dns_sensor_last_evaluation_seconds 1.5",
+            "dns_sensor_output_queued{output=\"email\"} 2",
+            "dns_sensor_output_given_up_total{output=\"email\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }
