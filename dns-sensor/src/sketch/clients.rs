@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use super::codec::{CodecError, Decoder, Encoder};
 use super::shard::heap_block;
 use super::top::{bump, push_stepped, sort_heaviest_first};
 
@@ -279,6 +280,12 @@ enum Probe {
 impl IndexedClients {
     fn new(mut entries: Vec<(ClientKey, u64)>) -> Self {
         sort_heaviest_first(&mut entries);
+        Self::in_order(entries)
+    }
+
+    /// A full list of `entries` as they are ordered, heaviest first: the order of
+    /// ties is kept, and with it which client an eviction replaces.
+    fn in_order(entries: Vec<(ClientKey, u64)>) -> Self {
         let slots = (entries.len() * 2).next_power_of_two().max(4);
         let mut full = Self {
             slots: vec![0; entries.len()].into_boxed_slice(),
@@ -374,6 +381,86 @@ impl IndexedClients {
             next = (next + 1) & mask;
         }
         self.index[hole] = 0;
+    }
+}
+
+impl ClientKey {
+    fn encode(self, e: &mut Encoder) {
+        e.word(self.low);
+        e.word(self.high);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, CodecError> {
+        Ok(Self {
+            low: d.word()?,
+            high: d.word()?,
+        })
+    }
+}
+
+impl TopClients {
+    /// Writes the clients: which form, then each client and its count (a full list's
+    /// index is not written: it is rebuilt).
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        let entries = |e: &mut Encoder, entries: &[(ClientKey, u64)]| {
+            e.count(entries.len() as u64);
+            for &(key, n) in entries {
+                key.encode(e);
+                e.count(n);
+            }
+        };
+        match self {
+            TopClients::OneV4 { address, queries } => {
+                e.u8(0);
+                e.count(u64::from(*address));
+                e.count(*queries);
+            }
+            TopClients::Few(few) => {
+                e.u8(1);
+                entries(e, few);
+            }
+            TopClients::Full(full) => {
+                e.u8(2);
+                entries(e, &full.entries);
+            }
+        }
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote: a client never twice, a full list of
+    /// one client at least and at most what an index addresses.
+    pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Self, CodecError> {
+        let entries = |d: &mut Decoder<'_>| -> Result<Vec<(ClientKey, u64)>, CodecError> {
+            let n = d.items(MAX_INDEXED, 17, "more clients than a list holds")?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push((ClientKey::decode(d)?, d.count()?));
+            }
+            let mut keys: Vec<ClientKey> = entries.iter().map(|&(k, _)| k).collect();
+            keys.sort_unstable();
+            if keys.windows(2).any(|w| w[0] == w[1]) {
+                return Err(CodecError::Invalid("the same client twice"));
+            }
+            Ok(entries)
+        };
+        Ok(match d.u8()? {
+            0 => TopClients::OneV4 {
+                address: d.count_at_most(u64::from(u32::MAX), "an IPv4 address past 32 bits")?
+                    as u32,
+                queries: d.count()?,
+            },
+            1 => TopClients::Few(entries(d)?),
+            2 => {
+                let full = entries(d)?;
+                if full.is_empty() {
+                    return Err(CodecError::Invalid("a full list of no client"));
+                }
+                if full.windows(2).any(|w| w[0].1 < w[1].1) {
+                    return Err(CodecError::Invalid("a full list not heaviest first"));
+                }
+                TopClients::Full(Box::new(IndexedClients::in_order(full)))
+            }
+            _ => return Err(CodecError::Invalid("an unknown form of clients")),
+        })
     }
 }
 

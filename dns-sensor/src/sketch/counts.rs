@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use super::clients::{ClientKey, TopClients};
+use super::codec::{CodecError, Decoder, Encoder};
 use super::names::UniqueNames;
 use super::samples::{SampleNames, Samples};
 use super::shard::heap_block;
@@ -235,6 +236,38 @@ fn change(before: usize, after: usize) -> isize {
 impl Default for DomainCounts {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl DomainCounts {
+    /// Writes the counts, each part after the other.
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        e.count(self.requests);
+        e.count(self.responses);
+        e.count(self.bytes_in);
+        e.count(self.bytes_out);
+        self.names.encode(e);
+        self.clients.encode(e);
+        self.qtypes.encode(e);
+        self.samples.encode(e);
+        e.count(u64::from(self.last_seen));
+        e.count(u64::from(self.prior_names));
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote.
+    pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Self, CodecError> {
+        Ok(Self {
+            requests: d.count()?,
+            responses: d.count()?,
+            bytes_in: d.count()?,
+            bytes_out: d.count()?,
+            names: UniqueNames::decode(d)?,
+            clients: TopClients::decode(d)?,
+            qtypes: TopCounts::decode(d, MAX_QTYPES)?,
+            samples: Samples::decode(d)?,
+            last_seen: d.count_at_most(u64::from(u32::MAX), "a record clock past 32 bits")? as u32,
+            prior_names: d.count_at_most(u64::from(u16::MAX), "prior names past 16 bits")? as u16,
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! The unique-name estimate past the exact limit: a HyperLogLog over the same 64-bit
 //! name hashes (see the module above for why this one and not hyperloglogplus).
 
+use super::codec::{CodecError, Decoder, Encoder};
+
 /// Precision (log2 of the register count) of the unique-name estimate past the exact
 /// limit: 2^15 one-byte registers (32 KiB per estimated domain per slot), standard error
 /// 1.04/sqrt(2^15) = 0.57 %, so the 2 % bound is 3.5 standard errors. p=14 (0.81 %)
@@ -108,6 +110,30 @@ fn tau(mut x: f64) -> f64 {
         }
     }
     z / 3.0
+}
+
+impl Hll {
+    /// Writes the registers.
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        e.bytes(&self.registers);
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote: every register, none past the
+    /// largest rank.
+    pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Self, CodecError> {
+        let registers = d.bytes(HLL_REGISTERS, "HyperLogLog registers")?;
+        if registers.len() != HLL_REGISTERS {
+            return Err(CodecError::Invalid("a HyperLogLog of another precision"));
+        }
+        if registers.iter().any(|&r| usize::from(r) > HLL_Q + 1) {
+            return Err(CodecError::Invalid(
+                "a HyperLogLog register past its largest rank",
+            ));
+        }
+        Ok(Self {
+            registers: registers.into(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@
 //! ([`NameHistory`]: earlier slots, and the door of a full shard).
 
 mod clients;
+pub mod codec;
 mod counts;
 mod history;
 mod hll;

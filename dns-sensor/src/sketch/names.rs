@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::codec::{CodecError, Decoder, Encoder};
 use super::hll::{Hll, HLL_REGISTERS};
 use super::shard::heap_block;
 use super::top::push_stepped;
@@ -228,6 +229,84 @@ impl UniqueNames {
                 heap_block(HLL_REGISTERS) + heap_block(size_of::<Hll>())
             }
         }
+    }
+}
+
+/// Most hashes a set of names is read back with: far past any exact limit in use.
+const MAX_DECODED_NAMES: usize = 1 << 20;
+
+impl UniqueNames {
+    /// Writes the names: which form, then its hashes or its estimate.
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        match self {
+            UniqueNames::Empty => e.u8(0),
+            UniqueNames::One(hash) => {
+                e.u8(1);
+                e.word(*hash);
+            }
+            UniqueNames::Two([a, b]) => {
+                e.u8(2);
+                e.word(*a);
+                e.word(*b);
+            }
+            UniqueNames::Few(hashes) => {
+                e.u8(3);
+                e.count(hashes.len() as u64);
+                hashes.iter().for_each(|&h| e.word(h));
+            }
+            UniqueNames::Many(set) => {
+                e.u8(4);
+                e.count(set.len() as u64);
+                set.iter().for_each(|&h| e.word(h));
+            }
+            UniqueNames::Estimated { hll, floor } => {
+                e.u8(5);
+                hll.encode(e);
+                e.count(*floor);
+            }
+        }
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote; the same hash twice is refused.
+    pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Self, CodecError> {
+        Ok(match d.u8()? {
+            0 => UniqueNames::Empty,
+            1 => UniqueNames::One(d.word()?),
+            2 => {
+                let two = [d.word()?, d.word()?];
+                if two[0] == two[1] {
+                    return Err(CodecError::Invalid("the same name twice"));
+                }
+                UniqueNames::Two(two)
+            }
+            3 => {
+                let n = d.items(FEW_NAMES, 8, "more names than a short list holds")?;
+                let mut hashes = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let hash = d.word()?;
+                    if hashes.contains(&hash) {
+                        return Err(CodecError::Invalid("the same name twice"));
+                    }
+                    hashes.push(hash);
+                }
+                UniqueNames::Few(hashes)
+            }
+            4 => {
+                let n = d.items(MAX_DECODED_NAMES, 8, "more names than a set holds")?;
+                let mut set = HashSet::with_capacity_and_hasher(n, SetState::default());
+                for _ in 0..n {
+                    if !set.insert(d.word()?) {
+                        return Err(CodecError::Invalid("the same name twice"));
+                    }
+                }
+                UniqueNames::Many(Box::new(set))
+            }
+            5 => UniqueNames::Estimated {
+                hll: Box::new(Hll::decode(d)?),
+                floor: d.count()?,
+            },
+            _ => return Err(CodecError::Invalid("an unknown form of names")),
+        })
     }
 }
 

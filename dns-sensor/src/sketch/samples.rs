@@ -1,5 +1,6 @@
 //! A few sample names per domain, in one block.
 
+use super::codec::{CodecError, Decoder, Encoder};
 use super::shard::heap_block;
 
 /// A few distinct names, in one block: a count byte, then each name as a little-endian
@@ -61,6 +62,40 @@ impl<'a> Iterator for SampleNames<'a> {
         let (name, rest) = rest.split_at(len);
         self.rest = rest;
         Some(name)
+    }
+}
+
+/// Largest block of samples read back: 255 names of 255 bytes and their lengths.
+const MAX_DECODED_SAMPLES: usize = 1 + 255 * (2 + 255);
+
+impl Samples {
+    /// Writes the block as it is.
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        e.bytes(&self.buf);
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote: a block whose count byte says how
+    /// many names it holds, each whole, and nothing after them.
+    pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Self, CodecError> {
+        let buf = d.bytes(MAX_DECODED_SAMPLES, "a block of samples too large")?;
+        if let Some((&count, mut rest)) = buf.split_first() {
+            for _ in 0..count {
+                let [lo, hi, tail @ ..] = rest else {
+                    return Err(CodecError::Invalid("a sample name cut short"));
+                };
+                let len = usize::from(u16::from_le_bytes([*lo, *hi]));
+                if tail.len() < len {
+                    return Err(CodecError::Invalid("a sample name cut short"));
+                }
+                rest = &tail[len..];
+            }
+            if !rest.is_empty() || count == 0 {
+                return Err(CodecError::Invalid(
+                    "a block of samples with bytes to spare",
+                ));
+            }
+        }
+        Ok(Self { buf: buf.into() })
     }
 }
 

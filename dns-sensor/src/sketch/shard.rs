@@ -8,6 +8,7 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::codec::{CodecError, Decoder, Encoder};
 use super::counts::DomainCounts;
 use super::history::NameHistory;
 use super::SketchSettings;
@@ -534,6 +535,50 @@ impl Shard {
     }
 }
 
+/// Most domains a shard is read back with: far past any shard's room.
+const MAX_DECODED_DOMAINS: usize = 1 << 24;
+
+/// Longest registered domain read back: a DNS name is at most 255 bytes.
+const MAX_DOMAIN_BYTES: usize = 255;
+
+impl Shard {
+    /// Writes the closed shard: its start, what it lost, its clock, and each domain
+    /// with its counts.
+    pub fn encode(&self, e: &mut Encoder) {
+        e.word(self.start);
+        e.count(self.shed);
+        e.count(self.evicted);
+        e.count(self.records);
+        e.count(self.domains.len() as u64);
+        for (domain, counts) in &self.domains {
+            e.bytes(domain);
+            counts.encode(e);
+        }
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote into a shard counted with
+    /// `settings` (held to its room as any shard is); a domain twice is refused.
+    pub fn decode(d: &mut Decoder<'_>, settings: &SketchSettings) -> Result<Self, CodecError> {
+        let start = d.word()?;
+        let (shed, evicted, records) = (d.count()?, d.count()?, d.count()?);
+        let n = d.items(MAX_DECODED_DOMAINS, 2, "more domains than a shard holds")?;
+        let mut shard = Shard::new(start, settings).sized_for(n);
+        for _ in 0..n {
+            let domain = d.bytes(MAX_DOMAIN_BYTES, "a domain longer than a DNS name")?;
+            let counts = DomainCounts::decode(d)?;
+            let hash = domain_hash(&shard.hasher, domain);
+            if shard.domains.find(hash, |(d, _)| **d == *domain).is_some() {
+                return Err(CodecError::Invalid("the same domain twice in a slot"));
+            }
+            shard.admit(hash, DomainKey::from_slice(domain), Box::new(counts));
+        }
+        shard.shed = shard.shed.saturating_add(shed);
+        shard.evicted = shard.evicted.saturating_add(evicted);
+        shard.records = shard.records.max(records);
+        Ok(shard)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,5 +856,105 @@ mod tests {
         );
         let held = merged.len() as u64 - 1;
         assert_eq!(merged.evicted_domains() + held, 8 * 5_000);
+    }
+
+    /// A shard holding every form the counts take: one name, two, a short list, a
+    /// set, an estimate; one IPv4 client, a few, a full list with an IPv6 one; query
+    /// types and samples; and a response-only domain.
+    fn every_form() -> Shard {
+        let settings = SketchSettings::default();
+        let mut shard = Shard::new(1_800_000_000 * crate::NANOS_PER_SEC, &settings);
+        for (domain, names, clients) in [
+            ("one.example", 1u64, 1u32),
+            ("two.example", 2, 1),
+            ("few.example", 20, 3),
+            ("many.example", 300, 70),
+            ("estimated.example", 3000, 2),
+        ] {
+            for i in 0..names {
+                let name = format!("n{i}.{domain}");
+                let client = match i as u32 % clients {
+                    0 if clients > 2 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+                    c => IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + c)),
+                };
+                let qtype = [1, 28, 16][i as usize % 3];
+                shard.record_query(domain.as_bytes(), name.as_bytes(), client, qtype, 60);
+                shard.record_response(domain.as_bytes(), 120);
+            }
+        }
+        shard.record_response(b"answers-only.example", 90);
+        shard
+    }
+
+    fn same_counts(a: &Shard, b: &Shard) {
+        assert_eq!(a.start(), b.start());
+        assert_eq!(a.len(), b.len());
+        assert_eq!(
+            (a.shed_records(), a.evicted_domains()),
+            (b.shed_records(), b.evicted_domains())
+        );
+        for (domain, mine) in a.domains() {
+            let theirs = b.get(domain).expect("the same domains");
+            let name = String::from_utf8_lossy(domain);
+            assert_eq!(mine.unique_names(), theirs.unique_names(), "{name}");
+            assert_eq!(mine.is_estimated(), theirs.is_estimated(), "{name}");
+            assert_eq!(mine.requests(), theirs.requests(), "{name}");
+            assert_eq!(mine.bytes_in(), theirs.bytes_in(), "{name}");
+            assert_eq!(mine.bytes_out(), theirs.bytes_out(), "{name}");
+            assert_eq!(mine.top_clients(100), theirs.top_clients(100), "{name}");
+            assert_eq!(mine.qtypes(), theirs.qtypes(), "{name}");
+            let samples =
+                |c: &DomainCounts| c.sample_names().map(<[u8]>::to_vec).collect::<Vec<_>>();
+            assert_eq!(samples(mine), samples(theirs), "{name}");
+            // Read back at their lengths, not at the capacities they had grown to.
+            assert!(theirs.heap_bytes() <= mine.heap_bytes(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_shard_reads_back_as_it_was_written() {
+        let shard = every_form();
+        let mut e = Encoder::new();
+        shard.encode(&mut e);
+        let bytes = e.into_bytes();
+        let mut d = Decoder::new(&bytes);
+        let read = Shard::decode(&mut d, shard.settings()).expect("reads back");
+        assert!(d.is_empty());
+        same_counts(&shard, &read);
+        // Counting goes on in the read shard as in the written one.
+        let (mut a, mut b) = (shard.clone(), read);
+        for s in [&mut a, &mut b] {
+            s.record_query(b"many.example", b"new.many.example", CLIENT, 1, 60);
+            s.record_query(b"fresh.example", b"a.fresh.example", CLIENT, 1, 60);
+        }
+        same_counts(&a, &b);
+    }
+
+    #[test]
+    fn damaged_shard_bytes_are_refused_or_read_never_a_panic() {
+        // A small shard, so that every cut and every flipped bit can be tried.
+        let mut shard = Shard::new(0, &SketchSettings::default());
+        for i in 0..40 {
+            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i % 3));
+            shard.record_query(b"pirate.sea", &name(u64::from(i)), client, 10, 75);
+        }
+        shard.record_query(b"one.example", b"a.one.example", CLIENT, 1, 60);
+        let mut e = Encoder::new();
+        shard.encode(&mut e);
+        let bytes = e.into_bytes();
+        for cut in 0..bytes.len() {
+            let mut d = Decoder::new(&bytes[..cut]);
+            assert!(
+                Shard::decode(&mut d, shard.settings()).is_err(),
+                "cut at {cut}"
+            );
+        }
+        for at in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut flipped = bytes.clone();
+                flipped[at] ^= 1 << bit;
+                let _ = Shard::decode(&mut Decoder::new(&flipped), shard.settings());
+            }
+        }
     }
 }

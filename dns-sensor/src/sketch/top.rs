@@ -3,6 +3,7 @@
 
 use smallvec::SmallVec;
 
+use super::codec::{CodecError, Decoder, Encoder};
 use super::shard::heap_block;
 
 /// Pushes `item`, growing the vector by `step` elements at a time rather than doubling:
@@ -112,6 +113,31 @@ impl<K: Copy + Eq + Ord, const INLINE: usize> TopCounts<K, INLINE> {
         } else {
             0
         }
+    }
+}
+
+impl<const INLINE: usize> TopCounts<u16, INLINE> {
+    /// Writes the counts, by key.
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        e.count(self.entries.len() as u64);
+        for &(key, n) in &self.entries {
+            e.count(u64::from(key));
+            e.count(n);
+        }
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote: at most `bound` keys, none twice.
+    pub(super) fn decode(d: &mut Decoder<'_>, bound: usize) -> Result<Self, CodecError> {
+        let n = d.items(bound, 2, "more counts than are kept")?;
+        let mut entries = SmallVec::with_capacity(n);
+        for _ in 0..n {
+            let key = d.count_at_most(u64::from(u16::MAX), "a key past 16 bits")? as u16;
+            if entries.iter().any(|&(k, _)| k == key) {
+                return Err(CodecError::Invalid("the same key counted twice"));
+            }
+            entries.push((key, d.count()?));
+        }
+        Ok(Self { entries })
     }
 }
 
