@@ -14,6 +14,7 @@ use crate::sketch::{DomainCounts, Shard};
 use crate::{Nanos, NANOS_PER_SEC};
 
 mod bounds;
+pub mod snapshot;
 
 use bounds::WindowBounds;
 
@@ -410,10 +411,10 @@ mod tests {
     use crate::sketch::SketchSettings;
     use std::net::Ipv4Addr;
 
-    const MIN: Nanos = 60 * NANOS_PER_SEC;
-    const HOUR: Nanos = 60 * MIN;
+    pub(super) const MIN: Nanos = 60 * NANOS_PER_SEC;
+    pub(super) const HOUR: Nanos = 60 * MIN;
     /// A start aligned to 4 h (and so to 15 min): 2027-01-15T08:00:00Z.
-    const T0: Nanos = 1_800_000_000 * NANOS_PER_SEC;
+    pub(super) const T0: Nanos = 1_800_000_000 * NANOS_PER_SEC;
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 30));
 
     #[test]
@@ -483,7 +484,7 @@ mod tests {
 
     /// One shard per slot holding `count` distinct names `first..first + count` of
     /// `domain`.
-    fn shard(start: Nanos, domain: &str, first: u64, count: u64) -> Shard {
+    pub(super) fn shard(start: Nanos, domain: &str, first: u64, count: u64) -> Shard {
         let mut shard = Shard::new(start, &SketchSettings::default());
         for i in first..first + count {
             shard.record_query(domain.as_bytes(), &name(domain, i), CLIENT, 10, 75);
