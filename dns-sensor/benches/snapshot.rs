@@ -51,7 +51,7 @@ fn main() {
         window.bytes() as f64 / f64::from(1u32 << 20)
     );
     let t = Instant::now();
-    let bytes = window.to_snapshot(0);
+    let bytes = window.to_snapshot(0, None);
     let encoded = t.elapsed();
     let t = Instant::now();
     let path = write_snapshot(&dir, &bytes).expect("written");

@@ -2170,3 +2170,108 @@ impl OutputWithStdin for Command {
         (out.status.success(), said)
     }
 }
+
+#[test]
+#[ignore = "root: cargo xtask test-live"]
+fn a_run_killed_with_sigkill_goes_on_from_its_kept_window() {
+    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
+
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let pair = VethPair::with_queues("k", 1);
+    let dir = std::env::temp_dir().join(format!("dnss-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("dirs");
+    let alerts = dir.join("alerts.json");
+    let config = dir.join("sensor.toml");
+    // 40 names over the kill: 20 before, 20 after. Only the two halves together pass
+    // the threshold of 30.
+    std::fs::write(
+        &config,
+        format!(
+            "threshold = 30\nwindow = \"1m\"\ninterval = \"1s\"\nstate_directory = \"{}\"\n\
+             [output.file]\npath = \"{}\"\n",
+            state.display(),
+            alerts.display()
+        ),
+    )
+    .expect("config");
+    let start = || {
+        KillOnDrop(
+            Command::new("ip")
+                .args(["netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b])
+                .arg("--config")
+                .arg(&config)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn dns-sensor"),
+        )
+    };
+    let flow = Flow::to_dns(
+        "10.231.0.1".parse().expect("ip"),
+        40_000,
+        "10.231.0.2".parse().expect("ip"),
+    );
+    let send = |names: std::ops::Range<u16>| {
+        let frames: Vec<Vec<u8>> = names
+            .map(|n| {
+                let name = format!("n{n}.kept.example");
+                udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
+            })
+            .collect();
+        let if_a = pair.if_a.clone();
+        VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
+            .join()
+            .expect("sent");
+    };
+    let snapshot = state.join("window.snapshot");
+    let mut first = start();
+    thread::sleep(Duration::from_secs(2));
+    send(0..20);
+    // Snapshots follow every second's evaluation: wait for one written after the
+    // names' slot closed.
+    let sent = std::time::SystemTime::now();
+    wait_until("a snapshot written after the first half", 10, || {
+        std::fs::metadata(&snapshot)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > sent + Duration::from_millis(1500))
+    });
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(first.0.id() as i32, libc::SIGKILL) };
+    let _ = first.0.wait();
+    assert!(std::fs::read_to_string(&alerts)
+        .unwrap_or_default()
+        .is_empty());
+
+    let mut second = start();
+    thread::sleep(Duration::from_secs(2));
+    send(20..40);
+    let unique = || {
+        std::fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["domain"] == "kept.example")
+            .filter_map(|v| v["unique_hostnames"].as_u64())
+            .next_back()
+    };
+    wait_until("the alert on both halves", 10, || unique().is_some());
+    assert_eq!(
+        unique(),
+        Some(40),
+        "the names from before the kill were kept"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(second.0.id() as i32, libc::SIGTERM) };
+    let status = second.0.wait().expect("stopped");
+    let mut err = String::new();
+    if let Some(mut e) = second.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "{err}");
+    assert!(err.contains("state: window restored from"), "{err}");
+    assert!(err.contains("state: the window is kept in"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -65,7 +65,7 @@ impl FileSink {
 
 /// Whether this process may create files in `dir` (write and search permission for its
 /// effective user and groups), as the kernel would decide it.
-fn may_create_in(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn may_create_in(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;

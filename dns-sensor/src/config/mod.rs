@@ -120,6 +120,9 @@ pub struct Config {
     /// Where alerts go: `[output.stdout]`, `[output.journald]`, `[output.email]`,
     /// `[output.file]`.
     pub output: OutputConfig,
+    /// Where `run` keeps the window across restarts (a directory it may write: the
+    /// package's unit gives it `/var/lib/dns-sensor`); none: it is not kept.
+    pub state_directory: Option<PathBuf>,
     /// How `run` captures: `[live]`.
     pub live: LiveConfig,
     /// The live run's Prometheus endpoint: `[metrics]`.
@@ -145,6 +148,7 @@ impl Default for Config {
             whitelist_files: Vec::new(),
             memory_cap: DEFAULT_MEMORY_CAP,
             output: OutputConfig::default(),
+            state_directory: None,
             live: LiveConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -373,8 +377,12 @@ memory_cap = "256MiB"
             "/../deploy/dns-sensor.toml"
         ));
         let shipped = Config::load(path).unwrap();
-        // The one deliberate difference: the installed appliance writes to its journal.
-        let mut expected = Config::default();
+        // The deliberate differences: the installed appliance keeps its window in its
+        // state directory and writes to its journal.
+        let mut expected = Config {
+            state_directory: Some(PathBuf::from("/var/lib/dns-sensor")),
+            ..Config::default()
+        };
         expected.output.journald.enabled = true;
         expected.output.file.format = crate::alert::Format::Ecs;
         assert_eq!(shipped, expected);

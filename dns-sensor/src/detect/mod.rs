@@ -324,6 +324,12 @@ impl Detector {
     pub fn tracked(&self) -> usize {
         self.slots.values().map(Shard::len).sum()
     }
+    /// The start of the oldest slot held and the end of the newest, if any is.
+    pub fn held_span(&self) -> Option<(Nanos, Nanos)> {
+        let first = *self.slots.keys().next()?;
+        let last = *self.slots.keys().next_back()?;
+        Some((first, last.saturating_add(self.slot)))
+    }
     /// Slots held.
     pub fn slots(&self) -> usize {
         self.slots.len()

@@ -61,19 +61,24 @@ pub struct Restored {
     pub detector: Detector,
     /// When the snapshot was written (wall clock, nanoseconds since the epoch).
     pub written_at: Nanos,
+    /// The interval boundaries evaluated up to then (none: not one yet).
+    pub evaluated_until: Option<Nanos>,
     /// As [`Detector::reconfigure`] returns it: when the restored rule's interval
     /// differs, the end of the latest slot that spans one of its boundaries.
     pub skip_before: Option<Nanos>,
 }
 
 impl Detector {
-    /// The window as a snapshot's bytes, stamped `written_at`: the slot length, the
-    /// latest slot start and evaluation horizon, what was lost (late shards, shed
-    /// records, evicted domains), each reported domain and when, and each slot. The
-    /// bounds are not written: they are recounted from the slots.
-    pub fn to_snapshot(&self, written_at: Nanos) -> Vec<u8> {
+    /// The window as a snapshot's bytes, stamped `written_at`, with the boundaries
+    /// evaluated up to `evaluated_until` (what the coordinator had done, so that a
+    /// restart does not evaluate them again): the slot length, the latest slot start
+    /// and evaluation horizon, what was lost (late shards, shed records, evicted
+    /// domains), each reported domain and when, and each slot. The bounds are not
+    /// written: they are recounted from the slots.
+    pub fn to_snapshot(&self, written_at: Nanos, evaluated_until: Option<Nanos>) -> Vec<u8> {
         let mut e = Encoder::new();
         e.word(written_at);
+        e.count(evaluated_until.map_or(0, |t| t.saturating_add(1)));
         e.word(self.slot);
         e.count(self.newest.map_or(0, |n| n.saturating_add(1)));
         e.word(self.horizon);
@@ -126,6 +131,7 @@ impl Detector {
         }
         let mut d = Decoder::new(body);
         let written_at = d.word()?;
+        let evaluated_until = d.count()?.checked_sub(1);
         let slot = d.word()?;
         if slot == 0 {
             return Err(CodecError::Invalid("a slot length of zero").into());
@@ -168,6 +174,7 @@ impl Detector {
         Ok(Restored {
             detector,
             written_at,
+            evaluated_until,
             skip_before,
         })
     }
@@ -220,9 +227,10 @@ mod tests {
     #[test]
     fn a_restored_window_alerts_as_the_one_written_would_have() {
         let mut written = window();
-        let bytes = written.to_snapshot(T0 + 4 * HOUR + MIN);
+        let bytes = written.to_snapshot(T0 + 4 * HOUR + MIN, Some(T0 + 4 * HOUR));
         let restored = restore(&bytes).expect("reads back");
         assert_eq!(restored.written_at, T0 + 4 * HOUR + MIN);
+        assert_eq!(restored.evaluated_until, Some(T0 + 4 * HOUR));
         assert_eq!(restored.skip_before, None);
         let mut read = restored.detector;
         assert_eq!(
@@ -247,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_restore_under_a_new_interval_names_what_to_skip() {
-        let bytes = window().to_snapshot(T0);
+        let bytes = window().to_snapshot(T0, None);
         let every_ten = RuleSettings {
             interval: 10 * MIN,
             ..RuleSettings::default()
@@ -264,7 +272,7 @@ mod tests {
             let mut d = Detector::new(RuleSettings::default());
             d.add(shard(T0, "small.org", 0, 3));
             d.evaluate(T0 + 15 * MIN);
-            d.to_snapshot(T0)
+            d.to_snapshot(T0, None)
         };
         restore(&bytes).expect("the whole one reads");
         assert!(matches!(
@@ -304,12 +312,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         assert!(read_snapshot(&dir).expect("readable").is_none());
-        let first = window().to_snapshot(T0);
+        let first = window().to_snapshot(T0, None);
         write_snapshot(&dir, &first).expect("written");
         // A temporary file a crash left behind changes nothing.
         std::fs::write(dir.join(format!("{SNAPSHOT_FILE}.tmp")), b"half").expect("left");
         assert_eq!(read_snapshot(&dir).expect("readable"), Some(first));
-        let second = Detector::new(RuleSettings::default()).to_snapshot(T0 + HOUR);
+        let second = Detector::new(RuleSettings::default()).to_snapshot(T0 + HOUR, None);
         write_snapshot(&dir, &second).expect("written again");
         assert_eq!(read_snapshot(&dir).expect("readable"), Some(second));
         let names: Vec<_> = std::fs::read_dir(&dir)

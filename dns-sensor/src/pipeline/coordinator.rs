@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::state::StateWriter;
 use super::PipelineError;
 use super::{nonzero_counts, Reload, ToCoordinator, WorkerStats};
 use crate::alert::{QueueStats, Sink};
+use crate::detect::snapshot::Restored;
 use crate::detect::{spans_a_boundary, Alert, Detector, RuleSettings};
 use crate::Nanos;
 
@@ -147,6 +149,8 @@ pub struct Coordinator {
     /// if anyone reads them.
     gauges: Option<Arc<WindowGauges>>,
     heartbeat: Option<Heartbeat>,
+    /// Where the window is kept across restarts, if anywhere.
+    state: Option<StateWriter>,
 }
 
 impl Coordinator {
@@ -165,7 +169,29 @@ impl Coordinator {
             last_evaluation_nanos: 0,
             gauges: None,
             heartbeat: None,
+            state: None,
         }
+    }
+
+    /// Goes on from a window kept by an earlier run: its slots, its reports, the
+    /// boundaries it had evaluated.
+    pub fn with_restored(mut self, restored: Restored) -> Self {
+        self.detector = restored.detector;
+        self.evaluated_until = restored.evaluated_until;
+        if let Some(end) = restored.skip_before {
+            self.skip_before = self.skip_before.max(end);
+        }
+        self.data_span = self.detector.held_span();
+        self.summary.peak_domains = self.detector.tracked();
+        self.summary.peak_bytes = self.detector.bytes();
+        self
+    }
+
+    /// Keeps the window with `state`: a snapshot after every round of evaluations,
+    /// and one at the end of the run.
+    pub fn with_state(mut self, state: StateWriter) -> Self {
+        self.state = Some(state);
+        self
     }
 
     /// Publishes the window's figures into `gauges` after every slot.
@@ -236,7 +262,11 @@ impl Coordinator {
                     self.summary.evicted_domains = self.detector.evicted_domains_total();
                     self.summary.late_shards = self.detector.late_shards();
                     self.frontier[worker] = Some(next_start);
+                    let evaluated = self.evaluated_until;
                     self.evaluate_passed_boundaries()?;
+                    if self.evaluated_until != evaluated {
+                        self.keep_state();
+                    }
                     self.publish_gauges();
                 }
                 ToCoordinator::Done {
@@ -269,7 +299,25 @@ impl Coordinator {
                 self.summary.delivery_failures += 1;
             }
         }
+        if let Some(state) = self.state.take() {
+            state.finish(
+                self.detector
+                    .to_snapshot(wall_clock(), self.evaluated_until),
+            );
+        }
         Ok((self.summary, self.detector))
+    }
+
+    /// Hands the window to the state writer, if there is one.
+    fn keep_state(&self) {
+        if let Some(state) = &self.state {
+            let bytes = self
+                .detector
+                .to_snapshot(wall_clock(), self.evaluated_until);
+            if !state.offer(bytes) {
+                log::debug!("state: the last snapshot is still being written; this one is skipped");
+            }
+        }
     }
 
     /// Stores the window's figures where the gauges' reader looks (after a slot is
@@ -438,6 +486,13 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// Now, in nanoseconds since the epoch: when a snapshot is written.
+fn wall_clock() -> Nanos {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// What a reload changes in the rule, for its log line: `threshold 200 -> 150, window

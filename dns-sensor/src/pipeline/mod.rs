@@ -12,6 +12,7 @@
 //! - [`coordinator`]: the window, the rule's evaluations and the alerts' delivery;
 //! - [`message`]: what the coordinator is told, and by whom;
 //! - [`reload`]: new settings for a running pipeline;
+//! - [`state`]: the window kept across restarts in the state directory;
 //! - [`budget`]: how the memory cap is shared between the shards alive at once;
 //! - [`mod@replay`] and [`frames`]: runners over capture files and frames in memory;
 //! - `live` (with the `live` feature): the runner over an interface's receive queues.
@@ -24,6 +25,7 @@ pub mod live;
 pub mod message;
 pub mod reload;
 pub mod replay;
+pub mod state;
 pub mod worker;
 
 pub use budget::{history_bytes, history_halving, shard_budget, ShardBudget};

@@ -45,6 +45,10 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
     let settings = config.settings().map_err(|e| e.to_string())?;
     Classifier::new(&settings.domain).map_err(|e| e.to_string())?;
     outputs.check().map_err(|e| e.to_string())?;
+    if let Some(dir) = &config.state_directory {
+        dns_sensor::pipeline::state::check_directory(dir)
+            .map_err(|e| format!("state_directory {}: {e}", dir.display()))?;
+    }
     let from_files = settings.domain.whitelist.len() - config.whitelist.len();
     Ok(vec![
         format!(
@@ -75,6 +79,10 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
         ),
         format!("outputs of `run`: {}", describe(&outputs)),
         describe_live(&config.live),
+        match &config.state_directory {
+            Some(dir) => format!("state: `run` keeps the window in {}", dir.display()),
+            None => "state: the window is not kept across restarts".to_owned(),
+        },
         match config.metrics.listen {
             Some(address) => format!("metrics: served at http://{address}/metrics by `run`"),
             None => "metrics: off".to_owned(),

@@ -175,6 +175,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
     };
     let mut live = live_settings(&args.interface, &live_config, &config.ports);
     live.metrics = config.metrics.listen;
+    live.state_directory = config.state_directory.clone();
     match live::run(&settings, &live, sinks, &control) {
         Ok(report) => {
             let k = &report.kernel;

@@ -25,6 +25,7 @@ use crate::{
     },
     domain::Classifier,
     pipeline::{
+        state::{self, StateWriter},
         Coordinator, PipelineError, ReadSettings, Reload, RunSummary, Settings, ToCoordinator,
         WindowGauges, Worker, WorkerSettings, WorkerUpdates,
     },
@@ -60,6 +61,8 @@ pub struct LiveSettings {
     pub pin: bool,
     /// Where to serve the Prometheus endpoint (none: nowhere).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where the window is kept across restarts (none: nowhere).
+    pub state_directory: Option<std::path::PathBuf>,
 }
 
 impl LiveSettings {
@@ -74,6 +77,7 @@ impl LiveSettings {
             stats_every: Duration::from_secs(60),
             pin: true,
             metrics: None,
+            state_directory: None,
         }
     }
 }
@@ -93,6 +97,14 @@ pub enum LiveError {
     /// A thread could not be started or died.
     #[error("thread {0}: could not start or panicked")]
     Thread(String),
+    /// The state directory cannot be used.
+    #[error("state_directory {path}: {source}")]
+    State {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The metrics endpoint could not listen.
     #[error("metrics: cannot listen on {address}: {source}")]
     Metrics {
@@ -119,6 +131,7 @@ impl LiveError {
             ) | LiveError::Socket(AfXdpError::BadSettings(_))
                 | LiveError::Pipeline(PipelineError::Domain(_))
                 | LiveError::Metrics { .. }
+                | LiveError::State { .. }
         )
     }
 }
@@ -243,6 +256,13 @@ pub fn run(
     xdp::check_capabilities()?;
     let queues = live.queues.unwrap_or(info.rx_queues).max(1);
     let classifier = Arc::new(Classifier::new(&settings.domain).map_err(PipelineError::from)?);
+    let state = match &live.state_directory {
+        Some(dir) => Some(StateWriter::start(dir).map_err(|source| LiveError::State {
+            path: dir.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
 
     let mut program = XdpProgram::load(&live.xdp)?;
     let attach = program.attach(&live.interface, live.xdp.attach)?;
@@ -285,7 +305,7 @@ pub fn run(
         }
         None => None,
     };
-    let coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
+    let mut coordinator = Coordinator::new(&settings.rule, sockets.len(), sinks)
         .with_gauges(Arc::clone(&gauges))
         .with_heartbeat(supervisor::heartbeat(
             Arc::clone(&control.supervisor),
@@ -293,6 +313,13 @@ pub fn run(
             started,
             live.interface.clone(),
         ));
+    if let (Some(dir), Some(state)) = (&live.state_directory, state) {
+        let now = queue::now_nanos();
+        if let Some(restored) = state::restore(dir, &settings.rule, &settings.sketch, now) {
+            coordinator = coordinator.with_restored(restored);
+        }
+        coordinator = coordinator.with_state(state);
+    }
     let coordinating = thread::Builder::new()
         .name("dns-sensor-coordinator".into())
         .spawn(move || coordinator.run(from_workers))

@@ -85,7 +85,8 @@ pub(super) fn queue_loop(
     result
 }
 
-fn now_nanos() -> Nanos {
+/// Now, in nanoseconds since the epoch: the live clock.
+pub(super) fn now_nanos() -> Nanos {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

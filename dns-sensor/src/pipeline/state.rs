@@ -1,0 +1,141 @@
+//! The window kept in the state directory (`state_directory`), so that a restart, an
+//! upgrade or a crash does not throw four hours of evidence away: the coordinator
+//! hands a snapshot to a writer thread after every round of evaluations and writes
+//! one last at the end of the run; a run that starts restores the one it finds, when
+//! it is younger than the window.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::detect::snapshot::{read_snapshot, write_snapshot, Restored, SNAPSHOT_FILE};
+use crate::detect::{Detector, RuleSettings};
+use crate::sketch::SketchSettings;
+use crate::Nanos;
+
+/// Writes the snapshots it is handed, one at a time, on a thread of its own: the
+/// coordinator only encodes them.
+pub struct StateWriter {
+    dir: PathBuf,
+    to_writer: Option<Sender<Vec<u8>>>,
+    writing: Option<JoinHandle<()>>,
+}
+
+impl StateWriter {
+    /// A writer of snapshots into `dir` ([`check_directory`] first).
+    pub fn start(dir: &Path) -> std::io::Result<Self> {
+        check_directory(dir)?;
+        // One waiting: a snapshot handed in while another is written replaces nothing,
+        // it is dropped (the next round writes a newer one).
+        let (to_writer, from_coordinator) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        let target = dir.to_path_buf();
+        let writing = std::thread::Builder::new()
+            .name("dns-sensor-state".into())
+            .spawn(move || {
+                for bytes in from_coordinator {
+                    if let Err(e) = write_snapshot(&target, &bytes) {
+                        log::error!(
+                            "state: writing {}: {e}",
+                            target.join(SNAPSHOT_FILE).display()
+                        );
+                    }
+                }
+            })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            to_writer: Some(to_writer),
+            writing: Some(writing),
+        })
+    }
+
+    /// Hands `bytes` to the writer; `false` when it is still writing the last one and
+    /// this one is dropped.
+    pub fn offer(&self, bytes: Vec<u8>) -> bool {
+        match self.to_writer.as_ref().map(|w| w.try_send(bytes)) {
+            Some(Ok(())) => true,
+            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => false,
+        }
+    }
+
+    /// Writes `bytes` after anything already handed in, and waits until it is on
+    /// disk: the end of the run.
+    pub fn finish(mut self, bytes: Vec<u8>) {
+        if let Some(to_writer) = self.to_writer.take() {
+            let _ = to_writer.send(bytes);
+        }
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.join();
+        }
+        log::info!(
+            "state: the window is kept in {}",
+            self.dir.join(SNAPSHOT_FILE).display()
+        );
+    }
+}
+
+impl Drop for StateWriter {
+    fn drop(&mut self) {
+        self.to_writer = None;
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.join();
+        }
+    }
+}
+
+/// Whether `dir` is a directory this process may create the snapshot in, as the
+/// kernel would decide it (creates nothing).
+pub fn check_directory(dir: &Path) -> std::io::Result<()> {
+    if !std::fs::metadata(dir)?.is_dir() {
+        return Err(std::io::Error::other("not a directory"));
+    }
+    crate::alert::file::may_create_in(dir)
+}
+
+/// The window kept in `dir`, under `rule`, if there is one younger than the window
+/// at `now` (wall clock): what was found and why it was not taken is logged, and is
+/// never an error (a run then starts with an empty window, as without one).
+pub fn restore(
+    dir: &Path,
+    rule: &RuleSettings,
+    sketch: &SketchSettings,
+    now: Nanos,
+) -> Option<Restored> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let bytes = match read_snapshot(dir) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            log::info!("state: no window kept in {}: starting empty", dir.display());
+            return None;
+        }
+        Err(e) => {
+            log::warn!("state: reading {}: {e}; starting empty", path.display());
+            return None;
+        }
+    };
+    let restored = match Detector::from_snapshot(&bytes, rule.clone(), sketch) {
+        Ok(restored) => restored,
+        Err(e) => {
+            log::warn!("state: {} is {e}; starting empty", path.display());
+            return None;
+        }
+    };
+    let age = now.saturating_sub(restored.written_at);
+    let age_text =
+        humantime::format_duration(std::time::Duration::from_secs(age / crate::NANOS_PER_SEC));
+    if age >= rule.window {
+        log::info!(
+            "state: the window in {} was kept {age_text} ago, longer than the window: \
+             starting empty",
+            path.display()
+        );
+        return None;
+    }
+    log::info!(
+        "state: window restored from {} (kept {age_text} ago): {} slots, {} domains",
+        path.display(),
+        restored.detector.slots(),
+        restored.detector.tracked()
+    );
+    Some(restored)
+}
