@@ -326,3 +326,73 @@ fn counts_are_exact_to_1000_names_and_estimated_within_2_percent_beyond() {
         &figures,
     );
 }
+
+#[test]
+fn rotated_captures_replayed_one_at_a_time_with_state_alert_as_one_replay() {
+    use dns_sensor::capture::LinkType;
+    use dns_sensor::synth::pcap_bytes;
+
+    // A slow tunnel over three hours in ordinary traffic: it crosses the threshold in
+    // the second hour and is reported again after each realert.
+    let tunnel = Tunnel::new("rotated.example", 450, EPOCH, 3 * HOUR)
+        .build()
+        .0;
+    let frames = with_background(tunnel, EPOCH, 3 * HOUR).into_sorted();
+    let dir = TempDir::new("rotated");
+    let whole = dir.path("whole.pcap");
+    std::fs::write(
+        &whole,
+        pcap_bytes(LinkType::Ethernet, frames.iter().cloned()),
+    )
+    .unwrap();
+    // Cut where no slot begins: 0:47:13 and 2:11:07.
+    let cuts = [
+        EPOCH + 47 * MINUTE + 13_000_000_000,
+        EPOCH + 2 * HOUR + 11 * MINUTE + 7_000_000_000,
+    ];
+    let mut parts = Vec::new();
+    let mut rest = frames.as_slice();
+    for (i, &cut) in cuts.iter().chain(&[u64::MAX]).enumerate() {
+        let n = rest.partition_point(|(ts, _)| *ts < cut);
+        let (part, after) = rest.split_at(n);
+        let path = dir.path(&format!("part-{i}.pcap"));
+        std::fs::write(&path, pcap_bytes(LinkType::Ethernet, part.iter().cloned())).unwrap();
+        parts.push(path);
+        rest = after;
+    }
+    let at_boundary = |a: &Value| {
+        let at = a["@timestamp"].as_str().unwrap_or_default();
+        at.ends_with(":00:00.000Z")
+            || at.ends_with(":15:00.000Z")
+            || at.ends_with(":30:00.000Z")
+            || at.ends_with(":45:00.000Z")
+    };
+    let one = replay_files(&[whole.as_path()], &[]);
+    let expected: Vec<&Value> = one.alerts.iter().filter(|a| at_boundary(a)).collect();
+    assert!(expected.len() >= 2, "{:?}", one.alerts);
+    let state = dir.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut got = Vec::new();
+    for part in &parts {
+        let run = replay_files(&[part.as_path()], &["--state".as_ref(), state.as_os_str()]);
+        assert!(
+            run.stderr.contains("state: the window is kept in"),
+            "{}",
+            run.stderr
+        );
+        got.extend(run.alerts);
+    }
+    // Alert for alert, figure for figure: the names, the clients, the samples, the
+    // window's bounds.
+    assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+}
+
+/// Replays `files` through the binary with `flags`, expecting success.
+fn replay_files(files: &[&std::path::Path], flags: &[&std::ffi::OsStr]) -> Run {
+    let mut args: Vec<std::ffi::OsString> = vec!["replay".into()];
+    args.extend(flags.iter().map(|f| f.to_os_string()));
+    args.extend(files.iter().map(|f| f.as_os_str().to_os_string()));
+    let run = dns_sensor(args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}

@@ -151,6 +151,9 @@ pub struct Coordinator {
     heartbeat: Option<Heartbeat>,
     /// Where the window is kept across restarts, if anywhere.
     state: Option<StateWriter>,
+    /// Whether the end of the input is the end of the traffic: then the frames after
+    /// the last boundary are evaluated too.
+    final_evaluation: bool,
 }
 
 impl Coordinator {
@@ -170,7 +173,16 @@ impl Coordinator {
             gauges: None,
             heartbeat: None,
             state: None,
+            final_evaluation: true,
         }
+    }
+
+    /// Leaves the frames after the last boundary to the next run, which goes on from
+    /// the kept window (`replay --state`: the next file of a rotated capture): no
+    /// evaluation at the end of the input.
+    pub fn without_final_evaluation(mut self) -> Self {
+        self.final_evaluation = false;
+        self
     }
 
     /// Goes on from a window kept by an earlier run: its slots, its reports, the
@@ -288,8 +300,10 @@ impl Coordinator {
         }
         if let Some(end) = last_ts {
             self.evaluate_passed_boundaries_until(end)?;
-            // The final evaluation covers the frames after the last boundary too.
-            self.evaluate(end + 1)?;
+            if self.final_evaluation {
+                // The final evaluation covers the frames after the last boundary too.
+                self.evaluate(end + 1)?;
+            }
             self.summary.span = self.data_span.map(|(first, _)| (first, end));
             self.publish_gauges();
         }

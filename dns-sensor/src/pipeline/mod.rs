@@ -33,7 +33,7 @@ pub use coordinator::{Coordinator, Heartbeat, Progress, RunSummary, WindowGauges
 pub use frames::{partition_by_flow, run_frames};
 pub use message::ToCoordinator;
 pub use reload::{ReadError, ReadSettings, Reload, WorkerSettings, WorkerUpdates};
-pub use replay::{replay, replay_with_progress, ReplayProgress, ReplayReport};
+pub use replay::{replay, replay_with, replay_with_progress, ReplayProgress, ReplayReport};
 pub use worker::{Worker, WorkerStats};
 
 use crate::capture::CaptureError;
@@ -67,6 +67,14 @@ pub enum PipelineError {
     /// A worker thread died.
     #[error("worker thread panicked")]
     WorkerPanicked,
+    /// The state directory cannot be used.
+    #[error("state directory {path}: {source}")]
+    State {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// `3 not IP, 2 whitelisted`: the counts that are not zero, with what they count, for

@@ -1,12 +1,13 @@
 //! The replay runner: capture files, merged in time order, through one worker and the
 //! coordinator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::coordinator::{Coordinator, RunSummary};
+use super::state::{restore, StateWriter};
 use super::worker::Worker;
 use super::{nonzero_counts, PipelineError, Settings};
 use crate::alert::Sink;
@@ -115,6 +116,20 @@ pub fn replay_with_progress(
     sinks: Vec<Box<dyn Sink>>,
     progress: Option<Arc<ReplayProgress>>,
 ) -> Result<ReplayReport, PipelineError> {
+    replay_with(files, settings, sinks, progress, None)
+}
+
+/// As [`replay_with_progress`]; with `state`, going on from the window kept in that
+/// directory (whatever its age: a capture's time is not the clock's) and keeping it
+/// there at the end, without the end-of-input evaluation: the next file of a rotated
+/// capture goes on where this one stopped, its first slot merged with this one's last.
+pub fn replay_with(
+    files: &[PathBuf],
+    settings: &Settings,
+    sinks: Vec<Box<dyn Sink>>,
+    progress: Option<Arc<ReplayProgress>>,
+    state: Option<&Path>,
+) -> Result<ReplayReport, PipelineError> {
     let started = Instant::now();
     let bytes = progress
         .as_ref()
@@ -126,7 +141,17 @@ pub fn replay_with_progress(
     let classifier = Arc::new(Classifier::new(&settings.domain)?);
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64);
     let mut worker = Worker::new(0, settings, classifier, to_coordinator);
-    let coordinator = Coordinator::new(&settings.rule, 1, sinks);
+    let mut coordinator = Coordinator::new(&settings.rule, 1, sinks);
+    if let Some(dir) = state {
+        let writer = StateWriter::start(dir).map_err(|source| PipelineError::State {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        if let Some(restored) = restore(dir, &settings.rule, &settings.sketch, None) {
+            coordinator = coordinator.with_restored(restored);
+        }
+        coordinator = coordinator.with_state(writer).without_final_evaluation();
+    }
 
     let reading = std::thread::Builder::new()
         .name("dns-sensor-worker-0".into())

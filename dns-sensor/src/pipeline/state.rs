@@ -92,14 +92,15 @@ pub fn check_directory(dir: &Path) -> std::io::Result<()> {
     crate::alert::file::may_create_in(dir)
 }
 
-/// The window kept in `dir`, under `rule`, if there is one younger than the window
-/// at `now` (wall clock): what was found and why it was not taken is logged, and is
-/// never an error (a run then starts with an empty window, as without one).
+/// The window kept in `dir`, under `rule`, if there is one (younger than the window
+/// at `now`, the wall clock, when a `now` is given: a live run's): what was found and
+/// why it was not taken is logged, and is never an error (a run then starts with an
+/// empty window, as without one).
 pub fn restore(
     dir: &Path,
     rule: &RuleSettings,
     sketch: &SketchSettings,
-    now: Nanos,
+    now: Option<Nanos>,
 ) -> Option<Restored> {
     let path = dir.join(SNAPSHOT_FILE);
     let bytes = match read_snapshot(dir) {
@@ -120,10 +121,10 @@ pub fn restore(
             return None;
         }
     };
-    let age = now.saturating_sub(restored.written_at);
+    let age = now.map_or(0, |now| now.saturating_sub(restored.written_at));
     let age_text =
         humantime::format_duration(std::time::Duration::from_secs(age / crate::NANOS_PER_SEC));
-    if age >= rule.window {
+    if now.is_some() && age >= rule.window {
         log::info!(
             "state: the window in {} was kept {age_text} ago, longer than the window: \
              starting empty",
@@ -131,8 +132,13 @@ pub fn restore(
         );
         return None;
     }
+    let kept = if now.is_some() {
+        format!(" (kept {age_text} ago)")
+    } else {
+        String::new()
+    };
     log::info!(
-        "state: window restored from {} (kept {age_text} ago): {} slots, {} domains",
+        "state: window restored from {}{kept}: {} slots, {} domains",
         path.display(),
         restored.detector.slots(),
         restored.detector.tracked()

@@ -21,8 +21,13 @@ pub(crate) struct ReplayArgs {
     /// (`tcpdump -w - | dns-sensor replay -`).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// The summary on standard error at the end: a line of text, or one JSON object
-    /// (the last line) for scripts.
+    /// Go on from the window kept in DIR, and keep it there at the end, without the
+    /// end-of-input evaluation: hourly rotated captures (`tcpdump -G 3600`) replayed
+    /// one file per invocation alert as one replay of them all would.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// The summary on standard error at the end: a few lines of text, or one JSON
+    /// object (the last line) for scripts.
     #[arg(long, value_enum, default_value = "text")]
     summary: SummaryFormat,
 }
@@ -64,11 +69,16 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
     let shown = progress
         .clone()
         .map(|p| ProgressDisplay::start(p, total_bytes(&args.files)));
-    let replayed = pipeline::replay_with_progress(&args.files, &settings, sinks, progress);
+    let state = args.state.as_deref();
+    let replayed = pipeline::replay_with(&args.files, &settings, sinks, progress, state);
     drop(shown);
     let mut report = match replayed {
         Ok(report) => report,
-        Err(e @ (pipeline::PipelineError::Capture(_) | pipeline::PipelineError::Domain(_))) => {
+        Err(
+            e @ (pipeline::PipelineError::Capture(_)
+            | pipeline::PipelineError::Domain(_)
+            | pipeline::PipelineError::State { .. }),
+        ) => {
             log::error!("{e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }

@@ -315,7 +315,7 @@ pub fn run(
         ));
     if let (Some(dir), Some(state)) = (&live.state_directory, state) {
         let now = queue::now_nanos();
-        if let Some(restored) = state::restore(dir, &settings.rule, &settings.sketch, now) {
+        if let Some(restored) = state::restore(dir, &settings.rule, &settings.sketch, Some(now)) {
             coordinator = coordinator.with_restored(restored);
         }
         coordinator = coordinator.with_state(state);
