@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::state::StateWriter;
+use super::state::{Snapshot, StateWriter};
 use super::PipelineError;
 use super::{nonzero_counts, Reload, ToCoordinator, WorkerStats};
 use crate::alert::{QueueStats, Sink};
@@ -100,6 +100,11 @@ pub struct WindowGauges {
     pub delivery_failures: AtomicU64,
     /// The outputs that queue their deliveries, as of the loop's last turn.
     pub queues: std::sync::Mutex<Vec<QueueStats>>,
+    /// When the last snapshot of the window was written whole, in nanoseconds since
+    /// the epoch (0: none yet).
+    pub last_snapshot_at: AtomicU64,
+    /// How long the last snapshot took to encode and write, in nanoseconds.
+    pub last_snapshot_nanos: AtomicU64,
 }
 
 /// How the coordinator is doing, for a [`Heartbeat`].
@@ -314,10 +319,10 @@ impl Coordinator {
             }
         }
         if let Some(state) = self.state.take() {
-            state.finish(
-                self.detector
-                    .to_snapshot(wall_clock(), self.evaluated_until),
-            );
+            let started = Instant::now();
+            let written_at = wall_clock();
+            let bytes = self.detector.to_snapshot(written_at, self.evaluated_until);
+            state.finish(Snapshot::new(bytes, written_at, started));
         }
         Ok((self.summary, self.detector))
     }
@@ -325,10 +330,10 @@ impl Coordinator {
     /// Hands the window to the state writer, if there is one.
     fn keep_state(&self) {
         if let Some(state) = &self.state {
-            let bytes = self
-                .detector
-                .to_snapshot(wall_clock(), self.evaluated_until);
-            if !state.offer(bytes) {
+            let started = Instant::now();
+            let written_at = wall_clock();
+            let bytes = self.detector.to_snapshot(written_at, self.evaluated_until);
+            if !state.offer(Snapshot::new(bytes, written_at, started)) {
                 log::debug!("state: the last snapshot is still being written; this one is skipped");
             }
         }

@@ -143,7 +143,7 @@ pub fn replay_with(
     let mut worker = Worker::new(0, settings, classifier, to_coordinator);
     let mut coordinator = Coordinator::new(&settings.rule, 1, sinks);
     if let Some(dir) = state {
-        let writer = StateWriter::start(dir).map_err(|source| PipelineError::State {
+        let writer = StateWriter::start(dir, None).map_err(|source| PipelineError::State {
             path: dir.display().to_string(),
             source,
         })?;

@@ -5,7 +5,10 @@
 //! it is younger than the window.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 
@@ -14,31 +17,60 @@ use crate::detect::{Detector, RuleSettings};
 use crate::sketch::SketchSettings;
 use crate::Nanos;
 
+use super::WindowGauges;
+
+/// A snapshot on its way to the disk.
+pub struct Snapshot {
+    bytes: Vec<u8>,
+    written_at: Nanos,
+    started: Instant,
+}
+
+impl Snapshot {
+    /// `bytes`, stamped `written_at`, whose encoding started at `started`.
+    pub fn new(bytes: Vec<u8>, written_at: Nanos, started: Instant) -> Self {
+        Self {
+            bytes,
+            written_at,
+            started,
+        }
+    }
+}
+
 /// Writes the snapshots it is handed, one at a time, on a thread of its own: the
 /// coordinator only encodes them.
 pub struct StateWriter {
     dir: PathBuf,
-    to_writer: Option<Sender<Vec<u8>>>,
+    to_writer: Option<Sender<Snapshot>>,
     writing: Option<JoinHandle<()>>,
 }
 
 impl StateWriter {
-    /// A writer of snapshots into `dir` ([`check_directory`] first).
-    pub fn start(dir: &Path) -> std::io::Result<Self> {
+    /// A writer of snapshots into `dir` ([`check_directory`] first), which tells
+    /// `gauges` when it wrote the last one and how long that took.
+    pub fn start(dir: &Path, gauges: Option<Arc<WindowGauges>>) -> std::io::Result<Self> {
         check_directory(dir)?;
         // One waiting: a snapshot handed in while another is written replaces nothing,
         // it is dropped (the next round writes a newer one).
-        let (to_writer, from_coordinator) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        let (to_writer, from_coordinator) = crossbeam_channel::bounded::<Snapshot>(1);
         let target = dir.to_path_buf();
         let writing = std::thread::Builder::new()
             .name("dns-sensor-state".into())
             .spawn(move || {
-                for bytes in from_coordinator {
-                    if let Err(e) = write_snapshot(&target, &bytes) {
+                for snapshot in from_coordinator {
+                    if let Err(e) = write_snapshot(&target, &snapshot.bytes) {
                         log::error!(
                             "state: writing {}: {e}",
                             target.join(SNAPSHOT_FILE).display()
                         );
+                        continue;
+                    }
+                    if let Some(g) = &gauges {
+                        let took = snapshot.started.elapsed().as_nanos();
+                        let took = u64::try_from(took).unwrap_or(u64::MAX);
+                        g.last_snapshot_nanos.store(took, Ordering::Relaxed);
+                        g.last_snapshot_at
+                            .store(snapshot.written_at, Ordering::Relaxed);
                     }
                 }
             })?;
@@ -49,20 +81,20 @@ impl StateWriter {
         })
     }
 
-    /// Hands `bytes` to the writer; `false` when it is still writing the last one and
-    /// this one is dropped.
-    pub fn offer(&self, bytes: Vec<u8>) -> bool {
-        match self.to_writer.as_ref().map(|w| w.try_send(bytes)) {
+    /// Hands `snapshot` to the writer; `false` when it is still writing the last one
+    /// and this one is dropped.
+    pub fn offer(&self, snapshot: Snapshot) -> bool {
+        match self.to_writer.as_ref().map(|w| w.try_send(snapshot)) {
             Some(Ok(())) => true,
             Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => false,
         }
     }
 
-    /// Writes `bytes` after anything already handed in, and waits until it is on
+    /// Writes `snapshot` after anything already handed in, and waits until it is on
     /// disk: the end of the run.
-    pub fn finish(mut self, bytes: Vec<u8>) {
+    pub fn finish(mut self, snapshot: Snapshot) {
         if let Some(to_writer) = self.to_writer.take() {
-            let _ = to_writer.send(bytes);
+            let _ = to_writer.send(snapshot);
         }
         if let Some(writing) = self.writing.take() {
             let _ = writing.join();
@@ -144,4 +176,42 @@ pub fn restore(
         restored.detector.tracked()
     );
     Some(restored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_writes_what_it_is_handed_and_says_when() {
+        let dir = std::env::temp_dir().join(format!("dnss-state-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        assert!(StateWriter::start(&dir.join("absent"), None).is_err());
+        let gauges = Arc::new(WindowGauges::default());
+        let writer = StateWriter::start(&dir, Some(Arc::clone(&gauges))).expect("starts");
+        let window = Detector::new(RuleSettings::default());
+        let bytes = window.to_snapshot(42, Some(7));
+        writer.finish(Snapshot::new(bytes.clone(), 42, Instant::now()));
+        assert_eq!(read_snapshot(&dir).expect("readable"), Some(bytes));
+        assert_eq!(gauges.last_snapshot_at.load(Ordering::Relaxed), 42);
+        let restored = restore(
+            &dir,
+            &RuleSettings::default(),
+            &SketchSettings::default(),
+            None,
+        )
+        .expect("restored");
+        assert_eq!(restored.evaluated_until, Some(7));
+        // Too old for a live run's clock: left alone.
+        let window = RuleSettings::default().window;
+        assert!(restore(
+            &dir,
+            &RuleSettings::default(),
+            &SketchSettings::default(),
+            Some(42 + window)
+        )
+        .is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

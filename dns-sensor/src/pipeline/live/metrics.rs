@@ -118,6 +118,8 @@ const METRICS: &[(&str, Kind, &str)] = &[
     ("last_evaluation_seconds", Kind::Gauge, "How long the latest evaluation of the rule took, its deliveries included."),
     ("alerts_total", Kind::Counter, "Alerts delivered."),
     ("delivery_failures_total", Kind::Counter, "Deliveries of an evaluation's alerts that an output refused."),
+    ("snapshot_age_seconds", Kind::Gauge, "How long ago the window was last kept whole in the state directory (absent: not yet, or not kept)."),
+    ("last_snapshot_seconds", Kind::Gauge, "How long the last snapshot of the window took to encode and write."),
     ("output_queued", Kind::Gauge, "Deliveries an output (email) holds in its queue or is making."),
     ("output_sent_total", Kind::Counter, "Deliveries an output that queues them (email) made."),
     ("output_failed_attempts_total", Kind::Counter, "Attempts at a delivery that failed (each is logged)."),
@@ -243,6 +245,16 @@ impl Exporter {
         );
         self.counter("alerts_total", &[], load(&w.alerts));
         self.counter("delivery_failures_total", &[], load(&w.delivery_failures));
+        let kept_at = load(&w.last_snapshot_at);
+        if kept_at > 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            let age = now.saturating_sub(kept_at) as f64 / 1e9;
+            self.gauge("snapshot_age_seconds", &[], age);
+            let took = load(&w.last_snapshot_nanos) as f64 / 1e9;
+            self.gauge("last_snapshot_seconds", &[], took);
+        }
         let queues = w.queues.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for q in queues {
             let output = [("output", q.output)];
@@ -321,6 +333,16 @@ mod tests {
         })));
         let window = Arc::new(WindowGauges::default());
         window.domains.store(17, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as u64;
+        window
+            .last_snapshot_at
+            .store(now - 5_000_000_000, Ordering::Relaxed);
+        window
+            .last_snapshot_nanos
+            .store(2_500_000_000, Ordering::Relaxed);
         *window.queues.lock().expect("not poisoned") = vec![crate::alert::QueueStats {
             output: "email",
             sent: 3,
@@ -349,11 +371,17 @@ mod tests {
             "dns_sensor_tcp_bytes_dropped_total 99",
             "dns_sensor_window_domains 17",
             "dns_sensor_last_evaluation_seconds 1.5",
+            "dns_sensor_last_snapshot_seconds 2.5",
             "dns_sensor_output_queued{output=\"email\"} 2",
             "dns_sensor_output_given_up_total{output=\"email\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("dns_sensor_snapshot_age_seconds "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(age.is_some_and(|a| (5.0..60.0).contains(&a)), "{text}");
         // Read at the scrape, not at the start.
         window.alerts.store(5, Ordering::Relaxed);
         let (_, again) = get(server.address(), "/metrics");

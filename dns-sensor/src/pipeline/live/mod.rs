@@ -256,11 +256,14 @@ pub fn run(
     xdp::check_capabilities()?;
     let queues = live.queues.unwrap_or(info.rx_queues).max(1);
     let classifier = Arc::new(Classifier::new(&settings.domain).map_err(PipelineError::from)?);
+    let gauges = Arc::new(WindowGauges::default());
     let state = match &live.state_directory {
-        Some(dir) => Some(StateWriter::start(dir).map_err(|source| LiveError::State {
-            path: dir.display().to_string(),
-            source,
-        })?),
+        Some(dir) => Some(StateWriter::start(dir, Some(Arc::clone(&gauges))).map_err(
+            |source| LiveError::State {
+                path: dir.display().to_string(),
+                source,
+            },
+        )?),
         None => None,
     };
 
@@ -282,7 +285,6 @@ pub fn run(
     );
 
     let (to_coordinator, from_workers) = crossbeam_channel::bounded(64 * queues as usize);
-    let gauges = Arc::new(WindowGauges::default());
     let counters: Vec<Arc<QueueCounters>> = (0..sockets.len()).map(|_| Arc::default()).collect();
     let kernel_counters = Arc::new(std::sync::Mutex::new(program.counters().ok()));
     let metrics = match live.metrics {
