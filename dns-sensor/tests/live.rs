@@ -1472,6 +1472,75 @@ impl Drop for KillOnDrop {
     }
 }
 
+impl KillOnDrop {
+    /// `dns-sensor run` on `pair`'s sensor side, with the settings file `config` and
+    /// `flags`; stdout dropped, stderr kept for [`stop`](Self::stop).
+    fn run_sensor(pair: &VethPair, config: &std::path::Path, flags: &[&str]) -> Self {
+        let bin = env!("CARGO_BIN_EXE_dns-sensor");
+        KillOnDrop(
+            Command::new("ip")
+                .args(["netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b])
+                .args(flags)
+                .arg("--config")
+                .arg(config)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn dns-sensor"),
+        )
+    }
+
+    /// Whether the sensor is still running.
+    fn is_running(&mut self) -> bool {
+        self.0.try_wait().expect("wait").is_none()
+    }
+
+    /// Sends `signal` to the sensor.
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, signal) };
+    }
+
+    /// SIGTERM, then how it exited and all it said on stderr.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.signal(libc::SIGTERM);
+        let status = self.0.wait().expect("stopped");
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            use std::io::Read as _;
+            let _ = e.read_to_string(&mut err);
+        }
+        (status, err)
+    }
+}
+
+/// One A query for each of `names`, sent from `pair`'s peer side to its sensor side.
+fn send_queries(pair: &VethPair, names: impl IntoIterator<Item = String>) {
+    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
+    let flow = Flow::to_dns(
+        "10.231.0.1".parse().expect("ip"),
+        40_000,
+        "10.231.0.2".parse().expect("ip"),
+    );
+    let frames: Vec<Vec<u8>> = names
+        .into_iter()
+        .enumerate()
+        .map(|(n, name)| udp_frame(&flow, &query(n as u16, name.as_bytes(), rtype::A)))
+        .collect();
+    let if_a = pair.if_a.clone();
+    VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
+        .join()
+        .expect("sent");
+}
+
+/// A directory of the test's own under the temporary directory, empty.
+fn fresh_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dnss-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
 /// A notify socket of the test's own, as systemd binds one for a `Type=notify` unit.
 struct NotifySocket {
     path: std::path::PathBuf,
@@ -1801,13 +1870,8 @@ fn run_waits_for_an_interface_that_comes_up_late() {
 #[test]
 #[ignore = "root: cargo xtask test-live"]
 fn run_reopens_its_alert_file_on_sighup_as_logrotate_needs() {
-    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
-
-    let bin = env!("CARGO_BIN_EXE_dns-sensor");
     let pair = VethPair::with_queues("h", 1);
-    let dir = std::env::temp_dir().join(format!("dnss-hup-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("hup");
     let alerts = dir.join("alerts.json");
     let config = dir.join("sensor.toml");
     std::fs::write(
@@ -1819,35 +1883,8 @@ fn run_reopens_its_alert_file_on_sighup_as_logrotate_needs() {
         ),
     )
     .expect("config");
-    let mut sensor = KillOnDrop(
-        Command::new("ip")
-            .args([
-                "netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b, "--no-pin",
-            ])
-            .arg("--config")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn dns-sensor"),
-    );
-    let flow = Flow::to_dns(
-        "10.231.0.1".parse().expect("ip"),
-        40_000,
-        "10.231.0.2".parse().expect("ip"),
-    );
-    let burst = |tag: &'static str| {
-        let frames: Vec<Vec<u8>> = (0..3u16)
-            .map(|n| {
-                let name = format!("n{n}.{tag}.example");
-                udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
-            })
-            .collect();
-        let if_a = pair.if_a.clone();
-        VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
-            .join()
-            .expect("sent");
-    };
+    let mut sensor = KillOnDrop::run_sensor(&pair, &config, &["--no-pin"]);
+    let burst = |tag: &str| send_queries(&pair, (0..3).map(|n| format!("n{n}.{tag}.example")));
     let domains_in = |path: &std::path::Path| -> Vec<String> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -1868,26 +1905,15 @@ fn run_reopens_its_alert_file_on_sighup_as_logrotate_needs() {
     // logrotate: move the file away, then SIGHUP.
     let rotated = dir.join("alerts.json.1");
     std::fs::rename(&alerts, &rotated).expect("rotate");
-    // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(sensor.0.id() as i32, libc::SIGHUP) };
+    sensor.signal(libc::SIGHUP);
     thread::sleep(Duration::from_millis(1500));
     burst("after");
     wait_until("alerts in the new file", 10, || {
         domains_in(&alerts).contains(&"after.example".to_owned())
     });
-    assert!(
-        sensor.0.try_wait().expect("wait").is_none(),
-        "SIGHUP ended the run"
-    );
+    assert!(sensor.is_running(), "SIGHUP ended the run");
     assert!(!domains_in(&rotated).contains(&"after.example".to_owned()));
-    // SAFETY: as above.
-    unsafe { libc::kill(sensor.0.id() as i32, libc::SIGTERM) };
-    let status = sensor.0.wait().expect("stopped");
-    let mut err = String::new();
-    if let Some(mut e) = sensor.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, err) = sensor.stop();
     assert!(status.success(), "{err}");
     // The reload opened the outputs anew: the file at its path.
     assert!(
@@ -1900,13 +1926,8 @@ fn run_reopens_its_alert_file_on_sighup_as_logrotate_needs() {
 #[test]
 #[ignore = "root: cargo xtask test-live"]
 fn run_reloads_its_settings_on_sighup_keeping_the_window() {
-    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
-
-    let bin = env!("CARGO_BIN_EXE_dns-sensor");
     let pair = VethPair::with_queues("r", 1);
-    let dir = std::env::temp_dir().join(format!("dnss-reload-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("reload");
     let alerts = dir.join("alerts.json");
     let config = dir.join("sensor.toml");
     let write_config = |rule: &str| {
@@ -1919,35 +1940,9 @@ fn run_reloads_its_settings_on_sighup_keeping_the_window() {
     };
     write_config("threshold = 5\n");
     // The stats period comes from the file's [live] table.
-    let mut sensor = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b])
-            .arg("--config")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn dns-sensor"),
-    );
-    let pid = sensor.0.id() as i32;
-    let flow = Flow::to_dns(
-        "10.232.0.1".parse().expect("ip"),
-        40_000,
-        "10.232.0.2".parse().expect("ip"),
-    );
+    let mut sensor = KillOnDrop::run_sensor(&pair, &config, &[]);
     // Four names: over a threshold of 3, not of 5.
-    let burst = |domain: &'static str| {
-        let frames: Vec<Vec<u8>> = (0..4u16)
-            .map(|n| {
-                let name = format!("n{n}.{domain}");
-                udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
-            })
-            .collect();
-        let if_a = pair.if_a.clone();
-        VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
-            .join()
-            .expect("sent");
-    };
+    let burst = |domain: &str| send_queries(&pair, (0..4).map(|n| format!("n{n}.{domain}")));
     let alerted = || -> Vec<String> {
         let mut domains: Vec<String> = std::fs::read_to_string(&alerts)
             .unwrap_or_default()
@@ -1970,8 +1965,7 @@ fn run_reloads_its_settings_on_sighup_keeping_the_window() {
     // A lower threshold and a whitelist: the names already counted now alert, with no
     // new traffic; the newly whitelisted domain is no longer counted.
     write_config("threshold = 3\nwhitelist = [\"quiet.example\"]\n");
-    // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(pid, libc::SIGHUP) };
+    sensor.signal(libc::SIGHUP);
     wait_until(
         "the window held to alert under the new threshold",
         10,
@@ -1981,31 +1975,20 @@ fn run_reloads_its_settings_on_sighup_keeping_the_window() {
 
     // A file that does not load: logged with its line, the running settings stay.
     std::fs::write(&config, "threshold = 3\nwindow = \"a while\"\n").expect("config");
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGHUP) };
+    sensor.signal(libc::SIGHUP);
     thread::sleep(Duration::from_millis(1500));
     burst("after.example");
     wait_until("an alert under the settings that stayed", 10, || {
         alerted().contains(&"after.example".to_owned())
     });
-    assert!(
-        sensor.0.try_wait().expect("wait").is_none(),
-        "a reload ended the run"
-    );
+    assert!(sensor.is_running(), "a reload ended the run");
     assert!(
         !alerted().contains(&"quiet.example".to_owned()),
         "{:?}",
         alerted()
     );
 
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = sensor.0.wait().expect("stopped");
-    let mut err = String::new();
-    if let Some(mut e) = sensor.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, err) = sensor.stop();
     assert!(status.success(), "{err}");
     assert!(
         err.contains("settings reloaded: threshold 5 -> 3;"),
@@ -2049,13 +2032,8 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 #[test]
 #[ignore = "root: cargo xtask test-live"]
 fn run_serves_its_figures_to_prometheus_on_loopback() {
-    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
-
-    let bin = env!("CARGO_BIN_EXE_dns-sensor");
     let pair = VethPair::with_queues("p", 1);
-    let dir = std::env::temp_dir().join(format!("dnss-metrics-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("metrics");
     let config = dir.join("sensor.toml");
     std::fs::write(
         &config,
@@ -2063,35 +2041,12 @@ fn run_serves_its_figures_to_prometheus_on_loopback() {
          [output.stdout]\nenabled = true\n[metrics]\nlisten = \"127.0.0.1:9153\"\n",
     )
     .expect("config");
-    let mut sensor = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b])
-            .arg("--config")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn dns-sensor"),
-    );
+    let sensor = KillOnDrop::run_sensor(&pair, &config, &[]);
     let ns = pair.ns_b.clone();
     wait_until("the endpoint to answer", 10, || {
         scrape(&ns, "127.0.0.1:9153").is_some()
     });
-    let flow = Flow::to_dns(
-        "10.231.0.1".parse().expect("ip"),
-        40_000,
-        "10.231.0.2".parse().expect("ip"),
-    );
-    let frames: Vec<Vec<u8>> = (0..5u16)
-        .map(|n| {
-            let name = format!("n{n}.scraped.example");
-            udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
-        })
-        .collect();
-    let if_a = pair.if_a.clone();
-    VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
-        .join()
-        .expect("sent");
+    send_queries(&pair, (0..5).map(|n| format!("n{n}.scraped.example")));
     let mut text = String::new();
     // Each source publishes about once a second: the queues, the kernel's counters,
     // the coordinator after each slot.
@@ -2128,14 +2083,7 @@ fn run_serves_its_figures_to_prometheus_on_loopback() {
         "served beyond loopback"
     );
 
-    // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(sensor.0.id() as i32, libc::SIGTERM) };
-    let status = sensor.0.wait().expect("stopped");
-    let mut err = String::new();
-    if let Some(mut e) = sensor.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, err) = sensor.stop();
     assert!(status.success(), "{err}");
     assert!(
         err.contains("metrics at http://127.0.0.1:9153/metrics"),
@@ -2174,12 +2122,8 @@ impl OutputWithStdin for Command {
 #[test]
 #[ignore = "root: cargo xtask test-live"]
 fn a_run_killed_with_sigkill_goes_on_from_its_kept_window() {
-    use dns_sensor::synth::{query, rtype, udp_frame, Flow};
-
-    let bin = env!("CARGO_BIN_EXE_dns-sensor");
     let pair = VethPair::with_queues("k", 1);
-    let dir = std::env::temp_dir().join(format!("dnss-state-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("state");
     let state = dir.join("state");
     std::fs::create_dir_all(&state).expect("dirs");
     let alerts = dir.join("alerts.json");
@@ -2196,37 +2140,11 @@ fn a_run_killed_with_sigkill_goes_on_from_its_kept_window() {
         ),
     )
     .expect("config");
-    let start = || {
-        KillOnDrop(
-            Command::new("ip")
-                .args(["netns", "exec", &pair.ns_b, bin, "run", "-i", &pair.if_b])
-                .arg("--config")
-                .arg(&config)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn dns-sensor"),
-        )
-    };
-    let flow = Flow::to_dns(
-        "10.231.0.1".parse().expect("ip"),
-        40_000,
-        "10.231.0.2".parse().expect("ip"),
-    );
     let send = |names: std::ops::Range<u16>| {
-        let frames: Vec<Vec<u8>> = names
-            .map(|n| {
-                let name = format!("n{n}.kept.example");
-                udp_frame(&flow, &query(n, name.as_bytes(), rtype::A))
-            })
-            .collect();
-        let if_a = pair.if_a.clone();
-        VethPair::in_ns(&pair.ns_a, move || send_raw(&if_a, &frames))
-            .join()
-            .expect("sent");
+        send_queries(&pair, names.map(|n| format!("n{n}.kept.example")));
     };
     let snapshot = state.join("window.snapshot");
-    let mut first = start();
+    let mut first = KillOnDrop::run_sensor(&pair, &config, &[]);
     thread::sleep(Duration::from_secs(2));
     send(0..20);
     // Snapshots follow every second's evaluation: wait for one written after the
@@ -2237,14 +2155,13 @@ fn a_run_killed_with_sigkill_goes_on_from_its_kept_window() {
             .and_then(|m| m.modified())
             .is_ok_and(|t| t > sent + Duration::from_millis(1500))
     });
-    // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(first.0.id() as i32, libc::SIGKILL) };
+    first.signal(libc::SIGKILL);
     let _ = first.0.wait();
     assert!(std::fs::read_to_string(&alerts)
         .unwrap_or_default()
         .is_empty());
 
-    let mut second = start();
+    let second = KillOnDrop::run_sensor(&pair, &config, &[]);
     thread::sleep(Duration::from_secs(2));
     send(20..40);
     let unique = || {
@@ -2262,14 +2179,7 @@ fn a_run_killed_with_sigkill_goes_on_from_its_kept_window() {
         Some(40),
         "the names from before the kill were kept"
     );
-    // SAFETY: as above.
-    unsafe { libc::kill(second.0.id() as i32, libc::SIGTERM) };
-    let status = second.0.wait().expect("stopped");
-    let mut err = String::new();
-    if let Some(mut e) = second.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, err) = second.stop();
     assert!(status.success(), "{err}");
     assert!(err.contains("state: window restored from"), "{err}");
     assert!(err.contains("state: the window is kept in"), "{err}");
