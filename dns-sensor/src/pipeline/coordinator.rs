@@ -156,6 +156,8 @@ pub struct Coordinator {
     heartbeat: Option<Heartbeat>,
     /// Where the window is kept across restarts, if anywhere.
     state: Option<StateWriter>,
+    /// The last slot boundary a snapshot was handed in at.
+    kept_boundary: Option<Nanos>,
     /// Whether the end of the input is the end of the traffic: then the frames after
     /// the last boundary are evaluated too.
     final_evaluation: bool,
@@ -178,6 +180,7 @@ impl Coordinator {
             gauges: None,
             heartbeat: None,
             state: None,
+            kept_boundary: None,
             final_evaluation: true,
         }
     }
@@ -204,8 +207,8 @@ impl Coordinator {
         self
     }
 
-    /// Keeps the window with `state`: a snapshot after every round of evaluations,
-    /// and one at the end of the run.
+    /// Keeps the window with `state`: a snapshot at every slot boundary (after its
+    /// evaluations), and one at the end of the run.
     pub fn with_state(mut self, state: StateWriter) -> Self {
         self.state = Some(state);
         self
@@ -279,11 +282,8 @@ impl Coordinator {
                     self.summary.evicted_domains = self.detector.evicted_domains_total();
                     self.summary.late_shards = self.detector.late_shards();
                     self.frontier[worker] = Some(next_start);
-                    let evaluated = self.evaluated_until;
                     self.evaluate_passed_boundaries()?;
-                    if self.evaluated_until != evaluated {
-                        self.keep_state();
-                    }
+                    self.keep_state_at_slot_boundaries();
                     self.publish_gauges();
                 }
                 ToCoordinator::Done {
@@ -365,17 +365,36 @@ impl Coordinator {
 
     /// Evaluates every boundary that all running workers have passed.
     fn evaluate_passed_boundaries(&mut self) -> Result<(), PipelineError> {
-        let mut passed: Option<Nanos> = None;
-        for f in &self.frontier {
-            match f {
-                // A running worker that has sent nothing yet holds everything back.
-                None => return Ok(()),
-                Some(t) => passed = Some(passed.map_or(*t, |p: Nanos| p.min(*t))),
-            }
-        }
-        match passed {
+        match self.passed() {
             Some(t) => self.evaluate_passed_boundaries_until(t),
             None => Ok(()),
+        }
+    }
+
+    /// How far every running worker has got: the earliest start of their open slots
+    /// (`None` while one has sent nothing yet, which holds everything back).
+    fn passed(&self) -> Option<Nanos> {
+        let mut passed: Option<Nanos> = None;
+        for f in &self.frontier {
+            let t = (*f)?;
+            passed = Some(passed.map_or(t, |p| p.min(t)));
+        }
+        passed
+    }
+
+    /// Hands the window to the state writer once every worker has passed a slot
+    /// boundary not kept yet: a snapshot a slot, after that slot's evaluations.
+    fn keep_state_at_slot_boundaries(&mut self) {
+        if self.state.is_none() {
+            return;
+        }
+        let Some(passed) = self.passed() else {
+            return;
+        };
+        let boundary = self.detector.slot_start(passed);
+        if self.kept_boundary.is_none_or(|kept| boundary > kept) {
+            self.kept_boundary = Some(boundary);
+            self.keep_state();
         }
     }
 

@@ -1,8 +1,8 @@
 //! The window kept in the state directory (`state_directory`), so that a restart, an
 //! upgrade or a crash does not throw four hours of evidence away: the coordinator
-//! hands a snapshot to a writer thread after every round of evaluations and writes
-//! one last at the end of the run; a run that starts restores the one it finds, when
-//! it is younger than the window.
+//! hands a snapshot to a writer thread at every slot boundary (after its evaluations)
+//! and writes one last at the end of the run; a run that starts restores the one it
+//! finds, when it is younger than the window.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
