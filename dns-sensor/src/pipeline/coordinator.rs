@@ -214,6 +214,14 @@ impl Coordinator {
         self
     }
 
+    /// Keeps the window with `state` at the end of the run only: a replay, which a
+    /// crash does not leave half done, need not pay an encoding every slot.
+    pub fn with_state_at_the_end(mut self, state: StateWriter) -> Self {
+        self.state = Some(state);
+        self.kept_boundary = Some(Nanos::MAX);
+        self
+    }
+
     /// Publishes the window's figures into `gauges` after every slot.
     pub fn with_gauges(mut self, gauges: Arc<WindowGauges>) -> Self {
         self.gauges = Some(gauges);

@@ -150,7 +150,9 @@ pub fn replay_with(
         if let Some(restored) = restore(dir, &settings.rule, &settings.sketch, None) {
             coordinator = coordinator.with_restored(restored);
         }
-        coordinator = coordinator.with_state(writer).without_final_evaluation();
+        coordinator = coordinator
+            .with_state_at_the_end(writer)
+            .without_final_evaluation();
     }
 
     let reading = std::thread::Builder::new()
