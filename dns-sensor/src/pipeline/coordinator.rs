@@ -468,7 +468,7 @@ impl Coordinator {
     }
 
     /// Applies new settings to the window held: the rule at once, the outputs in
-    /// place of the running ones (flushed first). A new interval resumes evaluations
+    /// place of the running ones (flushed on a thread of their own). A new interval resumes evaluations
     /// on its own boundaries after the last evaluated one, skipping those that a slot
     /// of the old length spans.
     fn reload(&mut self, reload: Reload) {
@@ -482,13 +482,22 @@ impl Coordinator {
         }
         self.interval = rule.interval;
         self.window = rule.window;
-        for sink in &mut self.sinks {
-            if let Err(e) = sink.flush() {
-                log::error!("alert output {}: {e}", sink.name());
-                self.summary.delivery_failures += 1;
-            }
+        let replaced = std::mem::replace(&mut self.sinks, sinks);
+        // Flushing waits for a queue to be sent (email: up to its flush_wait, 30 s by
+        // default, while a relay is down), which the coordinator, whose loop feeds the
+        // watchdog, must not wait for.
+        let flushing = std::thread::Builder::new()
+            .name("dns-sensor-replaced-outputs".into())
+            .spawn(move || {
+                for mut sink in replaced {
+                    if let Err(e) = sink.flush() {
+                        log::error!("alert output {} (replaced by a reload): {e}", sink.name());
+                    }
+                }
+            });
+        if let Err(e) = flushing {
+            log::error!("the replaced outputs are dropped unflushed: {e}");
         }
-        self.sinks = sinks;
         let outputs: Vec<String> = self.sinks.iter().map(|s| s.name()).collect();
         log::info!(
             "settings reloaded: {changes}; outputs {}",
@@ -970,5 +979,65 @@ mod tests {
             })
             .expect("sent");
         running.join().expect("joined").expect("ran");
+    }
+
+    /// Flushes only once the test lets it.
+    struct FlushBlocks(Arc<Mutex<()>>);
+
+    impl Sink for FlushBlocks {
+        fn name(&self) -> String {
+            "flush-blocks".into()
+        }
+        fn deliver(&mut self, _: &[Alert]) -> Result<(), AlertError> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), AlertError> {
+            drop(self.0.lock().expect("not poisoned"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reload_does_not_wait_for_the_replaced_outputs_to_flush() {
+        use crate::pipeline::Reload;
+        let settings = Config::default().settings().expect("defaults");
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.lock().expect("not poisoned");
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let coordinator = Coordinator::new(
+            &settings.rule,
+            1,
+            vec![Box::new(FlushBlocks(Arc::clone(&gate)))],
+        );
+        let (to_coordinator, from_workers) = crossbeam_channel::unbounded();
+        let reload = Reload {
+            rule: settings.rule.clone(),
+            sinks: vec![Box::new(Keeps(Arc::clone(&kept)))],
+        };
+        to_coordinator
+            .send(ToCoordinator::Reload(Box::new(reload)))
+            .expect("sent");
+        let classifier = Arc::new(Classifier::new(&settings.domain).expect("classifier"));
+        let mut worker = Worker::new(0, &settings, classifier, to_coordinator);
+        let running = std::thread::spawn(move || coordinator.run(from_workers));
+        for (ts, data) in tunnel_traffic() {
+            let link = LinkType::Ethernet;
+            worker.process(&Frame {
+                ts,
+                link,
+                data: &data,
+            });
+        }
+        worker.tick(EPOCH + 20 * MINUTE);
+        // The tunnel's alert reaches the new output while the old one's flush waits.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while kept.lock().expect("not poisoned").is_empty() {
+            assert!(Instant::now() < deadline, "the reload waited for the flush");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(held);
+        worker.finish();
+        let summary = running.join().expect("joined").expect("ran");
+        assert_eq!(summary.alerts, 1);
     }
 }
