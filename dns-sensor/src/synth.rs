@@ -749,6 +749,51 @@ pub fn pcap_bytes<F: AsRef<[u8]>>(
     w.finish().expect("write to Vec")
 }
 
+/// The bytes of a pcapng file: one section, one interface of `link` with the default
+/// microsecond resolution, and an enhanced packet block per `(timestamp, frame)`, the
+/// timestamp in microseconds as the block's 64 bits hold it. Raw units, not
+/// [`Nanos`]: scaled to nanoseconds, the upper thousandth of the range saturates,
+/// which is what the readers of hostile captures must survive.
+pub fn pcapng_bytes<F: AsRef<[u8]>>(
+    link: LinkType,
+    frames: impl IntoIterator<Item = (u64, F)>,
+) -> Vec<u8> {
+    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+        let padded = body.len().next_multiple_of(4);
+        let total = (12 + padded) as u32;
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&total.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend_from_slice(&total.to_le_bytes());
+    }
+    let mut out = Vec::new();
+    // Section header: byte-order magic, version 1.0, section length unknown.
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1a2b_3c4d_u32.to_le_bytes());
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut out, 0x0a0d_0d0a, &shb);
+    // Interface description: link type, reserved, no snap length.
+    let mut idb = Vec::new();
+    idb.extend_from_slice(&(link.linktype() as u16).to_le_bytes());
+    idb.extend_from_slice(&[0; 6]);
+    block(&mut out, 1, &idb);
+    for (ts, frame) in frames {
+        let frame = frame.as_ref();
+        let mut epb = Vec::with_capacity(20 + frame.len());
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        epb.extend_from_slice(frame);
+        block(&mut out, 6, &epb);
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // Hostile messages
 // ---------------------------------------------------------------------------

@@ -330,6 +330,19 @@ impl Detector {
         let last = *self.slots.keys().next_back()?;
         Some((first, last.saturating_add(self.slot)))
     }
+    /// The start of the earliest held slot with traffic that an evaluation at `at`
+    /// or later would count (one starting at or after the window's start at `at`).
+    /// `None` when no later evaluation has anything to count: the caller skips the
+    /// empty windows up to that slot instead of evaluating each (a capture's gap of
+    /// years, or a clock that jumped, is millions of intervals).
+    pub fn next_traffic_for(&self, at: Nanos) -> Option<Nanos> {
+        let reach = at.saturating_sub(self.settings.window);
+        let window_start = reach - reach % self.slot;
+        self.slots
+            .range(window_start..)
+            .find(|(_, shard)| !shard.is_empty())
+            .map(|(&start, _)| start)
+    }
     /// Slots held.
     pub fn slots(&self) -> usize {
         self.slots.len()

@@ -315,7 +315,7 @@ impl Coordinator {
             self.evaluate_passed_boundaries_until(end)?;
             if self.final_evaluation {
                 // The final evaluation covers the frames after the last boundary too.
-                self.evaluate(end + 1)?;
+                self.evaluate(end.saturating_add(1))?;
             }
             self.summary.span = self.data_span.map(|(first, _)| (first, end));
             self.publish_gauges();
@@ -407,32 +407,52 @@ impl Coordinator {
     }
 
     /// Evaluates the rule at every interval boundary in `(evaluated_until, until]`,
-    /// skipping boundaries whose window holds no data (a long gap in a capture, or a
-    /// bogus timestamp, must not cost millions of empty evaluations).
+    /// skipping boundaries whose window holds no traffic: a long gap in a capture, a
+    /// bogus timestamp or a clock step must not cost millions of empty evaluations.
+    /// Timestamps come from the input, up to `Nanos::MAX`: the arithmetic here stops at
+    /// the end of the range rather than wrapping.
     fn evaluate_passed_boundaries_until(&mut self, until: Nanos) -> Result<(), PipelineError> {
-        let Some((oldest, newest)) = self.data_span else {
+        let Some((oldest, _)) = self.data_span else {
             return Ok(());
         };
+        let interval = self.interval;
+        let boundary_after = |t: Nanos| (t - t % interval).checked_add(interval);
+        let last_boundary = until - until % interval;
         // No evaluation before the first data: start at the first boundary after it.
-        let mut at = match self.evaluated_until {
-            Some(t) => t + self.interval,
-            None => oldest - oldest % self.interval + self.interval,
+        let first = match self.evaluated_until {
+            Some(t) => t.checked_add(interval),
+            None => boundary_after(oldest),
+        };
+        let Some(mut at) = first else {
+            return Ok(());
         };
         while at <= until {
-            if at < self.skip_before {
-                self.evaluated_until = Some(at);
-                at += self.interval;
-                continue;
+            if at >= self.skip_before {
+                match self.detector.next_traffic_for(at) {
+                    Some(start) if start < at => self.evaluate(at)?,
+                    Some(start) => match boundary_after(start) {
+                        // The next window with traffic is the one that takes in `start`.
+                        Some(next) if next <= until => {
+                            self.evaluated_until = Some(next - interval);
+                            at = next;
+                            continue;
+                        }
+                        _ => {
+                            self.evaluated_until = Some(last_boundary);
+                            return Ok(());
+                        }
+                    },
+                    None => {
+                        self.evaluated_until = Some(last_boundary);
+                        return Ok(());
+                    }
+                }
             }
-            if at.saturating_sub(self.window) >= newest {
-                // Every later window up to `until` is empty too.
-                let last = until - until % self.interval;
-                self.evaluated_until = Some(last);
-                return Ok(());
-            }
-            self.evaluate(at)?;
             self.evaluated_until = Some(at);
-            at += self.interval;
+            match at.checked_add(interval) {
+                Some(next) => at = next,
+                None => return Ok(()),
+            }
         }
         Ok(())
     }

@@ -104,6 +104,58 @@ where
     }
 }
 
+/// [`dns_sensor`], killed and failed if it has not exited within `limit`: for inputs
+/// that once made the sensor loop for ever.
+pub fn dns_sensor_within<I, S>(limit: std::time::Duration, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::process::Stdio;
+    let child = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dns-sensor runs");
+    let pid = child.id() as libc::pid_t;
+    let (exited, exit_seen) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let timed_out = exit_seen.recv_timeout(limit).is_err();
+        if timed_out {
+            // SAFETY: kill(2) takes any pid and touches no memory of ours. Only when the
+            // limit passed without the exit being sent: a child reaped in the instant
+            // between would make this reach a free pid, and the limits are many times
+            // what the runs take.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        timed_out
+    });
+    let output = child.wait_with_output().expect("output");
+    let _ = exited.send(());
+    let timed_out = watchdog.join().expect("watchdog");
+    assert!(!timed_out, "dns-sensor still running after {limit:?}");
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        alerts: stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The JSON summary `--summary json` prints as the last line of stderr.
+pub fn json_summary(stderr: &str) -> Value {
+    let last = stderr.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON summary ({e}): {stderr}"))
+}
+
 /// A fresh directory for one test's files, removed when dropped.
 pub struct TempDir(PathBuf);
 

@@ -1,0 +1,102 @@
+//! Inputs written to make the sensor loop, stall or grow: each finding of the outside
+//! review (issue 11) as the capture or setting that showed it, run through the real
+//! binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{dns_sensor_within, json_summary, TempDir};
+use dns_sensor::capture::LinkType;
+use dns_sensor::synth::scenario::{v4, Tunnel, EPOCH};
+use dns_sensor::synth::{pcapng_bytes, query, rtype, udp_frame, Flow};
+use dns_sensor::NANOS_PER_SEC;
+
+/// Far more than any of these runs takes (tens of milliseconds): only a loop reaches it.
+const LIMIT: Duration = Duration::from_secs(60);
+
+const MINUTE: u64 = 60 * NANOS_PER_SEC;
+const YEAR: u64 = 365 * 24 * 60 * MINUTE;
+
+fn one_query(seq: u16) -> Vec<u8> {
+    let flow = Flow::to_dns(v4(10, 0, 0, 7), 40_000, v4(192, 0, 2, 53));
+    udp_frame(
+        &flow,
+        &query(seq, format!("h{seq}.example.com").as_bytes(), rtype::A),
+    )
+}
+
+/// Replays `capture` (written to a file named `name`) with the JSON summary.
+fn replay_bytes(name: &str, capture: &[u8], flags: &[&str]) -> (common::Run, serde_json::Value) {
+    let dir = TempDir::new(name);
+    let file = dir.path(name);
+    std::fs::write(&file, capture).expect("capture written");
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["replay".into(), "--summary".into(), "json".into()];
+    args.extend(flags.iter().map(|f| f.into()));
+    args.push(file.into_os_string());
+    let run = dns_sensor_within(LIMIT, args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = json_summary(&run.stderr);
+    (run, summary)
+}
+
+#[test]
+fn a_timestamp_at_the_top_of_the_range_ends_the_replay() {
+    // At the default microsecond resolution, `ts_high = 0x00418938` is past
+    // `u64::MAX` nanoseconds once scaled: it saturates. The review's 164-byte file kept
+    // a release build busy for ever, and made a debug build panic on an overflow.
+    let top = 0x0041_8938_u64 << 32;
+    let just_under = (u64::MAX / 1000) - 1_000_000; // a second before the end
+    for (case, stamps) in [
+        ("saturated", vec![top]),
+        ("a second before the end", vec![just_under]),
+        ("both", vec![just_under, top, top]),
+    ] {
+        let frames = stamps
+            .iter()
+            .enumerate()
+            .map(|(i, &ts)| (ts, one_query(i as u16)));
+        let (_, summary) =
+            replay_bytes("top.pcapng", &pcapng_bytes(LinkType::Ethernet, frames), &[]);
+        assert_eq!(
+            summary["workers"]["queries"],
+            stamps.len(),
+            "{case}: {summary}"
+        );
+        // One evaluation at most per boundary with traffic in its window, and the final one.
+        let evaluations = summary["evaluations"].as_u64().expect("evaluations");
+        assert!(evaluations <= 3, "{case}: {evaluations} evaluations");
+    }
+}
+
+#[test]
+fn a_clock_that_jumps_by_decades_costs_no_empty_evaluations_and_loses_no_tunnel() {
+    // A tunnel, then a frame forty years later, then the same tunnel's domain again at
+    // once, then one frame back in time: each tunnel alerts as if the other were not
+    // there, and the gap is not evaluated interval by interval (1.4 million of them).
+    let (early, early_figures) = Tunnel::new("early.example", 230, EPOCH, 10 * MINUTE).build();
+    let later = EPOCH + 40 * YEAR;
+    let (late, late_figures) = Tunnel::new("late.example", 240, later, 10 * MINUTE).build();
+    let mut frames: Vec<(u64, Vec<u8>)> = early.into_sorted();
+    frames.push((later - MINUTE, one_query(1)));
+    frames.extend(late.into_sorted());
+    frames.push((EPOCH + 5 * MINUTE, one_query(2)));
+    let micros = frames.into_iter().map(|(ts, f)| (ts / 1000, f));
+    let (run, summary) = replay_bytes(
+        "jump.pcapng",
+        &pcapng_bytes(LinkType::Ethernet, micros),
+        &[],
+    );
+    assert_eq!(
+        run.domains(),
+        vec!["early.example", "late.example"],
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.alerts[0]["unique_hostnames"], early_figures.unique);
+    assert_eq!(run.alerts[1]["unique_hostnames"], late_figures.unique);
+    let evaluations = summary["evaluations"].as_u64().expect("evaluations");
+    // The default window holds 16 boundaries: at most that many after each burst.
+    assert!(evaluations <= 2 * 17 + 1, "{evaluations} evaluations");
+}
