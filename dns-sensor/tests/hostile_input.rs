@@ -100,3 +100,65 @@ fn a_clock_that_jumps_by_decades_costs_no_empty_evaluations_and_loses_no_tunnel(
     // The default window holds 16 boundaries: at most that many after each burst.
     assert!(evaluations <= 2 * 17 + 1, "{evaluations} evaluations");
 }
+
+#[test]
+fn settings_that_would_blind_the_sensor_are_refused_on_their_line() {
+    // Each ran with exit 0, shed every record and alerted on nothing.
+    let tunnel = common::capture("elastic-iodine-tunnel.pcap");
+    let dir = TempDir::new("blinding-settings");
+    for (text, line, key) in [
+        ("threshold = 100\nwindow = \"100000000000y\"\n", 2, "window"),
+        ("window = \"18446744073709551615s\"\n", 1, "window"),
+        ("window = \"4h\"\n\ninterval = \"1ns\"\n", 3, "interval"),
+    ] {
+        let config = dir.path("sensor.toml");
+        std::fs::write(&config, text).unwrap();
+        for command in ["replay", "check-config"] {
+            let mut args = vec![command.into(), config.clone().into_os_string()];
+            if command == "replay" {
+                args = vec![
+                    command.into(),
+                    "--config".into(),
+                    config.clone().into_os_string(),
+                    tunnel.clone().into_os_string(),
+                ];
+            }
+            let run = dns_sensor_within(LIMIT, args);
+            assert_eq!(run.code, 2, "{text}: {}", run.stderr);
+            let at = format!("{}:{line}: {key}: ", config.display());
+            assert!(run.stderr.contains(&at), "{text}: {}", run.stderr);
+        }
+    }
+    // The same from the command line, and a warning for settings that only weaken it.
+    let run = dns_sensor_within(
+        LIMIT,
+        [
+            "replay".as_ref(),
+            "--interval".as_ref(),
+            "1ns".as_ref(),
+            tunnel.as_os_str(),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("interval: with window 4h"),
+        "{}",
+        run.stderr
+    );
+    let run = dns_sensor_within(
+        LIMIT,
+        [
+            "replay".as_ref(),
+            "--interval".as_ref(),
+            "30s".as_ref(),
+            tunnel.as_os_str(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("WARN") && run.stderr.contains("records will be shed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.domains(), vec!["pirate.sea"], "{}", run.stderr);
+}

@@ -16,11 +16,13 @@ use crate::domain::{read_whitelist_file, DomainError, DomainSettings};
 use crate::pipeline::{Settings, ShardBudget};
 use crate::sketch::SketchSettings;
 
+mod checks;
 mod live;
 mod metrics;
 mod output;
 mod values;
 
+pub use checks::{SettingProblem, LOW_SLOT_BYTES, MAX_WINDOW, MIN_SLOT, MIN_SLOT_BYTES};
 pub use live::{LiveConfig, LiveMode, XdpMode, ZeroCopyMode};
 pub use metrics::MetricsConfig;
 pub use output::{
@@ -165,25 +167,34 @@ impl Config {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parses settings from `text`; `origin` names it in errors.
+    /// Parses settings from `text`; `origin` names it in errors. Settings that cannot
+    /// work together ([`check`](Self::check)) are refused, naming the key's line.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e: toml::de::Error| {
-            let line = e
-                .span()
-                .map(|span| {
-                    text.as_bytes()[..span.start.min(text.len())]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count()
-                        + 1
-                })
-                .unwrap_or(0);
-            ConfigError::Invalid {
-                path: origin.to_string(),
-                line,
-                message: e.message().to_string(),
-            }
-        })
+        let invalid = |line, message| ConfigError::Invalid {
+            path: origin.to_string(),
+            line,
+            message,
+        };
+        let config: Config = toml::from_str(text).map_err(|e: toml::de::Error| {
+            let line = e.span().map_or(0, |span| line_of(text, span.start));
+            invalid(line, e.message().to_string())
+        })?;
+        config
+            .check()
+            .map_err(|problem| invalid(key_line(text, problem.key), problem.to_string()))?;
+        Ok(config)
+    }
+
+    /// The rule's settings, in nanoseconds.
+    fn rule(&self) -> RuleSettings {
+        RuleSettings {
+            threshold: self.threshold,
+            window: nanos(self.window),
+            interval: nanos(self.interval),
+            max_domains: self.max_domains,
+            realert: nanos(self.realert),
+            top_clients: self.top_clients,
+        }
     }
 
     /// The outputs `command` writes alerts to, reading the files they name.
@@ -204,14 +215,7 @@ impl Config {
         for file in &self.whitelist_files {
             whitelist.extend(read_whitelist_file(file)?);
         }
-        let rule = RuleSettings {
-            threshold: self.threshold,
-            window: nanos(self.window),
-            interval: nanos(self.interval),
-            max_domains: self.max_domains,
-            realert: nanos(self.realert),
-            top_clients: self.top_clients,
-        };
+        let rule = self.rule();
         let memory_cap = usize::try_from(self.memory_cap).unwrap_or(usize::MAX);
         let budget = ShardBudget::new(memory_cap, &rule, workers);
         Ok(Settings {
@@ -235,6 +239,30 @@ impl Config {
             rule,
         })
     }
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line of the top-level `key` in `text`, which has parsed; 0 when the file does
+/// not set it (the value came from the defaults).
+fn key_line(text: &str, key: &str) -> usize {
+    toml::de::DeTable::parse(text)
+        .ok()
+        .and_then(|table| {
+            table
+                .get_ref()
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|(k, _)| line_of(text, k.span().start))
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -362,6 +390,22 @@ memory_cap = "256MiB"
         let (line, message) = invalid("threshold = 10\nsample_names = 101\n");
         assert_eq!(line, 2);
         assert!(message.contains("at most 100"), "{message}");
+    }
+
+    #[test]
+    fn settings_that_blind_the_sensor_are_refused_on_their_line() {
+        let (line, message) = invalid("threshold = 10\n\nwindow = \"100000000000y\"\n");
+        assert_eq!(line, 3);
+        assert!(message.starts_with("window: "), "{message}");
+        let (line, message) = invalid("window = \"4h\"\n# every nanosecond\ninterval = \"1ns\"\n");
+        assert_eq!(line, 3);
+        assert!(message.starts_with("interval: "), "{message}");
+        // Set by the defaults: no line to name.
+        let (line, message) = invalid("interval = \"1s\"\n");
+        assert_eq!(line, 0);
+        assert!(message.starts_with("memory_cap: "), "{message}");
+        let (line, _) = invalid("interval = \"1s\"\nmemory_cap = \"1GiB\"\n");
+        assert_eq!(line, 2);
     }
 
     #[test]

@@ -50,7 +50,10 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
             .map_err(|e| format!("state_directory {}: {e}", dir.display()))?;
     }
     let from_files = settings.domain.whitelist.len() - config.whitelist.len();
-    Ok(vec![
+    // The file parsed, so the rule's settings work together: only warnings are left.
+    let warnings = config.check().unwrap_or_default();
+    let mut lines: Vec<String> = warnings.iter().map(|w| format!("warning: {w}")).collect();
+    lines.extend([
         format!(
             "rule: more than {} unique names under one registered domain within {}, \
              evaluated every {}, a domain reported again after {}, at most {} alerts \
@@ -87,7 +90,8 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
             Some(address) => format!("metrics: served at http://{address}/metrics by `run`"),
             None => "metrics: off".to_owned(),
         },
-    ])
+    ]);
+    Ok(lines)
 }
 
 /// `capture: mirror mode, XDP auto, zero-copy auto, every queue, ...`.

@@ -111,6 +111,15 @@ impl RuleArgs {
             config.max_domains = usize::try_from(n).context("--max-domains is too large")?;
         }
         config.whitelist.extend(self.whitelist.iter().cloned());
+        // The file passed these checks alone; the flags may have changed the answer.
+        match config.check() {
+            Ok(warnings) => {
+                for warning in warnings {
+                    log::warn!("{warning}");
+                }
+            }
+            Err(problem) => anyhow::bail!("{problem} (with the command line's flags)"),
+        }
         Ok(config)
     }
 }
