@@ -22,6 +22,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod domain;
+pub mod files;
 pub mod pipeline;
 pub mod sketch;
 #[cfg(any(test, feature = "synth"))]

@@ -162,3 +162,86 @@ fn settings_that_would_blind_the_sensor_are_refused_on_their_line() {
     );
     assert_eq!(run.domains(), vec!["pirate.sea"], "{}", run.stderr);
 }
+
+#[test]
+fn operator_named_files_are_read_under_a_limit() {
+    // Both read without end (4.2 GB in 3 s) before the limit.
+    let tunnel = common::capture("elastic-iodine-tunnel.pcap");
+    let run = dns_sensor_within(
+        LIMIT,
+        [
+            "replay".as_ref(),
+            "--config".as_ref(),
+            "/dev/zero".as_ref(),
+            tunnel.as_os_str(),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/dev/zero: larger than 1 MiB"),
+        "{}",
+        run.stderr
+    );
+    let dir = TempDir::new("endless-whitelist");
+    let config = dir.path("sensor.toml");
+    std::fs::write(&config, "whitelist_files = [\"/dev/zero\"]\n").unwrap();
+    let run = dns_sensor_within(LIMIT, ["check-config".as_ref(), config.as_os_str()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/dev/zero: larger than 64 MiB"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn errors_give_their_cause_once() {
+    let dir = TempDir::new("causes-once");
+    let not_text = dir.path("latin1.toml");
+    std::fs::write(&not_text, b"# caf\xe9\n").unwrap();
+    let gone = dir.path("gone.toml");
+    let tunnel = common::capture("elastic-iodine-tunnel.pcap");
+    for (config, cause) in [
+        (&not_text, "not UTF-8"),
+        (&gone, "No such file or directory"),
+    ] {
+        let run = dns_sensor_within(
+            LIMIT,
+            [
+                "replay".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                tunnel.as_os_str(),
+            ],
+        );
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert_eq!(run.stderr.matches(cause).count(), 1, "{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_capture_named_to_attack_the_terminal_is_named_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new("hostile-file-name");
+    let name = std::ffi::OsStr::from_bytes(b"cut\r\n[ERROR] forged line\x1b[2J\xff.pcap");
+    let cut = dir.path("x").with_file_name(name);
+    let whole = std::fs::read(common::capture("elastic-iodine-tunnel.pcap")).unwrap();
+    std::fs::write(&cut, &whole[..3000]).unwrap();
+    let missing = cut.with_extension("gone");
+    for (file, code, what) in [(&cut, 0, "cut short"), (&missing, 2, "No such file")] {
+        let run = dns_sensor_within(LIMIT, ["replay".as_ref(), file.as_os_str()]);
+        assert_eq!(run.code, code, "{}", run.stderr);
+        assert!(
+            common::hostile::printable(run.stderr.as_bytes()),
+            "{:?}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("cut\\x0d\\x0a[ERROR] forged line\\x1b[2J\\xff."),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(what), "{}", run.stderr);
+    }
+}

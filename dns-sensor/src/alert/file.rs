@@ -7,6 +7,7 @@
 //! writer cannot interleave inside one. The file is created `0640` (owner and group
 //! read it: alerts name clients and domains).
 
+use crate::files::shown;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -57,7 +58,7 @@ impl FileSink {
             Err(e) => Err(e),
         };
         checked.map_err(|source| AlertError::File {
-            path: path.display().to_string(),
+            path: shown(path),
             source,
         })
     }
@@ -93,14 +94,14 @@ fn open_append(path: &Path) -> Result<File, AlertError> {
         .mode(0o640)
         .open(path)
         .map_err(|source| AlertError::File {
-            path: path.display().to_string(),
+            path: shown(path),
             source,
         })
 }
 
 impl Sink for FileSink {
     fn name(&self) -> String {
-        format!("file {}", self.path.display())
+        format!("file {}", shown(&self.path))
     }
 
     fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError> {
@@ -111,7 +112,7 @@ impl Sink for FileSink {
         self.file
             .write_all(&self.lines)
             .map_err(|source| AlertError::File {
-                path: self.path.display().to_string(),
+                path: shown(&self.path),
                 source,
             })
     }

@@ -36,6 +36,7 @@
 //! big-endian sections (it reads it little-endian), and the `io::Error` of a failed
 //! read.
 
+use crate::files::shown;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -307,7 +308,7 @@ impl CaptureReader {
     /// nothing says it is not a capture cut short. Four or more bytes that are neither
     /// pcap magic nor a pcapng Section Header Block are `NotACapture`.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let name = path.display().to_string();
+        let name = shown(path);
         let file = File::open(path).map_err(|source| CaptureError::Io {
             path: name.clone(),
             source,
@@ -329,7 +330,7 @@ impl CaptureReader {
         if path == Path::new(STDIN_PATH) {
             return Self::from_reader("standard input", Counted::new(io::stdin(), bytes_read));
         }
-        let name = path.display().to_string();
+        let name = shown(path);
         let file = File::open(path).map_err(|source| CaptureError::Io {
             path: name.clone(),
             source,

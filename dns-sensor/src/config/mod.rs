@@ -5,6 +5,7 @@
 //! the reference rule (Packetbeat + Watcher): more than 200 unique hostnames per
 //! registered domain over 4 hours, evaluated every 15 minutes.
 
+use crate::files::shown;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -160,11 +161,12 @@ impl Default for Config {
 impl Config {
     /// Reads and validates a settings file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        let text = crate::files::read_text_limited(path, crate::files::MAX_SETTINGS_BYTES)
+            .map_err(|source| ConfigError::Io {
+                path: shown(path),
+                source,
+            })?;
+        Self::parse(&text, &shown(path))
     }
 
     /// Parses settings from `text`; `origin` names it in errors. Settings that cannot

@@ -1,5 +1,6 @@
 //! Whitelist entries as written (settings, files): normalised, checked, read.
 
+use crate::files::shown;
 use std::path::Path;
 
 use super::DomainError;
@@ -51,10 +52,12 @@ pub(super) fn normalise_entry(entry: &str) -> Result<String, &'static str> {
 /// Reads a whitelist file: one domain per line, `#` starts a comment, blank lines ignored.
 /// Errors name the file and line.
 pub fn read_whitelist_file(path: &Path) -> Result<Vec<String>, DomainError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DomainError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = crate::files::read_text_limited(path, crate::files::MAX_WHITELIST_BYTES).map_err(
+        |source| DomainError::Io {
+            path: shown(path),
+            source,
+        },
+    )?;
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let entry = line.split('#').next().unwrap_or("").trim();
@@ -65,7 +68,7 @@ pub fn read_whitelist_file(path: &Path) -> Result<Vec<String>, DomainError> {
         // normalises again (entries from the config file go through it too).
         if let Err(why) = normalise_entry(entry) {
             return Err(DomainError::BadEntry {
-                origin: format!("{}:{}", path.display(), i + 1),
+                origin: format!("{}:{}", shown(path), i + 1),
                 entry: entry.to_string(),
                 why,
             });

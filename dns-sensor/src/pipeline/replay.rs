@@ -1,6 +1,7 @@
 //! The replay runner: capture files, merged in time order, through one worker and the
 //! coordinator.
 
+use crate::files::shown;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -144,7 +145,7 @@ pub fn replay_with(
     let mut coordinator = Coordinator::new(&settings.rule, 1, sinks);
     if let Some(dir) = state {
         let writer = StateWriter::start(dir, None).map_err(|source| PipelineError::State {
-            path: dir.display().to_string(),
+            path: shown(dir),
             source,
         })?;
         if let Some(restored) = restore(dir, &settings.rule, &settings.sketch, None) {

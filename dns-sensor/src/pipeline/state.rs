@@ -4,6 +4,7 @@
 //! and writes one last at the end of the run; a run that starts restores the one it
 //! finds, when it is younger than the window.
 
+use crate::files::shown;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -59,10 +60,7 @@ impl StateWriter {
             .spawn(move || {
                 for snapshot in from_coordinator {
                     if let Err(e) = write_snapshot(&target, &snapshot.bytes) {
-                        log::error!(
-                            "state: writing {}: {e}",
-                            target.join(SNAPSHOT_FILE).display()
-                        );
+                        log::error!("state: writing {}: {e}", shown(&target.join(SNAPSHOT_FILE)));
                         continue;
                     }
                     if let Some(g) = &gauges {
@@ -101,7 +99,7 @@ impl StateWriter {
         }
         log::info!(
             "state: the window is kept in {}",
-            self.dir.join(SNAPSHOT_FILE).display()
+            shown(&self.dir.join(SNAPSHOT_FILE))
         );
     }
 }
@@ -138,18 +136,18 @@ pub fn restore(
     let bytes = match read_snapshot(dir) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
-            log::info!("state: no window kept in {}: starting empty", dir.display());
+            log::info!("state: no window kept in {}: starting empty", shown(dir));
             return None;
         }
         Err(e) => {
-            log::warn!("state: reading {}: {e}; starting empty", path.display());
+            log::warn!("state: reading {}: {e}; starting empty", shown(&path));
             return None;
         }
     };
     let restored = match Detector::from_snapshot(&bytes, rule.clone(), sketch) {
         Ok(restored) => restored,
         Err(e) => {
-            log::warn!("state: {} is {e}; starting empty", path.display());
+            log::warn!("state: {} is {e}; starting empty", shown(&path));
             return None;
         }
     };
@@ -160,7 +158,7 @@ pub fn restore(
         log::info!(
             "state: the window in {} was kept {age_text} ago, longer than the window: \
              starting empty",
-            path.display()
+            shown(&path)
         );
         return None;
     }
@@ -171,7 +169,7 @@ pub fn restore(
     };
     log::info!(
         "state: window restored from {}{kept}: {} slots, {} domains",
-        path.display(),
+        shown(&path),
         restored.detector.slots(),
         restored.detector.tracked()
     );

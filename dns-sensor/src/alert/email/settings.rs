@@ -1,5 +1,6 @@
 //! What the email output is configured with, and the SMTP credentials file.
 
+use crate::files::shown;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -150,8 +151,7 @@ impl Credentials {
     /// Reads a credentials file: TOML with `username` and `password`, refused when
     /// anyone but its owner may read or write it.
     pub fn load(path: &Path) -> Result<Self, CredentialsError> {
-        use std::io::Read;
-        let shown = path.display().to_string();
+        let shown = shown(path);
         let io = |source| CredentialsError::Io {
             path: shown.clone(),
             source,
@@ -161,9 +161,8 @@ impl Credentials {
         if mode & 0o077 != 0 {
             return Err(CredentialsError::Exposed { path: shown, mode });
         }
-        let mut text = String::new();
-        file.take(MAX_CREDENTIALS_BYTES)
-            .read_to_string(&mut text)
+        let text = crate::files::read_all_limited(file, MAX_CREDENTIALS_BYTES)
+            .and_then(crate::files::text)
             .map_err(io)?;
         toml::from_str(&text).map_err(|e: toml::de::Error| CredentialsError::Invalid {
             line: e.span().map_or(0, |span| {

@@ -11,6 +11,7 @@
 //! certificate's IP SANs) and chain to webpki-roots (Mozilla's roots, built in) or to a
 //! certificate of `ca_file`.
 
+use crate::files::shown;
 use std::path::Path;
 
 use lettre::transport::smtp::authentication::Credentials as SmtpCredentials;
@@ -56,10 +57,11 @@ fn tls_parameters(settings: &EmailSettings) -> Result<TlsParameters, EmailError>
 /// Reads a PEM file of one or more CA certificates.
 fn ca_file(path: &Path) -> Result<Certificate, EmailError> {
     let invalid = |reason: String| EmailError::CaFile {
-        path: path.display().to_string(),
+        path: shown(path),
         reason,
     };
-    let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    let pem = crate::files::read_limited(path, crate::files::MAX_CERTIFICATES_BYTES)
+        .map_err(|e| invalid(e.to_string()))?;
     // lettre takes a PEM file without a certificate as an empty list.
     if !pem
         .windows(b"-----BEGIN CERTIFICATE-----".len())

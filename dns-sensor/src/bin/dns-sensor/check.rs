@@ -1,6 +1,7 @@
 //! `dns-sensor check-config`: validate a settings file as `run` would read it, without
 //! capturing, sending or creating anything.
 
+use dns_sensor::files::shown;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ pub(crate) struct CheckArgs {
 pub(crate) fn check_config(args: &CheckArgs) -> ExitCode {
     match check(&args.file) {
         Ok(description) => {
-            println!("{}: valid", args.file.display());
+            println!("{}: valid", shown(&args.file));
             for line in description {
                 println!("  {line}");
             }
@@ -47,7 +48,7 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
     outputs.check().map_err(|e| e.to_string())?;
     if let Some(dir) = &config.state_directory {
         dns_sensor::pipeline::state::check_directory(dir)
-            .map_err(|e| format!("state_directory {}: {e}", dir.display()))?;
+            .map_err(|e| format!("state_directory {}: {e}", shown(dir)))?;
     }
     let from_files = settings.domain.whitelist.len() - config.whitelist.len();
     // The file parsed, so the rule's settings work together: only warnings are left.
@@ -83,7 +84,7 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
         format!("outputs of `run`: {}", describe(&outputs)),
         describe_live(&config.live),
         match &config.state_directory {
-            Some(dir) => format!("state: `run` keeps the window in {}", dir.display()),
+            Some(dir) => format!("state: `run` keeps the window in {}", shown(dir)),
             None => "state: the window is not kept across restarts".to_owned(),
         },
         match config.metrics.listen {
@@ -129,7 +130,7 @@ fn describe(outputs: &OutputSettings) -> String {
         parts.push("journald".to_string());
     }
     if let Some(file) = &outputs.file {
-        parts.push(format!("file {}", file.path.display()));
+        parts.push(format!("file {}", shown(&file.path)));
     }
     if let Some(email) = &outputs.email {
         parts.push(format!(

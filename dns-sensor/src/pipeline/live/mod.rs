@@ -8,6 +8,7 @@
 //! both) and CAP_IPC_LOCK (or an unlimited RLIMIT_MEMLOCK); [`run`] names the missing
 //! ones before touching anything.
 
+use crate::files::shown;
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -260,7 +261,7 @@ pub fn run(
     let state = match &live.state_directory {
         Some(dir) => Some(StateWriter::start(dir, Some(Arc::clone(&gauges))).map_err(
             |source| LiveError::State {
-                path: dir.display().to_string(),
+                path: shown(dir),
                 source,
             },
         )?),
