@@ -3,12 +3,15 @@
 //! IPv6 fragments use the same table: only the key's id width differs (32 bits instead of
 //! 16), and the rules below hold for both.
 //!
-//! Datagrams are keyed by (source, destination, id, protocol). Each keeps the byte ranges
+//! Datagrams are keyed by (source, destination, id, protocol). Each keeps the pieces
 //! received so far; a fragment that lies wholly inside them is a duplicate and ignored, one
 //! that overlaps them only in part makes the whole datagram suspect (overlap is an evasion
-//! trick) and it is dropped. The table holds at most `max` datagrams: when full, the oldest
-//! is evicted, so a fragment flood costs the attacker the table, not us the new datagrams.
-//! Datagrams expire `timeout` after their first fragment, in capture time.
+//! trick) and it is dropped. The table holds at most `max` datagrams and `max_bytes` of
+//! their pieces: past either, the oldest datagrams are evicted, so a fragment flood costs
+//! the attacker the table, not us the new datagrams, nor more memory. A datagram holds the
+//! bytes that arrived, not what their offsets reach: 8 bytes at offset 65 464 take 8
+//! bytes until the datagram completes (4 096 such fragments once took 289 MB, a 64 KiB
+//! buffer each). Datagrams expire `timeout` after their first fragment, in capture time.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -21,8 +24,21 @@ use crate::Nanos;
 /// bytes in all, and an IPv6 payload (without jumbograms) neither.
 pub(crate) const MAX_DATAGRAM: usize = 65_535;
 
+/// Most pieces one datagram may hold apart: a 65 535-byte datagram over a 576-byte path
+/// is 119 fragments, over the 68-byte minimum of RFC 791 1 366, and pieces that arrive
+/// in order join into one. Past it the datagram is dropped: a flood of 8-byte fragments
+/// for one datagram (8 191 of them) would otherwise cost each new piece a longer insert.
+const MAX_PIECES: usize = 1024;
+
 /// Completed buffers kept for reuse, so a steady trickle of fragments stops allocating.
 const POOL_SIZE: usize = 4;
+
+/// Bytes a datagram takes beyond its pieces: its entry in the table (key and state, with
+/// the hash table's control byte) and two in the order queue (which may hold twice as
+/// many entries as datagrams before it is compacted). For the share of `memory_cap` the
+/// table is given.
+pub(crate) const DATAGRAM_BYTES: usize =
+    size_of::<(FragKey, Partial)>() + 1 + 2 * size_of::<(FragKey, u64)>();
 
 /// Identifies the datagram a fragment belongs to (RFC 791, RFC 8200).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,16 +64,27 @@ pub(crate) struct Fragment<'a> {
     pub data: &'a [u8],
 }
 
+/// Where a received piece lies: `[start, end)` of the payload, from `at` in the
+/// datagram's held bytes. Offsets fit 32 bits: a payload is at most 65 535 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    start: u32,
+    end: u32,
+    at: u32,
+}
+
 /// A datagram being reassembled.
 struct Partial {
     /// Matches the entry in `FragTable::order` that stands for this datagram.
     generation: u64,
     /// Capture time of the first fragment seen.
     first_ts: Nanos,
-    /// Payload bytes, zero where nothing has arrived yet.
-    data: Vec<u8>,
-    /// Received byte ranges `[start, end)`, sorted and not touching each other.
-    ranges: Vec<(usize, usize)>,
+    /// The bytes received, in the order they arrived.
+    held: Vec<u8>,
+    /// The received pieces, sorted by start and never overlapping.
+    pieces: Vec<Piece>,
+    /// Payload bytes received: the pieces' lengths summed.
+    received: usize,
     /// Payload length, known once the last fragment (MF clear) has arrived.
     total: Option<usize>,
     /// The datagram is known not to be DNS: its fragments are discarded on arrival.
@@ -65,28 +92,67 @@ struct Partial {
 }
 
 impl Partial {
-    /// True once every byte from 0 to the known total has arrived.
+    /// True once every byte from 0 to the known total has arrived: the pieces never
+    /// overlap and never pass the total, so their lengths add up to it only then.
     fn is_complete(&self) -> bool {
-        match self.total {
-            Some(total) => total == 0 || self.ranges.as_slice() == [(0, total)],
-            None => false,
-        }
+        self.total == Some(self.received)
     }
 
-    /// Records `[start, end)` as received, merging with touching neighbours. The caller has
-    /// checked it overlaps nothing already received.
-    fn add_range(&mut self, start: usize, end: usize) {
-        let at = self.ranges.partition_point(|&(s, _)| s < start);
-        self.ranges.insert(at, (start, end));
-        // Merge with the next range, then with the previous one, when they touch.
-        if at + 1 < self.ranges.len() && self.ranges[at + 1].0 == end {
-            self.ranges[at].1 = self.ranges[at + 1].1;
-            self.ranges.remove(at + 1);
+    /// Heap bytes held, as allocated.
+    fn bytes(&self) -> usize {
+        self.held.capacity() + self.pieces.capacity() * size_of::<Piece>()
+    }
+
+    /// Bytes of `[start, end)` already received. The pieces that overlap it are the
+    /// last ones starting before `end`, found by a binary search.
+    fn covered(&self, start: usize, end: usize) -> usize {
+        let before_end = self.pieces.partition_point(|p| (p.start as usize) < end);
+        self.pieces[..before_end]
+            .iter()
+            .rev()
+            .take_while(|p| p.end as usize > start)
+            .map(|p| (p.end as usize).min(end) - (p.start as usize).max(start))
+            .sum()
+    }
+
+    /// Keeps `data` as the payload's `[start, start + data.len())`, which overlaps
+    /// nothing received. Joins the piece before when it ends there and its bytes are the
+    /// last held (fragments in order make one piece). Memory grows by what arrived.
+    fn store(&mut self, start: usize, data: &[u8]) {
+        let at = self.pieces.partition_point(|p| (p.start as usize) < start);
+        let end = (start + data.len()) as u32;
+        let held_end = self.held.len() as u32;
+        self.held.reserve_exact(data.len());
+        self.held.extend_from_slice(data);
+        self.received += data.len();
+        if let Some(before) = at.checked_sub(1).map(|i| &mut self.pieces[i]) {
+            if before.end as usize == start && before.at + (before.end - before.start) == held_end {
+                before.end = end;
+                return;
+            }
         }
-        if at > 0 && self.ranges[at - 1].1 == start {
-            self.ranges[at - 1].1 = self.ranges[at].1;
-            self.ranges.remove(at);
+        if self.pieces.len() == self.pieces.capacity() {
+            self.pieces.reserve_exact(self.pieces.len().clamp(2, 16));
         }
+        self.pieces.insert(
+            at,
+            Piece {
+                start: start as u32,
+                end,
+                at: held_end,
+            },
+        );
+    }
+
+    /// The payload, laid out in `buf` (cleared first).
+    fn assemble(&self, mut buf: Vec<u8>) -> Vec<u8> {
+        buf.clear();
+        buf.resize(self.received, 0);
+        for p in &self.pieces {
+            let (start, end, at) = (p.start as usize, p.end as usize, p.at as usize);
+            buf[start..end].copy_from_slice(&self.held[at..at + end - start]);
+        }
+        buf
     }
 }
 
@@ -110,18 +176,25 @@ pub(crate) struct FragTable {
     order: VecDeque<(FragKey, u64)>,
     next_generation: u64,
     max: usize,
+    /// Most the datagrams' pieces may take ([`Partial::bytes`] summed).
+    max_bytes: usize,
+    /// What they take now.
+    bytes: usize,
     timeout: Nanos,
     pool: Vec<Vec<u8>>,
 }
 
 impl FragTable {
-    /// An empty table holding at most `max` datagrams for `timeout` each.
-    pub(crate) fn new(max: usize, timeout: Nanos) -> Self {
+    /// An empty table holding at most `max` datagrams and `max_bytes` of their pieces,
+    /// for `timeout` each.
+    pub(crate) fn new(max: usize, max_bytes: usize, timeout: Nanos) -> Self {
         Self {
             map: HashMap::new(),
             order: VecDeque::new(),
             next_generation: 0,
             max,
+            max_bytes,
+            bytes: 0,
             timeout,
             pool: Vec::new(),
         }
@@ -131,6 +204,12 @@ impl FragTable {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Bytes the datagrams' pieces take.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Drops the datagrams started `timeout` or more before `now`. Called on every
@@ -186,22 +265,32 @@ impl FragTable {
             stats.not_dns += 1;
             return None;
         }
-        match Self::apply(entry.get_mut(), frag, end) {
-            Verdict::Held => None,
+        let before = entry.get().bytes();
+        let verdict = Self::apply(entry.get_mut(), frag, end);
+        self.bytes = self.bytes - before + entry.get().bytes();
+        match verdict {
+            Verdict::Held => {
+                // Room is made after the fact: the table passes its bound by at most the
+                // fragment just stored, until the oldest datagrams are gone.
+                while self.bytes > self.max_bytes && !self.map.is_empty() {
+                    self.evict_oldest(stats);
+                }
+                None
+            }
             Verdict::Duplicate => {
                 stats.ip_fragments_duplicate += 1;
                 None
             }
             Verdict::DropDatagram => {
                 let p = entry.remove();
-                self.recycle(p.data);
+                self.bytes -= p.bytes();
                 stats.ip_fragments_dropped += 1;
                 None
             }
             Verdict::Complete => {
-                let mut p = entry.remove();
-                p.data.truncate(p.total.unwrap_or(0));
-                Some(p.data)
+                let p = entry.remove();
+                self.bytes -= p.bytes();
+                Some(p.assemble(self.pool.pop().unwrap_or_default()))
             }
         }
     }
@@ -214,10 +303,10 @@ impl FragTable {
             return;
         }
         if let Some(p) = self.map.get_mut(&key) {
+            self.bytes -= p.bytes();
             p.ignored = true;
-            p.ranges = Vec::new();
-            let data = std::mem::take(&mut p.data);
-            self.recycle(data);
+            p.pieces = Vec::new();
+            p.held = Vec::new();
         }
     }
 
@@ -240,14 +329,14 @@ impl FragTable {
         }
         let generation = self.next_generation;
         self.next_generation += 1;
-        let data = self.pool.pop().unwrap_or_default();
         self.map.insert(
             key,
             Partial {
                 generation,
                 first_ts: ts,
-                data,
-                ranges: Vec::new(),
+                held: Vec::new(),
+                pieces: Vec::new(),
+                received: 0,
                 total: None,
                 ignored: false,
             },
@@ -287,7 +376,7 @@ impl FragTable {
             if !p.ignored {
                 stats.ip_fragments_dropped += 1;
             }
-            self.recycle(p.data);
+            self.bytes -= p.bytes();
         }
     }
 
@@ -298,7 +387,8 @@ impl FragTable {
             if p.total.is_some_and(|t| t != end) {
                 return Verdict::DropDatagram;
             }
-            if p.ranges.last().is_some_and(|&(_, e)| e > end) {
+            // The pieces are sorted and apart: the last one ends furthest.
+            if p.pieces.last().is_some_and(|last| last.end as usize > end) {
                 return Verdict::DropDatagram;
             }
             p.total = Some(end);
@@ -306,19 +396,12 @@ impl FragTable {
             return Verdict::DropDatagram;
         }
         if start < end {
-            for &(s, e) in &p.ranges {
-                if s <= start && end <= e {
-                    return Verdict::Duplicate;
-                }
-                if start < e && s < end {
-                    return Verdict::DropDatagram;
-                }
+            match p.covered(start, end) {
+                0 if p.pieces.len() >= MAX_PIECES => return Verdict::DropDatagram,
+                0 => p.store(start, frag.data),
+                n if n == end - start => return Verdict::Duplicate,
+                _ => return Verdict::DropDatagram,
             }
-            if p.data.len() < end {
-                p.data.resize(end, 0);
-            }
-            p.data[start..end].copy_from_slice(frag.data);
-            p.add_range(start, end);
         }
         if p.is_complete() {
             Verdict::Complete
@@ -349,7 +432,7 @@ mod tests {
     #[test]
     fn reassembles_out_of_order_with_duplicates() {
         let payload: Vec<u8> = (0..40u8).collect();
-        let mut t = FragTable::new(8, 1_000);
+        let mut t = FragTable::new(8, 1 << 20, 1_000);
         let mut st = DecodeStats::default();
         assert!(t
             .insert(key(1), 0, frag(32, false, &payload[32..]), &mut st)
@@ -370,7 +453,7 @@ mod tests {
     #[test]
     fn partial_overlap_drops_the_datagram() {
         let payload = [7u8; 32];
-        let mut t = FragTable::new(8, 1_000);
+        let mut t = FragTable::new(8, 1 << 20, 1_000);
         let mut st = DecodeStats::default();
         assert!(t
             .insert(key(1), 0, frag(0, true, &payload[..16]), &mut st)
@@ -384,7 +467,7 @@ mod tests {
 
     #[test]
     fn inconsistent_lengths_are_rejected() {
-        let mut t = FragTable::new(8, 1_000);
+        let mut t = FragTable::new(8, 1 << 20, 1_000);
         let mut st = DecodeStats::default();
         // Not a multiple of 8 with MF set.
         assert!(t
@@ -408,7 +491,7 @@ mod tests {
 
     #[test]
     fn expires_and_evicts_oldest() {
-        let mut t = FragTable::new(2, 100);
+        let mut t = FragTable::new(2, 1 << 20, 100);
         let mut st = DecodeStats::default();
         t.insert(key(1), 0, frag(0, true, &[0; 8]), &mut st);
         t.insert(key(2), 10, frag(0, true, &[0; 8]), &mut st);
@@ -433,14 +516,15 @@ mod tests {
 
     #[test]
     fn ignored_datagrams_hold_nothing() {
-        let mut t = FragTable::new(8, 1_000);
+        let mut t = FragTable::new(8, 1 << 20, 1_000);
         let mut st = DecodeStats::default();
         // The tail arrives first and is buffered, then the head says "not DNS".
         assert!(t
             .insert(key(1), 0, frag(8, true, &[1; 8]), &mut st)
             .is_none());
         t.ignore(key(1), 1, &mut st);
-        assert!(t.map[&key(1)].data.is_empty());
+        assert!(t.map[&key(1)].held.is_empty());
+        assert_eq!(t.bytes(), 0);
         assert!(t
             .insert(key(1), 2, frag(16, false, &[1; 8]), &mut st)
             .is_none());
@@ -479,7 +563,7 @@ mod tests {
                 let f = frags[rand(frags.len())];
                 frags.insert(rand(frags.len()), f);
             }
-            let mut t = FragTable::new(8, 1_000);
+            let mut t = FragTable::new(8, 1 << 20, 1_000);
             let mut st = DecodeStats::default();
             let mut done = Vec::new();
             for &(offset, more) in &frags {
@@ -498,7 +582,7 @@ mod tests {
 
     #[test]
     fn order_queue_stays_bounded() {
-        let mut t = FragTable::new(4, 1_000_000);
+        let mut t = FragTable::new(4, 1 << 20, 1_000_000);
         let mut st = DecodeStats::default();
         for id in 0..10_000u32 {
             t.insert(key(id), 0, frag(0, true, &[1; 8]), &mut st);

@@ -71,6 +71,10 @@ pub struct DecodeSettings {
     pub max_tcp_flows: usize,
     /// Bytes buffered per TCP flow direction (a DNS message is at most 65 537 with prefix).
     pub max_tcp_buffer: usize,
+    /// Bytes the fragments of incomplete datagrams may take in all.
+    pub max_fragment_bytes: usize,
+    /// Bytes the partial TCP messages of every flow may take in all.
+    pub max_tcp_bytes: usize,
     /// How long an incomplete datagram or idle flow is kept.
     pub reassembly_timeout: Nanos,
 }
@@ -82,8 +86,29 @@ impl Default for DecodeSettings {
             max_fragment_datagrams: 4096,
             max_tcp_flows: 16384,
             max_tcp_buffer: 65_537,
+            // A fragmented DNS response (DNSSEC, large TXT) is 1.5 to 4 KiB: thousands
+            // fit, where a flood could hold 4 096 datagrams of 64 KiB each.
+            max_fragment_bytes: 8 << 20,
+            // Most messages over TCP arrive whole in a segment and are never buffered;
+            // this holds 256 partial messages of the largest size, or thousands of real ones.
+            max_tcp_bytes: 16 << 20,
             reassembly_timeout: 30 * crate::NANOS_PER_SEC,
         }
+    }
+}
+
+impl DecodeSettings {
+    /// The most a decoder's reassembly tables take, in bytes: their byte bounds and the
+    /// entries of as many datagrams and flows as they may hold. A worker's share of
+    /// `memory_cap` (at 26.8 MiB with the defaults).
+    pub fn max_bytes(&self) -> usize {
+        self.max_fragment_bytes
+            .saturating_add(self.max_tcp_bytes)
+            .saturating_add(
+                self.max_fragment_datagrams
+                    .saturating_mul(ipfrag::DATAGRAM_BYTES),
+            )
+            .saturating_add(self.max_tcp_flows.saturating_mul(tcp::FLOW_BYTES))
     }
 }
 
@@ -233,11 +258,13 @@ impl Decoder {
             stats: DecodeStats::default(),
             frags: ipfrag::FragTable::new(
                 settings.max_fragment_datagrams,
+                settings.max_fragment_bytes,
                 settings.reassembly_timeout,
             ),
             tcp: tcp::TcpTable::new(
                 settings.max_tcp_flows,
                 settings.max_tcp_buffer,
+                settings.max_tcp_bytes,
                 settings.reassembly_timeout,
             ),
         }

@@ -31,15 +31,10 @@ const MIN_MESSAGE: usize = 12;
 /// retransmission; DNS streams never have this much data in flight.
 const MAX_REWIND: u32 = 1 << 20;
 
-/// Bytes of partial-message buffers (their capacity) held across all flows: without it,
-/// a flood of flows each holding a large split message could pin `max_flows` times
-/// `max_buffer` (a gibibyte with the defaults).
-const MAX_TOTAL_BUFFERED: usize = 64 << 20;
-
-/// A partial-message buffer larger than this is released once emptied instead of kept,
-/// so idle flows do not pin large allocations (kept ones still count against
-/// `MAX_TOTAL_BUFFERED`: 512 bytes times the default flow limit is 8 MiB of it).
-const KEEP_CAPACITY: usize = 512;
+/// Bytes a flow takes beyond its partial message: its entry in the table (key and
+/// state, with the hash table's control byte). For the share of `memory_cap` the
+/// table is given.
+pub(crate) const FLOW_BYTES: usize = size_of::<(FlowKey, Flow)>() + 1;
 
 /// One direction of a TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,7 +86,9 @@ struct Flow {
     synced: bool,
     /// Bytes still to skip of a message too large to buffer.
     skip: usize,
-    /// The start of a message whose end has not arrived yet (length prefix included).
+    /// The start of a message whose end has not arrived yet (length prefix included):
+    /// what has arrived of it, not what its prefix announces, so a few bytes that claim
+    /// a 65 535-byte message hold a few bytes. Freed once the message is out.
     buf: Vec<u8>,
 }
 
@@ -109,11 +106,11 @@ impl Flow {
     /// Forgets the partial message, counting its bytes as dropped.
     fn drop_partial(&mut self, stats: &mut DecodeStats) {
         stats.tcp_bytes_dropped += self.buf.len() as u64;
-        self.buf.clear();
+        self.buf = Vec::new();
         self.skip = 0;
     }
 
-    /// Starts the flow over at `next_seq`, keeping the buffer's allocation.
+    /// Starts the flow over at `next_seq`.
     fn restart(&mut self, next_seq: u32, ts: Nanos, synced: bool, stats: &mut DecodeStats) {
         self.drop_partial(stats);
         self.next_seq = next_seq;
@@ -134,14 +131,20 @@ pub(crate) struct TcpTable {
     last_sweep: Nanos,
     /// Sum of the capacities of all flows' buffers.
     buffered: usize,
-    /// Most `buffered` may reach.
+    /// Most `buffered` may reach: without it, a flood of flows each holding part of a
+    /// large message could pin `max_flows` times `max_buffer` (a gibibyte).
     max_total: usize,
 }
 
 impl TcpTable {
-    /// An empty table: at most `max_flows` flows, `max_buffer` bytes buffered per flow,
-    /// idle flows kept for `timeout`.
-    pub(crate) fn new(max_flows: usize, max_buffer: usize, timeout: Nanos) -> Self {
+    /// An empty table: at most `max_flows` flows, `max_buffer` bytes buffered per flow
+    /// and `max_total` across flows, idle flows kept for `timeout`.
+    pub(crate) fn new(
+        max_flows: usize,
+        max_buffer: usize,
+        max_total: usize,
+        timeout: Nanos,
+    ) -> Self {
         Self {
             flows: HashMap::new(),
             max_flows,
@@ -150,7 +153,7 @@ impl TcpTable {
             sweep_every: (timeout / 4).max(1),
             last_sweep: 0,
             buffered: 0,
-            max_total: MAX_TOTAL_BUFFERED,
+            max_total,
         }
     }
 
@@ -182,7 +185,7 @@ impl TcpTable {
             let keep = now.saturating_sub(f.last_seen) < timeout;
             if !keep {
                 stats.tcp_bytes_dropped += f.buf.len() as u64;
-                *buffered = buffered.saturating_sub(f.buf.capacity());
+                *buffered -= f.buf.capacity();
             }
             keep
         });
@@ -210,6 +213,7 @@ impl TcpTable {
             // A new connection: whatever was kept under this key belongs to an old one.
             seq = seq.wrapping_add(1);
             if let Some(f) = self.flows.get_mut(&key) {
+                self.buffered -= f.buf.capacity();
                 f.restart(seq, ts, true, stats);
             } else if self.flows.len() < self.max_flows {
                 self.flows.insert(key, Flow::new(seq, ts, true));
@@ -242,6 +246,8 @@ impl TcpTable {
         let timeout = self.timeout;
         let end_seq = seq.wrapping_add(payload.len() as u32);
         let tracked = self.flows.len();
+        // Before a restart or a gap frees the partial message.
+        let before = self.flows.get(&key).map_or(0, |f| f.buf.capacity());
         let flow = match self.flows.entry(key) {
             Entry::Occupied(e) => {
                 let f = e.into_mut();
@@ -269,6 +275,8 @@ impl TcpTable {
             let seen = ahead.unsigned_abs() as usize;
             if seen >= payload.len() {
                 stats.tcp_retransmits += 1;
+                // An idle flow restarted above gave its partial message back.
+                self.buffered = self.buffered - before + flow.buf.capacity();
                 return;
             }
             &payload[seen..]
@@ -281,10 +289,11 @@ impl TcpTable {
             payload
         };
         flow.next_seq = end_seq;
-        let before = flow.buf.capacity();
         let limits = Limits {
             max_buffer: self.max_buffer,
-            budget: self.max_total.saturating_sub(self.buffered),
+            budget: self
+                .max_total
+                .saturating_sub(self.buffered - before + flow.buf.capacity()),
         };
         consume(flow, data, limits, stats, emit);
         self.buffered = (self.buffered + flow.buf.capacity()).saturating_sub(before);
@@ -293,8 +302,8 @@ impl TcpTable {
     /// Forgets flow `key`, counting its partial message as dropped.
     fn remove(&mut self, key: &FlowKey, stats: &mut DecodeStats) {
         if let Some(mut f) = self.flows.remove(key) {
+            self.buffered -= f.buf.capacity();
             f.drop_partial(stats);
-            self.buffered = self.buffered.saturating_sub(f.buf.capacity());
         }
     }
 }
@@ -309,9 +318,10 @@ struct Limits {
 }
 
 impl Limits {
-    /// Whether `flow` may buffer a message of `need` bytes (prefix included).
-    fn allows(&self, flow: &Flow, need: usize) -> bool {
-        need <= self.max_buffer && need.saturating_sub(flow.buf.capacity()) <= self.budget
+    /// Whether `flow` may buffer `more` bytes of a message of `need` (prefix included).
+    fn allows(&self, flow: &Flow, need: usize, more: usize) -> bool {
+        need <= self.max_buffer
+            && (flow.buf.len() + more).saturating_sub(flow.buf.capacity()) <= self.budget
     }
 }
 
@@ -351,16 +361,16 @@ fn consume<F: FnMut(&[u8])>(
             }
         }
         let need = 2 + usize::from(u16::from_be_bytes([flow.buf[0], flow.buf[1]]));
-        if !limits.allows(flow, need) {
-            // Only reachable when the prefix itself was split: skip the rest of it.
+        let take = (need - flow.buf.len()).min(rest.len());
+        if !limits.allows(flow, need, take) {
+            // Too large for a flow, or no room left across flows: skip the rest of it.
             stats.tcp_bytes_dropped += flow.buf.len() as u64;
             flow.skip = need - flow.buf.len();
-            flow.buf.clear();
+            flow.buf = Vec::new();
             return consume(flow, rest, limits, stats, emit);
         }
-        // Reserve exactly what the message needs, as the budget check assumed.
-        flow.buf.reserve_exact(need - flow.buf.len());
-        let take = (need - flow.buf.len()).min(rest.len());
+        // Exactly what arrived, as the budget check assumed.
+        flow.buf.reserve_exact(take);
         flow.buf.extend_from_slice(&rest[..take]);
         rest = &rest[take..];
         if flow.buf.len() < need {
@@ -371,11 +381,7 @@ fn consume<F: FnMut(&[u8])>(
         } else {
             stats.tcp_bytes_dropped += 2;
         }
-        if flow.buf.capacity() > KEEP_CAPACITY {
-            flow.buf = Vec::new();
-        } else {
-            flow.buf.clear();
-        }
+        flow.buf = Vec::new();
     }
     let rest = whole_messages(rest, stats, emit);
     if rest.is_empty() {
@@ -386,11 +392,11 @@ fn consume<F: FnMut(&[u8])>(
     } else {
         2
     };
-    if !limits.allows(flow, need) {
+    if !limits.allows(flow, need, rest.len()) {
         stats.tcp_bytes_dropped += rest.len() as u64;
         flow.skip = need - rest.len();
     } else {
-        flow.buf.reserve_exact(need);
+        flow.buf.reserve_exact(rest.len());
         flow.buf.extend_from_slice(rest);
     }
 }
@@ -485,7 +491,7 @@ mod tests {
     impl Harness {
         fn new(max_flows: usize, max_buffer: usize) -> Self {
             Self {
-                table: TcpTable::new(max_flows, max_buffer, 1_000),
+                table: TcpTable::new(max_flows, max_buffer, 64 << 20, 1_000),
                 stats: DecodeStats::default(),
                 out: Vec::new(),
             }
@@ -705,28 +711,27 @@ mod tests {
     }
 
     #[test]
-    fn total_buffered_bytes_are_bounded() {
+    fn total_buffered_bytes_are_bounded_by_what_arrived() {
         let mut h = Harness::new(100, 65_537);
         h.table.max_total = 1000;
         let msg = framed(&[message(1, 400)]);
         let mut k = key();
-        for port in 0..4u16 {
+        // Each holds the 100 bytes that came, not the 402 its prefix announces: ten fit
+        // in 1 000 bytes, the next two do not.
+        for port in 0..12u16 {
             k.sport = port;
             h.feed(k, 0, seg(0, &msg[..100]));
+            assert!(h.table.buffered <= 1000);
         }
-        // Two partial 402-byte messages fit in 1000 bytes, the next two do not.
+        assert_eq!(h.table.buffered, 1000);
         assert_eq!(h.stats.tcp_bytes_dropped, 200);
-        for port in 0..4u16 {
-            k.sport = port;
-            h.feed(k, 1, seg(100, &msg[100..]));
-        }
-        assert_eq!(h.out.len(), 2);
-        assert_eq!(
-            h.stats.tcp_bytes_dropped,
-            200 + 2 * (msg.len() as u64 - 100)
-        );
-        // Finished flows give their bytes back.
-        for port in 0..4u16 {
+        // Full: the rest of a held message cannot come in either.
+        k.sport = 0;
+        h.feed(k, 1, seg(100, &msg[100..]));
+        assert!(h.out.is_empty());
+        assert_eq!(h.stats.tcp_bytes_dropped, 200 + msg.len() as u64);
+        // Finished flows give their bytes back, and a message then completes.
+        for port in 0..12u16 {
             k.sport = port;
             h.feed(
                 k,
@@ -737,6 +742,11 @@ mod tests {
                 },
             );
         }
+        assert_eq!(h.table.buffered, 0);
+        k.sport = 99;
+        h.feed(k, 3, seg(0, &msg[..100]));
+        h.feed(k, 4, seg(100, &msg[100..]));
+        assert_eq!(h.out, vec![message(1, 400)]);
         assert_eq!(h.table.buffered, 0);
     }
 
