@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::values::nanos;
 use super::Config;
-use crate::pipeline::ShardBudget;
 
 /// The longest window accepted: a year (365.25 days). No tunnel rule needs more, and time
 /// arithmetic stays far from the end of the nanosecond range (584 years).
@@ -83,7 +82,7 @@ impl Config {
         }
         let rule = self.rule();
         let memory_cap = usize::try_from(self.memory_cap).unwrap_or(usize::MAX);
-        let slot_bytes = ShardBudget::new(memory_cap, &rule, 1).shard_bytes;
+        let slot_bytes = self.budget(&rule, 1).shard_bytes;
         let slots = rule.window / rule.interval.min(rule.window).max(1);
         let share = |what: &str| {
             format!(

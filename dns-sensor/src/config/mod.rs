@@ -187,6 +187,22 @@ impl Config {
         Ok(config)
     }
 
+    /// How each worker decodes.
+    fn decode(&self) -> DecodeSettings {
+        DecodeSettings {
+            ports: self.ports.clone(),
+            ..DecodeSettings::default()
+        }
+    }
+
+    /// How `memory_cap` is shared for `workers` workers: each worker's own tables
+    /// (reassembly, verdict cache) first, then the window's slots.
+    fn budget(&self, rule: &RuleSettings, workers: usize) -> ShardBudget {
+        let memory_cap = usize::try_from(self.memory_cap).unwrap_or(usize::MAX);
+        let worker_tables = self.decode().max_bytes() + crate::domain::VERDICT_CACHE_BYTES;
+        ShardBudget::new(memory_cap, rule, workers, worker_tables)
+    }
+
     /// The rule's settings, in nanoseconds.
     fn rule(&self) -> RuleSettings {
         RuleSettings {
@@ -218,13 +234,9 @@ impl Config {
             whitelist.extend(read_whitelist_file(file)?);
         }
         let rule = self.rule();
-        let memory_cap = usize::try_from(self.memory_cap).unwrap_or(usize::MAX);
-        let budget = ShardBudget::new(memory_cap, &rule, workers);
+        let budget = self.budget(&rule, workers);
         Ok(Settings {
-            decode: DecodeSettings {
-                ports: self.ports.clone(),
-                ..DecodeSettings::default()
-            },
+            decode: self.decode(),
             domain: DomainSettings {
                 include_private: self.include_private_suffixes,
                 whitelist,
@@ -270,6 +282,13 @@ fn key_line(text: &str, key: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What one worker holds of its own: reassembly tables and verdict cache, 27 MiB.
+    fn worker_tables() -> usize {
+        let tables = DecodeSettings::default().max_bytes() + crate::domain::VERDICT_CACHE_BYTES;
+        assert!((26 << 20..28 << 20).contains(&tables), "{tables}");
+        tables
+    }
 
     fn invalid(text: &str) -> (usize, String) {
         match Config::parse(text, "test.toml") {
@@ -326,15 +345,20 @@ memory_cap = "256MiB"
         assert_eq!(config.whitelist, vec!["example.com".to_string()]);
         assert_eq!(config.memory_cap, 256 << 20);
         let settings = config.settings().unwrap();
-        // 1h window, 5m interval: 13 slots held, one being merged, two per worker, and
-        // each worker's history an eighth of a share.
-        assert_eq!(settings.sketch.max_bytes, (256 << 20) * 8 / (16 * 8 + 1));
+        // Each worker's own tables come off the cap first; then a 1h window with a 5m
+        // interval: 13 slots held, one being merged, two per worker, and each worker's
+        // history an eighth of a share.
+        let tables = worker_tables();
+        assert_eq!(
+            settings.sketch.max_bytes,
+            ((256 << 20) - tables) * 8 / (16 * 8 + 1)
+        );
         assert_eq!(settings.sketch.history_bytes, settings.sketch.max_bytes / 8);
         assert_eq!(settings.sketch.history_halving, 6);
         assert_eq!(settings.sketch.protect_names, 25);
         assert_eq!(
             config.settings_for_workers(4).unwrap().sketch.max_bytes,
-            (256 << 20) * 8 / (22 * 8 + 4)
+            ((256 << 20) - 4 * tables) * 8 / (22 * 8 + 4)
         );
     }
 
@@ -357,7 +381,10 @@ memory_cap = "256MiB"
         // The default: 1 GiB over the 4 h window's 17 slots, one merging, one worker
         // and its history.
         let settings = Config::default().settings().unwrap();
-        assert_eq!(settings.sketch.max_bytes, (1 << 30) * 8 / (20 * 8 + 1));
+        assert_eq!(
+            settings.sketch.max_bytes,
+            ((1 << 30) - worker_tables()) * 8 / (20 * 8 + 1)
+        );
         assert_eq!(settings.sketch.history_halving, 8);
         assert_eq!(settings.sketch.protect_names, 100);
     }

@@ -22,6 +22,9 @@ const _: () = assert!(size_of::<CachedVerdict>() == 64);
 /// need.
 const VERDICT_CACHE_SLOTS: usize = 4096;
 
+/// Bytes a worker's verdict cache takes: fixed, whatever the traffic.
+pub const VERDICT_CACHE_BYTES: usize = VERDICT_CACHE_SLOTS * size_of::<CachedVerdict>();
+
 /// One remembered name and its verdict, one cache line.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]

@@ -19,7 +19,7 @@ mod labels;
 mod suffixes;
 mod whitelist;
 
-pub use cache::{VerdictCache, CACHED_NAME_MAX, NO_HINT};
+pub use cache::{VerdictCache, CACHED_NAME_MAX, NO_HINT, VERDICT_CACHE_BYTES};
 use labels::LabelStarts;
 use suffixes::Walk;
 pub use suffixes::{PublicSuffixes, RuleError, PRIVATE_MARKER};

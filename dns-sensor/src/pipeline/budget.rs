@@ -3,7 +3,7 @@
 
 use crate::detect::RuleSettings;
 #[cfg(doc)]
-use crate::{detect::Detector, sketch::NameHistory};
+use crate::{decode::DecodeSettings, detect::Detector, sketch::NameHistory};
 
 /// What each shard and each worker's history may take when the window's tables share
 /// `memory_cap`.
@@ -18,9 +18,18 @@ pub struct ShardBudget {
 }
 
 impl ShardBudget {
-    /// The budget of `workers` workers under `rule`.
-    pub fn new(memory_cap: usize, rule: &RuleSettings, workers: usize) -> Self {
-        let shard_bytes = shard_budget(memory_cap, rule, workers);
+    /// The budget of `workers` workers under `rule`, each of which also holds
+    /// `worker_tables` bytes of its own at most (its decoder's reassembly tables,
+    /// [`DecodeSettings::max_bytes`], and its verdict cache): those come off the cap
+    /// first, so that everything an attacker can grow stays within it.
+    pub fn new(
+        memory_cap: usize,
+        rule: &RuleSettings,
+        workers: usize,
+        worker_tables: usize,
+    ) -> Self {
+        let window_cap = memory_cap.saturating_sub(workers.max(1).saturating_mul(worker_tables));
+        let shard_bytes = shard_budget(window_cap, rule, workers);
         Self {
             shard_bytes,
             history_bytes: history_bytes(shard_bytes),

@@ -147,8 +147,9 @@ fn tunnel_inside_a_flood_of_new_domains_is_detected_under_a_small_cap() {
             data,
         })
         .collect();
-    // 32 MiB for the window: about 1.6 MB per shard, some 4 000 small domains.
-    let cap = 32u64 << 20;
+    // 32 MiB for the window, beside the worker's own tables: about 1.6 MB per shard,
+    // some 4 000 small domains.
+    let cap = (32u64 << 20) + worker_tables();
     let settings = Config {
         memory_cap: cap,
         ..Config::default()
@@ -236,7 +237,8 @@ fn slow_tunnel_in_a_round_robin(history: bool) -> (Vec<Alert>, RunSummary) {
     let mut settings = Config {
         threshold: 100,
         window: Duration::from_secs(2 * 3600),
-        memory_cap: 7 << 18,
+        // The window's share, beside the worker's own tables.
+        memory_cap: (7 << 18) + worker_tables(),
         ..Config::default()
     }
     .settings()
@@ -289,4 +291,11 @@ fn no_frames_and_empty_parts_finish() {
     assert_eq!(summary.workers.decode.frames, 0);
     let report = run_frames(&[], &settings(), Vec::new()).expect("runs");
     assert_eq!(report.summary.evaluations, 0);
+}
+
+/// The bytes of `memory_cap` one worker's own tables (reassembly, verdict cache) take
+/// before the window gets its share.
+fn worker_tables() -> u64 {
+    (crate::decode::DecodeSettings::default().max_bytes() + crate::domain::VERDICT_CACHE_BYTES)
+        as u64
 }
