@@ -584,6 +584,23 @@ pub fn ipv4_udp_fragments(
     frames
 }
 
+/// One IPv4 fragment of `flow` as a sender may forge it: `data` as the IP payload at
+/// byte `offset` (a multiple of 8) of datagram `ip_id`, with MF set if `more`, the
+/// protocol UDP and no UDP header unless `data` holds one.
+pub fn ipv4_fragment(flow: &Flow, ip_id: u16, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(22 + 20 + data.len());
+    push_ethernet(&mut f, flow);
+    push_ip(
+        &mut f,
+        flow,
+        PROTO_UDP,
+        data.len(),
+        Some((ip_id, offset, more)),
+    );
+    f.extend_from_slice(data);
+    f
+}
+
 /// A query from `flow` and its answer back, both over UDP: the query for `name` of type
 /// `qtype` and a [`response_sized`] of `response_len` bytes (use NULL or TXT for any
 /// size). Returns (query frame, response frame).

@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::{dns_sensor_within, json_summary, TempDir};
 use dns_sensor::capture::LinkType;
 use dns_sensor::synth::scenario::{v4, Tunnel, EPOCH};
-use dns_sensor::synth::{pcapng_bytes, query, rtype, udp_frame, Flow};
+use dns_sensor::synth::{
+    ipv4_fragment, pcapng_bytes, query, rtype, tcp_flags, tcp_frame, udp_frame, write_pcap, Flow,
+};
 use dns_sensor::NANOS_PER_SEC;
 
 /// Far more than any of these runs takes (tens of milliseconds): only a loop reaches it.
@@ -244,4 +246,93 @@ fn a_capture_named_to_attack_the_terminal_is_named_escaped() {
         );
         assert!(run.stderr.contains(what), "{}", run.stderr);
     }
+}
+
+/// A moment of the real iodine capture's tunnel (2010-08-21T00:00:00Z), for floods
+/// replayed beside it.
+const IN_THE_TUNNEL: u64 = 1_282_348_800 * NANOS_PER_SEC;
+
+/// Replays the real iodine capture alone and beside `flood` (frames written to a file),
+/// and returns the growth in peak resident memory the flood caused, in MiB, after
+/// checking the tunnel alerts with its exact figures in both runs. Returns the flood
+/// run's JSON summary too.
+fn flood_beside_the_tunnel(name: &str, flood: Vec<(u64, Vec<u8>)>) -> (f64, serde_json::Value) {
+    let dir = TempDir::new(name);
+    let file = dir.path("flood.pcap");
+    write_pcap(&file, LinkType::Ethernet, flood).expect("flood written");
+    let tunnel = common::capture("elastic-iodine-tunnel.pcap");
+    let replay = |files: &[&std::path::Path]| {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["replay".into(), "--summary".into(), "json".into()];
+        args.extend(files.iter().map(|f| f.as_os_str().to_owned()));
+        let (run, rss) = common::dns_sensor_peak_rss(args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.domains(), vec!["pirate.sea"], "{}", run.stderr);
+        let alert = &run.alerts[0];
+        assert_eq!(
+            [
+                &alert["total_requests"],
+                &alert["unique_hostnames"],
+                &alert["total_bytes_in"],
+                &alert["total_bytes_out"]
+            ],
+            [222, 222, 16_812, 35_212],
+            "{alert}"
+        );
+        (rss, json_summary(&run.stderr))
+    };
+    let (alone, _) = replay(&[&tunnel]);
+    let (flooded, summary) = replay(&[&tunnel, &file]);
+    (flooded.saturating_sub(alone) as f64 / 1024.0, summary)
+}
+
+#[test]
+fn a_fragment_flood_holds_what_arrived_within_its_bound() {
+    // 8 bytes at offset 65 464 with MF set: each once took a 64 KiB buffer, 4 096 of
+    // them (the table's count) 289 MB whatever memory_cap said. 32 768 of them now.
+    let mut flood = Vec::new();
+    for i in 0..32_768u32 {
+        let client = v4(10, 200, (i >> 16) as u8, (i >> 8) as u8);
+        let flow = Flow::to_dns(client, 40_000, v4(192, 0, 2, 53));
+        let at = IN_THE_TUNNEL + u64::from(i) * 1_000;
+        flood.push((at, ipv4_fragment(&flow, i as u16, 65_464, true, &[0x55; 8])));
+    }
+    let (growth, summary) = flood_beside_the_tunnel("fragment-flood", flood);
+    let dropped = summary["workers"]["decode"]["ip_fragments_dropped"]
+        .as_u64()
+        .unwrap();
+    assert!(dropped >= 32_768 - 4_096, "{summary}");
+    // The table's bound is 8 MiB of pieces and 4 096 datagrams' entries.
+    assert!(
+        growth < 24.0,
+        "the flood grew the sensor by {growth:.1} MiB"
+    );
+}
+
+#[test]
+fn a_flood_of_tcp_flows_holds_what_arrived_within_its_bound() {
+    // Each flow's one segment announces a 65 535-byte message and brings 100 bytes: the
+    // buffer once reserved the whole message, 64 MiB across flows beside memory_cap (119
+    // MB resident). 65 536 flows, four times what the table tracks.
+    let mut segment = vec![0xff, 0xff];
+    segment.extend_from_slice(&query(7, b"x.example.com", rtype::A)[..12]);
+    segment.resize(100, 0x41);
+    let mut flood = Vec::new();
+    for i in 0..65_536u32 {
+        let client = v4(10, 201, (i >> 8) as u8, i as u8);
+        let flow = Flow::to_dns(client, 50_000, v4(192, 0, 2, 53));
+        let at = IN_THE_TUNNEL + u64::from(i) * 1_000;
+        let flags = tcp_flags::ACK | tcp_flags::PSH;
+        flood.push((at, tcp_frame(&flow, 1_000, 1, flags, &segment)));
+    }
+    let (growth, summary) = flood_beside_the_tunnel("tcp-flood", flood);
+    let refused = summary["workers"]["decode"]["tcp_flows_refused"]
+        .as_u64()
+        .unwrap();
+    assert!(refused >= 65_536 - 16_384, "{summary}");
+    // The table's bound is 16 MiB of partial messages and 16 384 flows' entries.
+    assert!(
+        growth < 32.0,
+        "the flood grew the sensor by {growth:.1} MiB"
+    );
 }

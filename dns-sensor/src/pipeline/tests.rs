@@ -296,6 +296,5 @@ fn no_frames_and_empty_parts_finish() {
 /// The bytes of `memory_cap` one worker's own tables (reassembly, verdict cache) take
 /// before the window gets its share.
 fn worker_tables() -> u64 {
-    (crate::decode::DecodeSettings::default().max_bytes() + crate::domain::VERDICT_CACHE_BYTES)
-        as u64
+    (DecodeSettings::default().max_bytes() + crate::domain::VERDICT_CACHE_BYTES) as u64
 }

@@ -150,6 +150,58 @@ where
     }
 }
 
+/// [`dns_sensor`], and the most resident memory the process had, in KiB (its
+/// `ru_maxrss`, read when it is reaped).
+// The child is reaped by wait4, which std's Child does not know of.
+#[allow(clippy::zombie_processes)]
+pub fn dns_sensor_peak_rss<I, S>(args: I) -> (Run, u64)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dns-sensor runs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).expect("read");
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our child's, not reaped yet (std's Child never waited on it).
+    let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(reaped > 0, "wait4: {}", std::io::Error::last_os_error());
+    let stdout = String::from_utf8(stdout.join().expect("stdout")).expect("stdout is UTF-8");
+    let run = Run {
+        code: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
+        alerts: stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect(),
+        stderr: String::from_utf8_lossy(&stderr.join().expect("stderr")).into_owned(),
+    };
+    (run, usage.ru_maxrss as u64)
+}
+
 /// The JSON summary `--summary json` prints as the last line of stderr.
 pub fn json_summary(stderr: &str) -> Value {
     let last = stderr.lines().last().unwrap_or_default();
