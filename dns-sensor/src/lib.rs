@@ -18,6 +18,7 @@
 pub mod alert;
 mod bytes;
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod decode;
 pub mod detect;

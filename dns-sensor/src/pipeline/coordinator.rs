@@ -328,7 +328,7 @@ impl Coordinator {
         }
         if let Some(state) = self.state.take() {
             let started = Instant::now();
-            let written_at = wall_clock();
+            let written_at = crate::clock::wall_clock();
             let bytes = self.detector.to_snapshot(written_at, self.evaluated_until);
             state.finish(Snapshot::new(bytes, written_at, started));
         }
@@ -339,7 +339,7 @@ impl Coordinator {
     fn keep_state(&self) {
         if let Some(state) = &self.state {
             let started = Instant::now();
-            let written_at = wall_clock();
+            let written_at = crate::clock::wall_clock();
             let bytes = self.detector.to_snapshot(written_at, self.evaluated_until);
             if !state.offer(Snapshot::new(bytes, written_at, started)) {
                 log::debug!("state: the last snapshot is still being written; this one is skipped");
@@ -561,13 +561,6 @@ impl Coordinator {
             }
         }
     }
-}
-
-/// Now, in nanoseconds since the epoch: when a snapshot is written.
-fn wall_clock() -> Nanos {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// What a reload changes in the rule, for its log line: `threshold 200 -> 150, window

@@ -247,9 +247,7 @@ impl Exporter {
         self.counter("delivery_failures_total", &[], load(&w.delivery_failures));
         let kept_at = load(&w.last_snapshot_at);
         if kept_at > 0 {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            let now = crate::clock::wall_clock();
             let age = now.saturating_sub(kept_at) as f64 / 1e9;
             self.gauge("snapshot_age_seconds", &[], age);
             let took = load(&w.last_snapshot_nanos) as f64 / 1e9;
@@ -333,10 +331,7 @@ mod tests {
         })));
         let window = Arc::new(WindowGauges::default());
         window.domains.store(17, Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_nanos() as u64;
+        let now = crate::clock::wall_clock();
         window
             .last_snapshot_at
             .store(now - 5_000_000_000, Ordering::Relaxed);

@@ -317,7 +317,7 @@ pub fn run(
             live.interface.clone(),
         ));
     if let (Some(dir), Some(state)) = (&live.state_directory, state) {
-        let now = queue::now_nanos();
+        let now = crate::clock::arrival_now();
         if let Some(restored) = state::restore(dir, &settings.rule, &settings.sketch, Some(now)) {
             coordinator = coordinator.with_restored(restored);
         }

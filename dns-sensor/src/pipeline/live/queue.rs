@@ -3,11 +3,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::capture::afxdp::{self, AfXdpError, QueueSocket, RingStats};
 use crate::pipeline::{Worker, WorkerStats};
-use crate::Nanos;
 
 /// One queue's counters, updated by its worker about once a second.
 #[derive(Debug, Default)]
@@ -69,7 +68,7 @@ pub(super) fn queue_loop(
         }
         // The live clock closes slots even when the queue is quiet, so the coordinator
         // never waits on an idle queue.
-        worker.tick(now_nanos());
+        worker.tick(crate::clock::arrival_now());
         if Instant::now() >= next_publish {
             next_publish += Duration::from_secs(1);
             if let Ok(st) = socket.stats() {
@@ -83,11 +82,4 @@ pub(super) fn queue_loop(
     }
     worker.finish();
     result
-}
-
-/// Now, in nanoseconds since the epoch: the live clock.
-pub(super) fn now_nanos() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
