@@ -2185,3 +2185,183 @@ fn a_run_killed_with_sigkill_goes_on_from_its_kept_window() {
     assert!(err.contains("state: the window is kept in"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Resident memory of process `pid`, in KiB (`VmRSS`), `None` once it is gone.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Garbage a hostile host on the mirrored network sends, `count` frames of it in five
+/// kinds from 65 536 source addresses: random bytes; random payloads to port 53;
+/// queries for new random registered domains (a DGA or a random-domain attack);
+/// 8-byte IPv4 fragments at the end of the range; TCP segments to port 53 that
+/// announce a 65 535-byte message.
+fn garbage(count: usize) -> Vec<Vec<u8>> {
+    let mut rng = synth::SplitMix64::new(0x5eed);
+    let server = std::net::IpAddr::from([192, 0, 2, 53]);
+    let mut big = vec![0xff, 0xff];
+    big.extend_from_slice(&synth::query(1, b"x.example.com", synth::rtype::A)[..12]);
+    big.resize(100, 0x41);
+    (0..count)
+        .map(|i| {
+            let client = std::net::IpAddr::from([10, 250, (i >> 8) as u8, i as u8]);
+            let flow = synth::Flow::to_dns(client, 40_000 + (i % 1000) as u16, server);
+            match i % 5 {
+                0 => {
+                    let mut bytes = vec![0u8; 60 + rng.below(1400) as usize];
+                    rng.fill(&mut bytes);
+                    bytes
+                }
+                1 => {
+                    let mut payload = vec![0u8; 12 + rng.below(500) as usize];
+                    rng.fill(&mut payload);
+                    synth::udp_frame(&flow, &payload)
+                }
+                2 => {
+                    let name = format!("www.{:012x}.com", rng.next_u64() >> 16);
+                    synth::udp_frame(&flow, &synth::query(i as u16, name.as_bytes(), 1))
+                }
+                3 => synth::ipv4_fragment(&flow, i as u16, 65_464, true, &[0x55; 8]),
+                _ => synth::tcp_frame(&flow, 1_000, 1, synth::tcp_flags::ACK, &big),
+            }
+        })
+        .collect()
+}
+
+/// A sensor under fire: a real iodine tunnel through the mirrored link while a hostile
+/// host floods the mirror with garbage as fast as this machine sends it, for 40 s. The
+/// sensor's memory stays flat once its window is full (10 s: three slots of 5 s), it
+/// counts what it could not take, each kind under its own name, and it alerts on the
+/// tunnel. Prints the rates and figures.
+#[test]
+#[ignore = "root, iodine: cargo xtask test-live"]
+fn a_sensor_under_a_flood_of_garbage_keeps_its_memory_flat_and_alerts_on_the_tunnel() {
+    const FLOOD: Duration = Duration::from_secs(40);
+    let bin = env!("CARGO_BIN_EXE_dns-sensor");
+    let mut lab = MirrorLab::new();
+    let dir = fresh_dir("under-fire");
+    let config = dir.join("sensor.toml");
+    // A cap the flood fills within seconds, so that flat means bounded, not unfilled:
+    // 160 MiB less four workers' own tables leaves each of the 12 shards about 4 MiB.
+    std::fs::write(&config, "memory_cap = \"160MiB\"\n").expect("settings");
+    let config_s = config.to_str().expect("utf-8").to_owned();
+    let sensor_cmd = [
+        bin,
+        "run",
+        "-i",
+        "mo",
+        "--stats-every",
+        "5s",
+        "--no-pin",
+        "--config",
+        &config_s,
+        "--threshold",
+        "100",
+        "--interval",
+        "5s",
+        "--window",
+        "10s",
+        "--realert",
+        "0",
+    ];
+    let sensor = lab.spawn(&lab.mon.clone(), &sensor_cmd);
+    let sensor_pid = lab.children[sensor].id();
+    thread::sleep(Duration::from_secs(2));
+    let (srv, cl) = (lab.srv.clone(), lab.cl.clone());
+    let server = lab.spawn(
+        &srv,
+        &[
+            "iodined",
+            "-f",
+            "-c",
+            "-P",
+            "dnss-test",
+            "10.99.0.1/24",
+            "t.example.test",
+        ],
+    );
+    thread::sleep(Duration::from_millis(500));
+    let client = lab.spawn(
+        &cl,
+        &[
+            "iodine",
+            "-f",
+            "-r",
+            "-P",
+            "dnss-test",
+            "10.233.0.2",
+            "t.example.test",
+        ],
+    );
+    let in_cl = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &cl])
+            .args(args)
+            .output()
+            .expect("run in the client's namespace")
+    };
+    wait_until("the iodine tunnel", 30, || {
+        in_cl(&["ping", "-c", "1", "-W", "1", "10.99.0.1"])
+            .status
+            .success()
+    });
+    let pool = garbage(200_000);
+    let flood = VethPair::in_ns(&srv, move || {
+        let started = Instant::now();
+        let mut sent = 0;
+        while started.elapsed() < FLOOD {
+            sent += blast("mm", &pool, pool.len(), 0).0;
+        }
+        (sent, started.elapsed().as_secs_f64())
+    });
+    // Memory every second of the flood, and data through the tunnel during it.
+    let mut resident = Vec::new();
+    let started = Instant::now();
+    let mut tunnel_used = false;
+    while started.elapsed() < FLOOD {
+        thread::sleep(Duration::from_secs(1));
+        resident.push(resident_kib(sensor_pid).expect("the sensor runs"));
+        if !tunnel_used && started.elapsed() > Duration::from_secs(5) {
+            let ping = in_cl(&["ping", "-c", "60", "-i", "0.05", "-s", "800", "10.99.0.1"]);
+            assert!(
+                ping.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ping.stdout)
+            );
+            tunnel_used = true;
+        }
+    }
+    let (sent, secs) = flood.join().expect("flood");
+    lab.stop(client);
+    lab.stop(server);
+    // One more evaluation after the tunnel's last names.
+    thread::sleep(Duration::from_secs(6));
+    let (alerts, log) = lab.stop(sensor);
+    let _ = std::fs::remove_dir_all(&dir);
+    let full = resident[resident.len() / 3];
+    let peak = resident.iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "flood: {sent} frames in {secs:.1} s ({:.0} frames/s); sensor resident {} MiB after \
+         a third of it, {} MiB at most, every second: {resident:?} KiB",
+        sent as f64 / secs,
+        full / 1024,
+        peak / 1024
+    );
+    eprintln!("sensor log:\n{log}");
+    let tunnel = last_alert(&alerts, "example.test").expect("an alert on the iodine domain");
+    assert!(tunnel.0 > 100, "unique hostnames {tunnel:?}");
+    assert!(
+        peak <= full + full / 10 + 16 * 1024,
+        "resident memory grew from {full} to {peak} KiB after its tables filled"
+    );
+    for what in [
+        "malformed DNS messages",
+        "fragments dropped",
+        "TCP bytes dropped",
+        "domains shed for room",
+    ] {
+        assert!(log.contains(what), "{what} not reported:\n{log}");
+    }
+}
