@@ -8,25 +8,13 @@
 
 mod common;
 
-use common::{dns_sensor, Run, TempDir};
+use common::replay;
 use dns_sensor::synth::scenario::{background, v4, Traffic, Tunnel, EPOCH};
 use dns_sensor::synth::{query_labels, rtype, udp_frame, Flow, SplitMix64};
 use dns_sensor::NANOS_PER_SEC;
 
 const MINUTE: u64 = 60 * NANOS_PER_SEC;
 const HOUR: u64 = 60 * MINUTE;
-
-fn replay(name: &str, traffic: Traffic, flags: &[&str]) -> Run {
-    let dir = TempDir::new(name);
-    let file = dir.path("capture.pcap");
-    traffic.write_pcap(&file).expect("write capture");
-    let mut args: Vec<std::ffi::OsString> = vec!["replay".into()];
-    args.extend(flags.iter().map(|f| f.into()));
-    args.push(file.into_os_string());
-    let run = dns_sensor(args);
-    assert_eq!(run.code, 0, "{name}: {}", run.stderr);
-    run
-}
 
 /// `names` queries of type TXT from 10.1.0.66, one a second from `EPOCH`, each for the
 /// labels `label(i)` followed by those of `domain`, among ordinary traffic.

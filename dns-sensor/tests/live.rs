@@ -1089,6 +1089,59 @@ impl MirrorLab {
         self.children.len() - 1
     }
 
+    /// Starts iodined in the server's namespace and iodine in the client's, the
+    /// tunnel's zone `t.example.test` (registered domain `example.test`), the tunnel's
+    /// far end 10.99.0.1. Returns (server, client).
+    fn start_iodine(&mut self) -> (usize, usize) {
+        let (srv, cl) = (self.srv.clone(), self.cl.clone());
+        let server = self.spawn(
+            &srv,
+            &[
+                "iodined",
+                "-f",
+                "-c",
+                "-P",
+                "dnss-test",
+                "10.99.0.1/24",
+                "t.example.test",
+            ],
+        );
+        thread::sleep(Duration::from_millis(500));
+        let client = self.spawn(
+            &cl,
+            &[
+                "iodine",
+                "-f",
+                "-r",
+                "-P",
+                "dnss-test",
+                "10.233.0.2",
+                "t.example.test",
+            ],
+        );
+        (server, client)
+    }
+
+    /// Waits until a ping crosses the iodine tunnel.
+    fn wait_for_iodine(&self) {
+        wait_until("the iodine tunnel", 30, || {
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.cl,
+                    "ping",
+                    "-c",
+                    "1",
+                    "-W",
+                    "1",
+                    "10.99.0.1",
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    }
+
     /// Sends SIGTERM to child `i` and collects its output.
     fn stop(&mut self, i: usize) -> (String, String) {
         let child = &mut self.children[i];
@@ -1195,47 +1248,8 @@ fn mirror_port_iodine_tunnel_alerts_and_live_equals_replay() {
     let sensor = lab.spawn(&mon, &sensor_cmd);
     // Both up before any DNS: attach and socket set-up take well under a second here.
     thread::sleep(Duration::from_secs(2));
-    let server = lab.spawn(
-        &srv,
-        &[
-            "iodined",
-            "-f",
-            "-c",
-            "-P",
-            "dnss-test",
-            "10.99.0.1/24",
-            "t.example.test",
-        ],
-    );
-    thread::sleep(Duration::from_millis(500));
-    let client = lab.spawn(
-        &cl,
-        &[
-            "iodine",
-            "-f",
-            "-r",
-            "-P",
-            "dnss-test",
-            "10.233.0.2",
-            "t.example.test",
-        ],
-    );
-    wait_until("the iodine tunnel", 30, || {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &cl,
-                "ping",
-                "-c",
-                "1",
-                "-W",
-                "1",
-                "10.99.0.1",
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let (server, client) = lab.start_iodine();
+    lab.wait_for_iodine();
     // Data through the tunnel: every upstream chunk is a query with a new name.
     let ping = Command::new("ip")
         .args([
@@ -2270,31 +2284,7 @@ fn a_sensor_under_a_flood_of_garbage_keeps_its_memory_flat_and_alerts_on_the_tun
     let sensor_pid = lab.children[sensor].id();
     thread::sleep(Duration::from_secs(2));
     let (srv, cl) = (lab.srv.clone(), lab.cl.clone());
-    let server = lab.spawn(
-        &srv,
-        &[
-            "iodined",
-            "-f",
-            "-c",
-            "-P",
-            "dnss-test",
-            "10.99.0.1/24",
-            "t.example.test",
-        ],
-    );
-    thread::sleep(Duration::from_millis(500));
-    let client = lab.spawn(
-        &cl,
-        &[
-            "iodine",
-            "-f",
-            "-r",
-            "-P",
-            "dnss-test",
-            "10.233.0.2",
-            "t.example.test",
-        ],
-    );
+    let (server, client) = lab.start_iodine();
     let in_cl = |args: &[&str]| {
         Command::new("ip")
             .args(["netns", "exec", &cl])
@@ -2302,11 +2292,7 @@ fn a_sensor_under_a_flood_of_garbage_keeps_its_memory_flat_and_alerts_on_the_tun
             .output()
             .expect("run in the client's namespace")
     };
-    wait_until("the iodine tunnel", 30, || {
-        in_cl(&["ping", "-c", "1", "-W", "1", "10.99.0.1"])
-            .status
-            .success()
-    });
+    lab.wait_for_iodine();
     let pool = garbage(200_000);
     let flood = VethPair::in_ns(&srv, move || {
         let started = Instant::now();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dns_sensor, Run, TempDir};
+use common::{dns_sensor, replay, Run, TempDir};
 use dns_sensor::synth::scenario::{
     background, case_randomising_resolver, hostile_mix, ipv6_flow, many_domains_under, tagged_flow,
     Carrier, Figures, Traffic, Tunnel, EPOCH, HOUR, MINUTE,
@@ -13,18 +13,6 @@ use dns_sensor::synth::{rtype, Vlan};
 use serde_json::Value;
 
 /// Writes `traffic` and replays it with `flags`.
-fn replay(name: &str, traffic: Traffic, flags: &[&str]) -> Run {
-    let dir = TempDir::new(name);
-    let file = dir.path("capture.pcap");
-    traffic.write_pcap(&file).expect("write capture");
-    let mut args: Vec<std::ffi::OsString> = vec!["replay".into()];
-    args.extend(flags.iter().map(|f| f.into()));
-    args.push(file.into_os_string());
-    let run = dns_sensor(args);
-    assert_eq!(run.code, 0, "{name}: {}", run.stderr);
-    run
-}
-
 fn assert_figures(alert: &Value, figures: &Figures) {
     assert_eq!(alert["total_requests"], figures.requests, "{alert}");
     assert_eq!(alert["unique_hostnames"], figures.unique, "{alert}");

@@ -54,11 +54,7 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     let run = dns_sensor_text(args);
-    let alerts = run
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect();
+    let alerts = alerts_of(&run.stdout);
     Run {
         code: run.code,
         alerts,
@@ -104,6 +100,31 @@ where
     }
 }
 
+/// `dns-sensor ARGS...` started with no standard input and its output piped.
+fn spawn_piped<I, S>(args: I) -> std::process::Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::process::Stdio;
+    Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dns-sensor runs")
+}
+
+/// The alerts of a run's standard output, one JSON object a line.
+fn alerts_of(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
 /// [`dns_sensor`], killed and failed if it has not exited within `limit`: for inputs
 /// that once made the sensor loop for ever.
 pub fn dns_sensor_within<I, S>(limit: std::time::Duration, args: I) -> Run
@@ -111,15 +132,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    use std::process::Stdio;
-    let child = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dns-sensor runs");
+    let child = spawn_piped(args);
     let pid = child.id() as libc::pid_t;
     let (exited, exit_seen) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
@@ -140,12 +153,7 @@ where
     let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
     Run {
         code: output.status.code().unwrap_or(-1),
-        alerts: stdout
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-            })
-            .collect(),
+        alerts: alerts_of(&stdout),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
@@ -160,15 +168,7 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     use std::io::Read;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dns-sensor runs");
+    let mut child = spawn_piped(args);
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -191,12 +191,7 @@ where
         } else {
             -1
         },
-        alerts: stdout
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-            })
-            .collect(),
+        alerts: alerts_of(&stdout),
         stderr: String::from_utf8_lossy(&stderr.join().expect("stderr")).into_owned(),
     };
     (run, usage.ru_maxrss as u64)
@@ -206,6 +201,19 @@ where
 pub fn json_summary(stderr: &str) -> Value {
     let last = stderr.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON summary ({e}): {stderr}"))
+}
+
+/// Writes `traffic` to a capture and replays it with `flags`; the run must succeed.
+pub fn replay(name: &str, traffic: dns_sensor::synth::scenario::Traffic, flags: &[&str]) -> Run {
+    let dir = TempDir::new(name);
+    let file = dir.path("capture.pcap");
+    traffic.write_pcap(&file).expect("write capture");
+    let mut args: Vec<std::ffi::OsString> = vec!["replay".into()];
+    args.extend(flags.iter().map(|f| f.into()));
+    args.push(file.into_os_string());
+    let run = dns_sensor(args);
+    assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+    run
 }
 
 /// A fresh directory for one test's files, removed when dropped.
