@@ -336,3 +336,45 @@ fn a_flood_of_tcp_flows_holds_what_arrived_within_its_bound() {
         "the flood grew the sensor by {growth:.1} MiB"
     );
 }
+
+#[test]
+fn one_domain_under_a_flood_of_names_clients_and_query_types_stays_bounded() {
+    // Every query a new name, from a new client, of a random query type: what a
+    // domain's own tables (names, clients, query types, samples) can be made to hold.
+    // Four times the queries must not take more memory.
+    let run_with = |queries: u32| {
+        let mut rng = dns_sensor::synth::SplitMix64::new(u64::from(queries));
+        // Written as they are made: a test process grown by them would be counted in
+        // the child's peak, which includes the moment between fork and exec.
+        let frames = (0..queries).map(|i| {
+            let client = std::net::IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            let flow = Flow::to_dns(client, 40_000, v4(192, 0, 2, 53));
+            let name = format!("{:016x}.flooded.example", rng.next_u64());
+            let qtype = rng.below(65_536) as u16;
+            (
+                EPOCH + u64::from(i) * 10_000,
+                udp_frame(&flow, &query(i as u16, name.as_bytes(), qtype)),
+            )
+        });
+        let dir = TempDir::new("one-domain-flood");
+        let file = dir.path("flood.pcap");
+        write_pcap(&file, LinkType::Ethernet, frames).expect("written");
+        let (run, rss) = common::dns_sensor_peak_rss(["replay".as_ref(), file.as_os_str()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.domains(), vec!["flooded.example"], "{}", run.stderr);
+        let unique = run.alerts[0]["unique_hostnames"].as_f64().unwrap();
+        assert!(
+            (unique / f64::from(queries) - 1.0).abs() < 0.02,
+            "{unique} of {queries}"
+        );
+        assert!(run.alerts[0]["top_clients"].as_array().unwrap().len() <= 5);
+        rss
+    };
+    let small = run_with(100_000);
+    let large = run_with(400_000);
+    let growth = large.saturating_sub(small) as f64 / 1024.0;
+    assert!(
+        growth < 8.0,
+        "300 000 more queries took {growth:.1} MiB more"
+    );
+}

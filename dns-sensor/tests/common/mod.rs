@@ -159,7 +159,9 @@ where
 }
 
 /// [`dns_sensor`], and the most resident memory the process had, in KiB (its
-/// `ru_maxrss`, read when it is reaped).
+/// `ru_maxrss`, read when it is reaped). The figure includes the moment between fork
+/// and exec, when the child still maps the test process's pages: compare runs made
+/// from a test process of the same size, or write captures without holding them.
 // The child is reaped by wait4, which std's Child does not know of.
 #[allow(clippy::zombie_processes)]
 pub fn dns_sensor_peak_rss<I, S>(args: I) -> (Run, u64)
