@@ -133,6 +133,13 @@ impl FragTable {
         self.map.len()
     }
 
+    /// Adds what the table holds to `sizes` ([`super::Decoder::table_sizes`]).
+    pub(crate) fn sizes(&self, sizes: &mut super::TableSizes) {
+        sizes.fragment_datagrams = self.map.len();
+        sizes.fragment_largest = self.map.values().map(|p| p.data.len()).max().unwrap_or(0);
+        sizes.fragment_queue = self.order.len();
+    }
+
     /// Drops the datagrams started `timeout` or more before `now`. Called on every
     /// frame: the common case, nothing held, costs a test.
     #[inline]
