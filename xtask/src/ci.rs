@@ -35,8 +35,9 @@ pub fn run_cmd_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow
 }
 
 /// Installs what is missing, then formatting, lints, docs, every test of the workspace,
-/// (as root) the live-capture tests in network namespaces, and (as root, outside a
-/// fresh root, with fresh-machine's base built) the package's test.
+/// every fuzz target for [`CI_SECONDS`](crate::fuzz::CI_SECONDS), (as root) the
+/// live-capture tests in network namespaces, and (as root, outside a fresh root, with
+/// fresh-machine's base built) the package's test.
 pub fn run() -> anyhow::Result<()> {
     let shared = workspace_root().join("../shared/captures");
     if !shared.is_dir() {
@@ -71,6 +72,23 @@ pub fn run() -> anyhow::Result<()> {
         ],
     )?;
     crate::ebpf::clippy()?;
+    // The fuzz targets are a workspace of their own too (fuzz/).
+    run_cmd(
+        "cargo",
+        &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"],
+    )?;
+    run_cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     // Every public item is documented, and the docs' links resolve.
     run_cmd_env(
         "cargo",
@@ -78,6 +96,20 @@ pub fn run() -> anyhow::Result<()> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     let mut totals = run_tests(&["test", "--workspace"])?;
+    totals.add(&run_tests(&[
+        "test",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--lib",
+    ])?);
+    // Every fuzz target for a short while from fresh seeds: a crash, hang or
+    // out-of-memory fails the run (`cargo xtask fuzz` runs them longer).
+    let targets: Vec<&crate::fuzz::Target> = crate::fuzz::TARGETS.iter().collect();
+    crate::fuzz::fuzz(
+        &targets,
+        crate::fuzz::CI_SECONDS,
+        crate::fuzz::Sanitizer::Address,
+    )?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         // One at a time: they create namespaces, attach XDP, start journald. The

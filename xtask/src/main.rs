@@ -9,6 +9,8 @@ mod ci;
 mod compare;
 mod deb;
 mod ebpf;
+mod fuzz;
+mod fuzz_seeds;
 mod live;
 mod psl;
 mod setup;
@@ -75,6 +77,9 @@ enum Task {
     BuildEbpf(ebpf::Args),
     /// Runs the live-capture tests (root: BPF, AF_XDP, network namespaces).
     TestLive(live::Args),
+    /// Runs the fuzz targets of fuzz/ (cargo-fuzz, installed if missing) for a while
+    /// each, from seeds cut from the shared captures and made by the generators.
+    Fuzz(fuzz::Args),
     /// Builds the Debian package (cargo-deb, installed if missing) and prints its path.
     Deb,
     /// Builds the package, then installs, runs, upgrades and purges it in a booted
@@ -108,6 +113,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run(),
         Task::BuildEbpf(args) => ebpf::run(&args),
         Task::TestLive(args) => live::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::Deb => deb::run(),
         Task::TestDeb => deb::test().map(|_| ()),
     }

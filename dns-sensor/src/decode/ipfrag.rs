@@ -212,6 +212,15 @@ impl FragTable {
         self.bytes
     }
 
+    /// Adds what the table holds to `sizes` ([`super::Decoder::table_sizes`]).
+    pub(crate) fn sizes(&self, sizes: &mut super::TableSizes) {
+        sizes.fragment_datagrams = self.map.len();
+        sizes.fragment_largest = self.map.values().map(|p| p.received).max().unwrap_or(0);
+        sizes.fragment_queue = self.order.len();
+        sizes.fragment_bytes = self.bytes;
+        sizes.fragment_bytes_recount = self.map.values().map(Partial::bytes).sum();
+    }
+
     /// Drops the datagrams started `timeout` or more before `now`. Called on every
     /// frame: the common case, nothing held, costs a test.
     #[inline]

@@ -172,6 +172,33 @@ impl DecodeStats {
     }
 }
 
+/// What [`Decoder::table_sizes`] reports (for tests and the fuzz targets).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableSizes {
+    /// IP datagrams being reassembled (at most `max_fragment_datagrams`).
+    pub fragment_datagrams: usize,
+    /// Bytes of the largest datagram being reassembled (at most 65 535).
+    pub fragment_largest: usize,
+    /// Entries of the fragment table's age queue, stale ones included.
+    pub fragment_queue: usize,
+    /// Bytes the datagrams' pieces take as the table keeps count of them (at most
+    /// `max_fragment_bytes` once a fragment is handled).
+    pub fragment_bytes: usize,
+    /// The same, summed again over every datagram: equal to `fragment_bytes`.
+    pub fragment_bytes_recount: usize,
+    /// TCP flows tracked (at most `max_tcp_flows`).
+    pub tcp_flows: usize,
+    /// Bytes of the longest partial message a flow holds, length prefix included (at
+    /// most `max_tcp_buffer`).
+    pub tcp_largest_partial: usize,
+    /// Bytes of partial-message buffers (capacity) as the table keeps count of them
+    /// (at most `max_tcp_bytes`).
+    pub tcp_buffered: usize,
+    /// The same, summed again over every flow: equal to `tcp_buffered`.
+    pub tcp_buffered_recount: usize,
+}
+
 /// Ethertype of an 802.1Q VLAN tag.
 const ETHERTYPE_VLAN: u16 = 0x8100;
 /// Ethertype of an 802.1ad (QinQ) service tag.
@@ -294,6 +321,17 @@ impl Decoder {
     /// Counters so far.
     pub fn stats(&self) -> &DecodeStats {
         &self.stats
+    }
+
+    /// What the reassembly tables hold now, to check against the [`DecodeSettings`]
+    /// they were made with: for tests and the fuzz targets (`fuzz/`), not a stable
+    /// interface. Walks every flow: not for the hot path.
+    #[doc(hidden)]
+    pub fn table_sizes(&self) -> TableSizes {
+        let mut sizes = TableSizes::default();
+        self.frags.sizes(&mut sizes);
+        self.tcp.sizes(&mut sizes);
+        sizes
     }
 
     // Inlined by force (see `udp`).

@@ -163,6 +163,14 @@ impl TcpTable {
         self.flows.len()
     }
 
+    /// Adds what the table holds to `sizes` ([`super::Decoder::table_sizes`]).
+    pub(crate) fn sizes(&self, sizes: &mut super::TableSizes) {
+        sizes.tcp_flows = self.flows.len();
+        sizes.tcp_largest_partial = self.flows.values().map(|f| f.buf.len()).max().unwrap_or(0);
+        sizes.tcp_buffered = self.buffered;
+        sizes.tcp_buffered_recount = self.flows.values().map(|f| f.buf.capacity()).sum();
+    }
+
     /// Drops flows idle for `timeout` or more; does the work at most a few times per
     /// timeout so that calling it on every frame costs nothing.
     #[inline]

@@ -151,6 +151,21 @@ impl EmailSink {
     }
 }
 
+/// The mail [`EmailSink`] would send for `alerts` under `settings`, as it goes on the
+/// wire (headers, then the encoded body), dated `now`, from a machine named `host`:
+/// for the fuzz target that checks that no name forges a header or a line (`fuzz/`).
+/// Not a stable interface.
+#[doc(hidden)]
+pub fn formatted_mail(
+    settings: &EmailSettings,
+    host: &str,
+    alerts: &[Alert],
+    now: SystemTime,
+) -> Result<Vec<u8>, EmailError> {
+    let composer = Composer::new(settings, &message::mail_host(host))?;
+    Ok(composer.compose(alerts, now)?.formatted())
+}
+
 /// `3 alerts (pirate.sea, ...) to 2 recipients`, for log lines.
 fn about(alerts: &[Alert], recipients: usize) -> String {
     let first = alerts
