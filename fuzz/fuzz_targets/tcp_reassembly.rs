@@ -73,11 +73,11 @@ fuzz_target!(|data: &[u8]| {
         max_fragment_bytes: 4096,
         max_tcp_flows: 1 + usize::from(first & 3),
         max_tcp_buffer,
-        // Far more than four flows can hold: the bound across flows never binds here,
-        // so a clean flow's messages stay exact (decode_frame has a tighter one). At
-        // four flows' worth it bound: a segment that completes one message and starts
-        // the next is checked against the room measured before the first was freed.
-        max_tcp_bytes: 1 << 20,
+        // Room for every tracked flow's largest message and not a byte more, so a clean
+        // flow's messages stay exact while any room miscounted across flows shows (it
+        // found one: a message freed in a segment did not make room for the next the
+        // segment starts). decode_frame has a tighter bound.
+        max_tcp_bytes: max_tcp_buffer * (1 + usize::from(first & 3)),
         reassembly_timeout: TIMEOUT,
     };
     let flows = flows();

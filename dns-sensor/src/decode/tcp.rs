@@ -299,9 +299,7 @@ impl TcpTable {
         flow.next_seq = end_seq;
         let limits = Limits {
             max_buffer: self.max_buffer,
-            budget: self
-                .max_total
-                .saturating_sub(self.buffered - before + flow.buf.capacity()),
+            room: self.max_total.saturating_sub(self.buffered - before),
         };
         consume(flow, data, limits, stats, emit);
         self.buffered = (self.buffered + flow.buf.capacity()).saturating_sub(before);
@@ -321,15 +319,17 @@ impl TcpTable {
 struct Limits {
     /// Per flow.
     max_buffer: usize,
-    /// Bytes the table may still allocate across all flows.
-    budget: usize,
+    /// Bytes this flow may hold in all: the table's bound less what the other flows
+    /// hold. Counted against what the flow holds at the time of each check, not at
+    /// the start of the segment, so that a message it completes and frees makes room
+    /// for the next one the same segment starts.
+    room: usize,
 }
 
 impl Limits {
     /// Whether `flow` may buffer `more` bytes of a message of `need` (prefix included).
     fn allows(&self, flow: &Flow, need: usize, more: usize) -> bool {
-        need <= self.max_buffer
-            && (flow.buf.len() + more).saturating_sub(flow.buf.capacity()) <= self.budget
+        need <= self.max_buffer && (flow.buf.len() + more).max(flow.buf.capacity()) <= self.room
     }
 }
 
@@ -755,6 +755,25 @@ mod tests {
         h.feed(k, 3, seg(0, &msg[..100]));
         h.feed(k, 4, seg(100, &msg[100..]));
         assert_eq!(h.out, vec![message(1, 400)]);
+        assert_eq!(h.table.buffered, 0);
+    }
+
+    #[test]
+    fn a_message_freed_in_a_segment_makes_room_for_the_next_it_starts() {
+        // The shape of a fuzz finding: one flow, whose buffer and the table's bound are
+        // both one message's size. The first segment holds most of the first message;
+        // the second completes it and starts the second, whose room is what the first
+        // gave back.
+        let msgs = vec![message(1, 44), message(2, 44)];
+        let bytes = framed(&msgs);
+        let mut h = Harness::new(1, 46);
+        h.table.max_total = 46;
+        h.feed(key(), 0, seg(0, &bytes[..40]));
+        h.feed(key(), 1, seg(40, &bytes[40..76]));
+        assert_eq!(h.table.buffered, 30);
+        h.feed(key(), 2, seg(76, &bytes[76..]));
+        assert_eq!(h.out, msgs);
+        assert_eq!(h.stats.tcp_bytes_dropped, 0);
         assert_eq!(h.table.buffered, 0);
     }
 
