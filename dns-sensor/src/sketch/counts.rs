@@ -119,6 +119,12 @@ impl DomainCounts {
     pub fn is_estimated(&self) -> bool {
         matches!(self.names, UniqueNames::Estimated { .. })
     }
+    /// The distinct names' 64-bit hashes (unkeyed XXH3 of the canonical name, the same
+    /// on every sensor), in no particular order; `None` once
+    /// [estimated](Self::is_estimated).
+    pub fn name_hashes(&self) -> Option<Vec<u64>> {
+        self.names.hashes()
+    }
     /// Sum of query message sizes.
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in

@@ -139,6 +139,16 @@ impl UniqueNames {
         }
     }
 
+    /// The hashes, in no particular order, while the set is exact; `None` once
+    /// estimated.
+    pub(super) fn hashes(&self) -> Option<Vec<u64>> {
+        match self {
+            UniqueNames::Many(set) => Some(set.iter().copied().collect()),
+            UniqueNames::Estimated { .. } => None,
+            names => Some(names.listed().unwrap_or_default().to_vec()),
+        }
+    }
+
     /// Whether the next [`insert`](Self::insert) of a new hash may allocate: the
     /// array is full, the set is about to grow, or either must change form.
     #[inline]
@@ -343,6 +353,38 @@ mod tests {
         // The estimate never goes below what was counted exactly.
         assert!(uniques(&past) > limit);
         assert!(relative_error(uniques(&past), limit + 1) < 0.02);
+    }
+
+    #[test]
+    fn the_hashes_are_those_inserted_in_every_exact_form_and_none_once_estimated() {
+        let limit = 100;
+        for n in [
+            0u64,
+            1,
+            2,
+            3,
+            FEW_NAMES as u64,
+            FEW_NAMES as u64 + 1,
+            limit as u64,
+        ] {
+            let mut names = UniqueNames::new();
+            let inserted: Vec<u64> = (0..n)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .collect();
+            for &hash in inserted.iter().chain(&inserted) {
+                names.insert(hash, limit);
+            }
+            let mut hashes = names.hashes().expect("exact");
+            hashes.sort_unstable();
+            let mut expected = inserted.clone();
+            expected.sort_unstable();
+            assert_eq!(hashes, expected, "{n} names");
+        }
+        let mut names = UniqueNames::new();
+        for hash in 0..=limit as u64 {
+            names.insert(hash, limit);
+        }
+        assert_eq!(names.hashes(), None);
     }
 
     #[test]
