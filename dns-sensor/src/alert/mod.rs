@@ -25,7 +25,7 @@ pub use journald::JournaldSink;
 pub use lines::JsonLines;
 pub use outputs::{FileSettings, OutputSettings};
 pub use reference::{to_json, AlertJson, ClientJson, QtypeCounts};
-pub use text::{alert_id, escape_name, qtype_name, rfc3339, summary_line};
+pub use text::{alert_id, escape_name, qtype_name, rfc3339, summary_line, unescape_name};
 
 use crate::detect::Alert;
 

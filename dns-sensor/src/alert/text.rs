@@ -29,6 +29,41 @@ pub fn escape_name(name: &[u8]) -> String {
     out
 }
 
+/// The inverse of [`escape_name`] for canonical names, where a `\\` is followed by
+/// `\\` or `.` or three digits: the name a fleet row's text stands for. `None` for text
+/// [`escape_name`] cannot have written.
+pub fn unescape_name(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if !(0x21..=0x7e).contains(&bytes[i]) {
+            return None;
+        }
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let digits = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(u8::is_ascii_digit));
+        match (digits, bytes.get(i + 1)) {
+            (Some(d), _) => {
+                let value = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+                out.push(u8::try_from(value).ok()?);
+                i += 4;
+            }
+            (None, Some(&next @ (b'\\' | b'.'))) => {
+                out.extend_from_slice(&[b'\\', next]);
+                i += 2;
+            }
+            (None, _) => return None,
+        }
+    }
+    Some(out)
+}
+
 /// The mnemonic of a QTYPE (`A`, `TXT`, `NULL`...), or `TYPEnnn` (RFC 3597) for a type
 /// without one. hickory names unknown types "Unknown", and maps two codes to names
 /// IANA does not assign (0 to `ZERO`, 65305 to its provisional `ANAME`): those get the
@@ -116,33 +151,8 @@ pub fn host_name() -> String {
 mod tests {
     use super::*;
 
-    /// Inverse of [`escape_name`] for canonical names (where `\` is always followed by
-    /// `\` or `.`, so `\DDD` is unambiguous).
     fn unescape(text: &str) -> Vec<u8> {
-        let bytes = text.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            let digits = bytes
-                .get(i + 1..i + 4)
-                .filter(|d| d.iter().all(u8::is_ascii_digit));
-            match (bytes[i], digits) {
-                (b'\\', Some(d)) => {
-                    let value = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
-                    out.push(u8::try_from(value).expect("escape fits a byte"));
-                    i += 4;
-                }
-                (b'\\', None) => {
-                    out.extend_from_slice(&bytes[i..i + 2]);
-                    i += 2;
-                }
-                (byte, _) => {
-                    out.push(byte);
-                    i += 1;
-                }
-            }
-        }
-        out
+        unescape_name(text).expect("an escaped name")
     }
 
     /// How the canonical form writes a raw label byte.
@@ -179,6 +189,21 @@ mod tests {
         assert_eq!(escape_name(b"\x00\n\x7f\xff"), "\\000\\010\\127\\255");
         assert_eq!(escape_name(b"a\\.b.sea"), "a\\.b.sea");
         assert_eq!(escape_name(b""), "");
+    }
+
+    #[test]
+    fn text_escape_name_cannot_write_is_no_name() {
+        for bad in [
+            "a\\300.sea",
+            "a\\",
+            "a\\x.sea",
+            "a b.sea",
+            "a\u{1b}.sea",
+            "é.sea",
+        ] {
+            assert_eq!(unescape_name(bad), None, "{bad:?}");
+        }
+        assert_eq!(unescape_name("a\\255\\.b.sea").unwrap(), b"a\xff\\.b.sea");
     }
 
     #[test]
