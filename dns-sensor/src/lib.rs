@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! capture → decode → domain → sketch → detect → alert
+//!                                   ↘ fleet (closed slots to ClickHouse; the rule there)
 //! ```
 //!
 //! `config` reads the settings file and `pipeline` wires the steps into workers and a
@@ -24,6 +25,7 @@ pub mod decode;
 pub mod detect;
 pub mod domain;
 pub mod files;
+pub mod fleet;
 pub mod pipeline;
 pub mod sketch;
 #[cfg(any(test, feature = "synth"))]

@@ -18,12 +18,14 @@ use crate::pipeline::{Settings, ShardBudget};
 use crate::sketch::SketchSettings;
 
 mod checks;
+mod fleet;
 mod live;
 mod metrics;
 mod output;
 mod values;
 
 pub use checks::{SettingProblem, LOW_SLOT_BYTES, MAX_WINDOW, MIN_SLOT, MIN_SLOT_BYTES};
+pub use fleet::{FleetConfig, FleetConfigError};
 pub use live::{LiveConfig, LiveMode, XdpMode, ZeroCopyMode};
 pub use metrics::MetricsConfig;
 pub use output::{
@@ -130,6 +132,9 @@ pub struct Config {
     pub live: LiveConfig,
     /// The live run's Prometheus endpoint: `[metrics]`.
     pub metrics: MetricsConfig,
+    /// Where closed slots are shipped for the fleet's rule: `[fleet]`; none, the
+    /// default, ships nothing.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// The default [`Config::memory_cap`]: 1 GiB.
@@ -154,6 +159,7 @@ impl Default for Config {
             state_directory: None,
             live: LiveConfig::default(),
             metrics: MetricsConfig::default(),
+            fleet: None,
         }
     }
 }

@@ -1,0 +1,162 @@
+//! The rule over the whole fleet: one SQL query sums each domain's counts and takes the
+//! exact union of its name hashes across every sensor and slot of the window; the
+//! whitelist, the order and `max_domains` are then applied as a sensor applies them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::clickhouse::{ClickHouse, ClickHouseError};
+use super::schema::{Database, TABLE};
+use crate::alert::unescape_name;
+use crate::detect::{slot_length, Alert, RuleSettings};
+use crate::domain::{Classifier, Verdict};
+use crate::Nanos;
+
+/// A fleet alert: what a sensor watching every link would have reported, and which
+/// sensors saw the domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetAlert {
+    /// The alert, its figures over every sensor.
+    pub alert: Alert,
+    /// The sensors whose slots hold the domain, sorted.
+    pub sensors: Vec<String>,
+}
+
+/// One domain of the window, as the query returns it.
+#[derive(Deserialize)]
+struct DomainRow {
+    domain: String,
+    requests: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    exact_names: u64,
+    estimated: u8,
+    estimate: u64,
+    sensors: Vec<String>,
+    client_addresses: Vec<Vec<String>>,
+    client_queries: Vec<Vec<u64>>,
+    qtypes: Vec<Vec<u16>>,
+    qtype_queries: Vec<Vec<u64>>,
+    samples: Vec<Vec<String>>,
+}
+
+/// Evaluates `rule` at `at` over every sensor's slots in `database`: the window is
+/// the sensor's (the slots starting in `[at - window, at)`, the start rounded down to
+/// a slot), the threshold, `max_domains` and the top clients its. Domains `classifier`
+/// whitelists are left out. Alerts come largest first; `sample_names` at most a row.
+pub fn fleet_alerts(
+    client: &ClickHouse,
+    database: &Database,
+    rule: &RuleSettings,
+    classifier: &Classifier,
+    sample_names: usize,
+    at: Nanos,
+) -> Result<Vec<FleetAlert>, ClickHouseError> {
+    let slot = slot_length(rule.window, rule.interval).max(1);
+    let reach = at.saturating_sub(rule.window);
+    let window_start = reach - reach % slot;
+    // Only numbers and the checked database name are written into the statement.
+    let threshold = rule.threshold;
+    let query = format!(
+        "SELECT domain,
+    sum(requests) AS requests,
+    sum(bytes_in) AS bytes_in,
+    sum(bytes_out) AS bytes_out,
+    uniqExactArray(names) AS exact_names,
+    max(names_estimated) AS estimated,
+    sum(names_estimate) AS estimate,
+    groupUniqArray(sensor) AS sensors,
+    groupArray(client_addresses) AS client_addresses,
+    groupArray(client_queries) AS client_queries,
+    groupArray(qtypes) AS qtypes,
+    groupArray(qtype_queries) AS qtype_queries,
+    groupArray(samples) AS samples
+FROM {database}.{TABLE} FINAL
+WHERE slot_start >= {window_start} AND slot_start < {at}
+GROUP BY domain
+HAVING uniqExactArray(names) + sum(names_estimate) > {threshold}"
+    );
+    let rows: Vec<DomainRow> = client.select(&query)?;
+    let mut alerts: Vec<FleetAlert> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let domain = unescape_name(&row.domain)?;
+            if matches!(classifier.classify(&domain), Verdict::Whitelisted) {
+                return None;
+            }
+            Some(alert_of(row, domain, rule, sample_names, at, window_start))
+        })
+        .collect();
+    alerts.sort_unstable_by(|a, b| {
+        b.alert
+            .unique_hostnames
+            .cmp(&a.alert.unique_hostnames)
+            .then_with(|| a.alert.domain.cmp(&b.alert.domain))
+    });
+    alerts.truncate(rule.max_domains);
+    Ok(alerts)
+}
+
+/// The alert of one domain's row: clients and query types summed over the rows they
+/// came in, most first (ties by address, by type).
+fn alert_of(
+    row: DomainRow,
+    domain: Vec<u8>,
+    rule: &RuleSettings,
+    sample_names: usize,
+    at: Nanos,
+    window_start: Nanos,
+) -> FleetAlert {
+    let mut clients: HashMap<IpAddr, u64> = HashMap::new();
+    for (addresses, queries) in row.client_addresses.iter().zip(&row.client_queries) {
+        for (address, &n) in addresses.iter().zip(queries) {
+            if let Ok(address) = address.parse::<IpAddr>() {
+                *clients.entry(address).or_default() += n;
+            }
+        }
+    }
+    let mut top_clients: Vec<(IpAddr, u64)> = clients.into_iter().collect();
+    top_clients.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top_clients.truncate(rule.top_clients);
+    let mut types: HashMap<u16, u64> = HashMap::new();
+    for (qtypes, queries) in row.qtypes.iter().zip(&row.qtype_queries) {
+        for (&qtype, &n) in qtypes.iter().zip(queries) {
+            *types.entry(qtype).or_default() += n;
+        }
+    }
+    let mut qtypes: Vec<(u16, u64)> = types.into_iter().collect();
+    qtypes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut samples: Vec<Box<[u8]>> = Vec::new();
+    for name in row.samples.iter().flatten() {
+        if samples.len() >= sample_names {
+            break;
+        }
+        if let Some(name) = unescape_name(name).map(Vec::into_boxed_slice) {
+            if !samples.contains(&name) {
+                samples.push(name);
+            }
+        }
+    }
+    let mut sensors = row.sensors;
+    sensors.sort_unstable();
+    FleetAlert {
+        alert: Alert {
+            at,
+            domain: domain.into_boxed_slice(),
+            total_requests: row.requests,
+            unique_hostnames: row.exact_names.saturating_add(row.estimate),
+            estimated: row.estimated != 0,
+            threshold: rule.threshold,
+            total_bytes_in: row.bytes_in,
+            total_bytes_out: row.bytes_out,
+            window_start,
+            window_end: at,
+            top_clients,
+            sample_names: samples,
+            qtypes,
+        },
+        sensors,
+    }
+}

@@ -1,0 +1,188 @@
+//! A closed slot as the rows the fleet's table takes: one per registered domain.
+
+use serde::Serialize;
+
+use crate::alert::escape_name;
+use crate::sketch::Shard;
+use crate::Nanos;
+
+/// One registered domain over one slot of one sensor, as shipped (JSONEachRow, the
+/// columns of [`schema::TABLE`](super::schema::TABLE)).
+///
+/// Names never travel as text but the few samples, escaped as every output escapes
+/// them ([`escape_name`]): the count is carried by `names`, their hashes. The domain is
+/// escaped the same way, so the table holds printable ASCII only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SlotRow {
+    /// The sensor that saw it.
+    pub sensor: String,
+    /// Start of the slot, nanoseconds since the Unix epoch (capture time).
+    pub slot_start: Nanos,
+    /// End of the slot.
+    pub slot_end: Nanos,
+    /// Registered domain, escaped.
+    pub domain: String,
+    /// Queries.
+    pub requests: u64,
+    /// Responses.
+    pub responses: u64,
+    /// Sum of query message sizes.
+    pub bytes_in: u64,
+    /// Sum of response message sizes.
+    pub bytes_out: u64,
+    /// The distinct names' hashes, sorted; empty when `names_estimated`.
+    pub names: Vec<u64>,
+    /// 1 when the slot held more distinct names than it counts exactly: `names` is
+    /// then empty and `names_estimate` is the sensor's estimate.
+    pub names_estimated: u8,
+    /// The estimate of distinct names when `names_estimated`, else 0.
+    pub names_estimate: u64,
+    /// The most active clients, most first, beside their query counts.
+    pub client_addresses: Vec<String>,
+    /// Queries of each client in `client_addresses`.
+    pub client_queries: Vec<u64>,
+    /// Query types, most frequent first, beside their counts.
+    pub qtypes: Vec<u16>,
+    /// Queries of each type in `qtypes`.
+    pub qtype_queries: Vec<u64>,
+    /// A few names seen, escaped.
+    pub samples: Vec<String>,
+    /// When the row was made (wall clock, nanoseconds): of rows shipped twice for the
+    /// same sensor, slot and domain, the table keeps the newest.
+    pub version: u64,
+}
+
+/// The rows of `shard`, a closed slot of `slot_length`, as `sensor` ships them:
+/// domains seen only in responses are left out (they have no names to count), and
+/// whitelisted domains never reach a shard. At most `top_clients` clients a row.
+pub fn slot_rows(
+    shard: &Shard,
+    slot_length: Nanos,
+    sensor: &str,
+    top_clients: usize,
+    version: u64,
+) -> Vec<SlotRow> {
+    let slot_start = shard.start();
+    let mut rows: Vec<SlotRow> = shard
+        .domains()
+        .filter(|(_, counts)| counts.requests() > 0)
+        .map(|(domain, counts)| {
+            let (names, names_estimated, names_estimate) = match counts.name_hashes() {
+                Some(mut hashes) => {
+                    hashes.sort_unstable();
+                    (hashes, 0, 0)
+                }
+                None => (Vec::new(), 1, counts.unique_names()),
+            };
+            let (client_addresses, client_queries) = counts
+                .top_clients(top_clients)
+                .into_iter()
+                .map(|(address, queries)| (address.to_string(), queries))
+                .unzip();
+            let (qtypes, qtype_queries) = counts.qtypes().into_iter().unzip();
+            SlotRow {
+                sensor: sensor.to_string(),
+                slot_start,
+                slot_end: slot_start.saturating_add(slot_length),
+                domain: escape_name(domain),
+                requests: counts.requests(),
+                responses: counts.responses(),
+                bytes_in: counts.bytes_in(),
+                bytes_out: counts.bytes_out(),
+                names,
+                names_estimated,
+                names_estimate,
+                client_addresses,
+                client_queries,
+                qtypes,
+                qtype_queries,
+                samples: counts.sample_names().map(escape_name).collect(),
+                version,
+            }
+        })
+        .collect();
+    // The table's order: inserts then arrive sorted, and tests compare rows as lists.
+    rows.sort_unstable_by(|a, b| a.domain.cmp(&b.domain));
+    rows
+}
+
+/// `rows` as a JSONEachRow body: one JSON object a line.
+pub(super) fn json_lines(rows: &[SlotRow]) -> String {
+    let mut body = String::new();
+    for row in rows {
+        // A row of strings and integers always serialises.
+        body.push_str(&serde_json::to_string(row).unwrap_or_default());
+        body.push('\n');
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sketch::SketchSettings;
+    use std::net::IpAddr;
+
+    #[test]
+    fn a_row_a_queried_domain_with_its_hashes_clients_and_escaped_names() {
+        let settings = SketchSettings::default();
+        let mut shard = Shard::new(3_600_000_000_000, &settings);
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "2001:db8::1".parse().unwrap();
+        for (domain, name, from) in [
+            (&b"pirate.sea"[..], &b"a.pirate.sea"[..], client),
+            (b"pirate.sea", b"b.pirate.sea", client),
+            (b"pirate.sea", b"a.pirate.sea", other),
+            (b"evil.sea", b"x\n\x1b.evil.sea", client),
+        ] {
+            shard.record_query(domain, name, from, 16, 40);
+        }
+        shard.record_response(b"pirate.sea", 90);
+        shard.record_response(b"answer.sea", 90);
+        let rows = slot_rows(&shard, 60_000_000_000, "dc1", 5, 7);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let evil = &rows[0];
+        assert_eq!(evil.domain, "evil.sea");
+        assert_eq!(evil.samples, vec!["x\\010\\027.evil.sea".to_string()]);
+        let pirate = &rows[1];
+        assert_eq!(pirate.domain, "pirate.sea");
+        assert_eq!((pirate.requests, pirate.responses), (3, 1));
+        assert_eq!((pirate.bytes_in, pirate.bytes_out), (120, 90));
+        assert_eq!(pirate.names.len(), 2);
+        assert!(pirate.names.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(pirate.names_estimated, 0);
+        assert_eq!(pirate.client_addresses, vec!["192.0.2.7", "2001:db8::1"]);
+        assert_eq!(pirate.client_queries, vec![2, 1]);
+        assert_eq!(
+            (pirate.qtypes.clone(), pirate.qtype_queries.clone()),
+            (vec![16], vec![3])
+        );
+        assert_eq!(pirate.slot_end - pirate.slot_start, 60_000_000_000);
+        assert_eq!(pirate.sensor, "dc1");
+        let body = json_lines(&rows);
+        assert_eq!(body.lines().count(), 2);
+        assert!(body.is_ascii() && !body.contains('\u{1b}'), "{body}");
+    }
+
+    #[test]
+    fn past_the_exact_limit_a_row_carries_the_estimate_and_no_hashes() {
+        let settings = SketchSettings {
+            exact_limit: 10,
+            ..SketchSettings::default()
+        };
+        let mut shard = Shard::new(0, &settings);
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        for i in 0..50 {
+            let name = format!("n{i}.pirate.sea");
+            shard.record_query(b"pirate.sea", name.as_bytes(), client, 1, 40);
+        }
+        let rows = slot_rows(&shard, 1, "dc1", 5, 7);
+        assert_eq!(rows[0].names_estimated, 1);
+        assert!(rows[0].names.is_empty());
+        assert!(
+            (40..=60).contains(&rows[0].names_estimate),
+            "{}",
+            rows[0].names_estimate
+        );
+    }
+}

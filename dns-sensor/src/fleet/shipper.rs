@@ -1,0 +1,295 @@
+//! The shipper: a thread of its own takes the closed slots' rows and inserts them, so
+//! that neither a slow ClickHouse nor one that is down ever holds up detection.
+//!
+//! The coordinator offers each slot's rows and never waits: the hand-over is a bounded
+//! channel the thread empties at once into its queue of slots waiting. While ClickHouse
+//! does not take them, they wait there, up to [`MAX_WAITING_BYTES`]; past it the oldest
+//! slot is dropped, counted, with a log line. Inserting a slot again is harmless (the
+//! table keeps one row per sensor, slot and domain), so a slot is retried until taken.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::clickhouse::{ClickHouse, ClickHouseError};
+use super::rows::{json_lines, SlotRow};
+use super::schema::{create_statements, TABLE};
+use super::FleetSettings;
+
+/// Slots the hand-over holds before the thread takes them: it takes them as they
+/// come, so this only absorbs a burst (the end of a replay closes every worker's last
+/// slot at once).
+const HANDOVER_SLOTS: usize = 64;
+
+/// Bytes of rows (as JSON) waiting for ClickHouse at most: a 4 h outage of a busy
+/// sensor's 1-minute slots, at about 1 MB a slot.
+pub const MAX_WAITING_BYTES: usize = 256 << 20;
+
+/// Longest wait between two tries while ClickHouse is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the shipper has done so far.
+#[derive(Debug, Default)]
+pub struct ShipperStats {
+    /// Slots ClickHouse took.
+    pub slots_shipped: AtomicU64,
+    /// Their rows.
+    pub rows_shipped: AtomicU64,
+    /// Their bytes as sent (JSONEachRow).
+    pub bytes_shipped: AtomicU64,
+    /// Inserts that failed and were tried again.
+    pub failed_tries: AtomicU64,
+    /// Slots dropped: the waiting queue was full, or the run ended before ClickHouse
+    /// took them.
+    pub slots_dropped: AtomicU64,
+}
+
+impl std::fmt::Display for ShipperStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        write!(
+            f,
+            "{} slots shipped ({} rows, {} bytes), {} failed tries, {} slots dropped",
+            get(&self.slots_shipped),
+            get(&self.rows_shipped),
+            get(&self.bytes_shipped),
+            get(&self.failed_tries),
+            get(&self.slots_dropped)
+        )
+    }
+}
+
+/// One slot's rows, ready to send.
+struct Batch {
+    slot_start: u64,
+    rows: usize,
+    body: String,
+}
+
+/// Ships closed slots to the fleet's ClickHouse from a thread of its own.
+pub struct SlotShipper {
+    to_thread: Option<Sender<Batch>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<ShipperStats>,
+    /// Until when the thread may go on trying once the run ends.
+    drain: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl SlotShipper {
+    /// Starts the thread. The schema is created on its first insert.
+    pub fn start(settings: &FleetSettings) -> std::io::Result<Self> {
+        let (to_thread, from_coordinator) = crossbeam_channel::bounded(HANDOVER_SLOTS);
+        let stats = Arc::new(ShipperStats::default());
+        let drain = Arc::new(AtomicU64::new(u64::MAX));
+        let started = Instant::now();
+        let client = ClickHouse::new(
+            &settings.url,
+            settings.user.clone(),
+            settings.password.clone(),
+        );
+        let statements = create_statements(&settings.database);
+        let table = format!("{}.{TABLE}", settings.database);
+        let thread = {
+            let stats = Arc::clone(&stats);
+            let drain = Arc::clone(&drain);
+            std::thread::Builder::new()
+                .name("fleet-shipper".into())
+                .spawn(move || {
+                    Shipping {
+                        client,
+                        statements,
+                        table,
+                        schema_made: false,
+                        waiting: VecDeque::new(),
+                        waiting_bytes: 0,
+                        stats,
+                        drain,
+                        started,
+                    }
+                    .run(from_coordinator)
+                })?
+        };
+        Ok(Self {
+            to_thread: Some(to_thread),
+            thread: Some(thread),
+            stats,
+            drain,
+            started,
+        })
+    }
+
+    /// Hands over a slot's rows; never waits. An empty slot is not shipped.
+    pub fn offer(&self, slot_start: u64, rows: &[SlotRow]) {
+        if rows.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            slot_start,
+            rows: rows.len(),
+            body: json_lines(rows),
+        };
+        if let Some(to_thread) = &self.to_thread {
+            match to_thread.try_send(batch) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.stats.slots_dropped.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("fleet: the hand-over to the shipper is full; the slot at {slot_start} is dropped");
+                }
+            }
+        }
+    }
+
+    /// The shipper's figures so far.
+    pub fn stats(&self) -> &ShipperStats {
+        &self.stats
+    }
+
+    /// Ends the hand-over and waits for the thread to send what waits, for at most
+    /// `patience`; what is still waiting then is dropped and counted.
+    pub fn finish(mut self, patience: Duration) -> Arc<ShipperStats> {
+        let deadline = self.started.elapsed().saturating_add(patience);
+        self.drain.store(
+            u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        drop(self.to_thread.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("fleet: the shipper thread panicked");
+            }
+        }
+        Arc::clone(&self.stats)
+    }
+}
+
+impl Drop for SlotShipper {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.drain.store(0, Ordering::Relaxed);
+            drop(self.to_thread.take());
+        }
+    }
+}
+
+/// The thread's side.
+struct Shipping {
+    client: ClickHouse,
+    statements: Vec<String>,
+    table: String,
+    schema_made: bool,
+    waiting: VecDeque<Batch>,
+    waiting_bytes: usize,
+    stats: Arc<ShipperStats>,
+    drain: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl Shipping {
+    fn run(mut self, from_coordinator: Receiver<Batch>) {
+        let mut open = true;
+        let mut backoff = Duration::ZERO;
+        let mut down_since: Option<Instant> = None;
+        loop {
+            // Take what was handed over; wait for more only when nothing waits, or
+            // for the backoff while ClickHouse is down.
+            let wait = if self.waiting.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                backoff
+            };
+            if open {
+                match from_coordinator.recv_timeout(wait) {
+                    Ok(batch) => self.push(batch),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+                while let Ok(batch) = from_coordinator.try_recv() {
+                    self.push(batch);
+                }
+            } else if !backoff.is_zero() {
+                std::thread::sleep(backoff.min(self.time_left()));
+            }
+            if !open && (self.waiting.is_empty() || self.time_left().is_zero()) {
+                break;
+            }
+            let Some(batch) = self.waiting.pop_front() else {
+                continue;
+            };
+            let sent = self.send(&batch);
+            // Back in front: it leaves the queue only once taken (below).
+            self.waiting.push_front(batch);
+            match sent {
+                Ok(()) => {
+                    if let Some(since) = down_since.take() {
+                        log::info!(
+                            "fleet: {} takes slots again after {:.0?}",
+                            self.client.url(),
+                            since.elapsed()
+                        );
+                    }
+                    backoff = Duration::ZERO;
+                    let batch = self.waiting.pop_front().expect("a batch was in front");
+                    self.waiting_bytes -= batch.body.len();
+                    self.stats.slots_shipped.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .rows_shipped
+                        .fetch_add(batch.rows as u64, Ordering::Relaxed);
+                    self.stats
+                        .bytes_shipped
+                        .fetch_add(batch.body.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.stats.failed_tries.fetch_add(1, Ordering::Relaxed);
+                    if down_since.is_none() {
+                        down_since = Some(Instant::now());
+                        log::warn!("fleet: {e}; slots wait and are tried again");
+                    }
+                    self.schema_made = false;
+                    backoff = (backoff * 2).clamp(Duration::from_millis(250), MAX_BACKOFF);
+                }
+            }
+        }
+        let left = self.waiting.len() as u64;
+        if left > 0 {
+            self.stats.slots_dropped.fetch_add(left, Ordering::Relaxed);
+            log::error!("fleet: {left} slots were not shipped before the end of the run");
+        }
+    }
+
+    /// Time left to send what waits once the run has ended.
+    fn time_left(&self) -> Duration {
+        let deadline = Duration::from_nanos(self.drain.load(Ordering::Relaxed));
+        deadline.saturating_sub(self.started.elapsed())
+    }
+
+    fn push(&mut self, batch: Batch) {
+        self.waiting_bytes += batch.body.len();
+        self.waiting.push_back(batch);
+        while self.waiting_bytes > MAX_WAITING_BYTES && self.waiting.len() > 1 {
+            if let Some(oldest) = self.waiting.pop_front() {
+                self.waiting_bytes -= oldest.body.len();
+                self.stats.slots_dropped.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "fleet: {} MiB of slots wait for ClickHouse; the oldest, at {}, is dropped",
+                    MAX_WAITING_BYTES >> 20,
+                    oldest.slot_start
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, batch: &Batch) -> Result<(), ClickHouseError> {
+        if !self.schema_made {
+            for statement in &self.statements {
+                self.client.execute(statement)?;
+            }
+            self.schema_made = true;
+        }
+        self.client.insert(&self.table, "JSONEachRow", &batch.body)
+    }
+}
