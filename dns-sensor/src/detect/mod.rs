@@ -343,6 +343,10 @@ impl Detector {
             .find(|(_, shard)| !shard.is_empty())
             .map(|(&start, _)| start)
     }
+    /// The held slots starting at or after `from`, oldest first.
+    pub fn slots_from(&self, from: Nanos) -> impl Iterator<Item = &Shard> {
+        self.slots.range(from..).map(|(_, shard)| shard)
+    }
     /// Slots held.
     pub fn slots(&self) -> usize {
         self.slots.len()

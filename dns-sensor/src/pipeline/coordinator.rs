@@ -14,6 +14,7 @@ use super::{nonzero_counts, Reload, ToCoordinator, WorkerStats};
 use crate::alert::{QueueStats, Sink};
 use crate::detect::snapshot::Restored;
 use crate::detect::{spans_a_boundary, Alert, Detector, RuleSettings};
+use crate::fleet::{slot_rows, FleetSettings, SlotShipper};
 use crate::Nanos;
 
 /// Totals of a run, for the summary. Serialised with these field names in the
@@ -161,7 +162,21 @@ pub struct Coordinator {
     /// Whether the end of the input is the end of the traffic: then the frames after
     /// the last boundary are evaluated too.
     final_evaluation: bool,
+    /// Where closed slots are shipped for the fleet's rule, if anywhere.
+    fleet: Option<FleetShipping>,
 }
+
+/// The fleet's side of the coordinator: its shipper, and the next slot to ship.
+struct FleetShipping {
+    shipper: SlotShipper,
+    sensor: String,
+    top_clients: usize,
+    /// Slots before this start have been offered.
+    next_slot: Nanos,
+}
+
+/// How long the end of a run waits for the fleet's shipper to send what waits.
+const FLEET_PATIENCE: Duration = Duration::from_secs(60);
 
 impl Coordinator {
     /// A coordinator for `workers` workers.
@@ -182,7 +197,20 @@ impl Coordinator {
             state: None,
             kept_boundary: None,
             final_evaluation: true,
+            fleet: None,
         }
+    }
+
+    /// Ships every slot to the fleet's ClickHouse through `shipper` once every worker
+    /// has closed it, and at the end of the run the slots still open.
+    pub fn with_fleet(mut self, shipper: SlotShipper, settings: &FleetSettings) -> Self {
+        self.fleet = Some(FleetShipping {
+            shipper,
+            sensor: settings.sensor.clone(),
+            top_clients: settings.top_clients,
+            next_slot: 0,
+        });
+        self
     }
 
     /// Leaves the frames after the last boundary to the next run, which goes on from
@@ -291,6 +319,9 @@ impl Coordinator {
                     self.summary.late_shards = self.detector.late_shards();
                     self.frontier[worker] = Some(next_start);
                     self.evaluate_passed_boundaries()?;
+                    if let Some(passed) = self.passed() {
+                        self.ship_closed_slots(passed);
+                    }
                     self.keep_state_at_slot_boundaries();
                     self.publish_gauges();
                 }
@@ -320,6 +351,12 @@ impl Coordinator {
             self.summary.span = self.data_span.map(|(first, _)| (first, end));
             self.publish_gauges();
         }
+        // Every worker is done: the slots still open are as complete as they get.
+        self.ship_closed_slots(Nanos::MAX);
+        if let Some(fleet) = self.fleet.take() {
+            let stats = fleet.shipper.finish(FLEET_PATIENCE);
+            log::info!("fleet: {stats}");
+        }
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
                 log::error!("alert output {}: {e}", sink.name());
@@ -333,6 +370,25 @@ impl Coordinator {
             state.finish(Snapshot::new(bytes, written_at, started));
         }
         Ok((self.summary, self.detector))
+    }
+
+    /// Offers the fleet's shipper every held slot not offered yet that ends by
+    /// `passed` (every worker has moved past it, so no more shards of it come).
+    fn ship_closed_slots(&mut self, passed: Nanos) {
+        let Some(fleet) = self.fleet.as_mut() else {
+            return;
+        };
+        let slot = self.detector.slot_length();
+        let version = crate::clock::wall_clock();
+        for shard in self.detector.slots_from(fleet.next_slot) {
+            let end = shard.start().saturating_add(slot);
+            if end > passed {
+                break;
+            }
+            let rows = slot_rows(shard, slot, &fleet.sensor, fleet.top_clients, version);
+            fleet.shipper.offer(shard.start(), &rows);
+            fleet.next_slot = end;
+        }
     }
 
     /// Hands the window to the state writer, if there is one.

@@ -75,6 +75,9 @@ pub enum PipelineError {
         /// Why.
         source: std::io::Error,
     },
+    /// The fleet's shipper thread could not start.
+    #[error("fleet: the shipper thread: {0}")]
+    Fleet(std::io::Error),
 }
 
 /// `3 not IP, 2 whitelisted`: the counts that are not zero, with what they count, for

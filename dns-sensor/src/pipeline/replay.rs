@@ -15,6 +15,7 @@ use crate::alert::Sink;
 use crate::capture::{read_merged, CaptureError, CaptureReader};
 use crate::detect::Detector;
 use crate::domain::Classifier;
+use crate::fleet::{FleetSettings, SlotShipper};
 
 /// A finished replay: the summary, how long it took, and files that were cut short.
 #[derive(Debug)]
@@ -117,19 +118,22 @@ pub fn replay_with_progress(
     sinks: Vec<Box<dyn Sink>>,
     progress: Option<Arc<ReplayProgress>>,
 ) -> Result<ReplayReport, PipelineError> {
-    replay_with(files, settings, sinks, progress, None)
+    replay_with(files, settings, sinks, progress, None, None)
 }
 
 /// As [`replay_with_progress`]; with `state`, going on from the window kept in that
 /// directory (whatever its age: a capture's time is not the clock's) and keeping it
 /// there at the end, without the end-of-input evaluation: the next file of a rotated
 /// capture goes on where this one stopped, its first slot merged with this one's last.
+/// With `fleet`, every slot is shipped to the fleet's ClickHouse as it closes, and the
+/// last one at the end; the replay ends once they are sent (or a minute has passed).
 pub fn replay_with(
     files: &[PathBuf],
     settings: &Settings,
     sinks: Vec<Box<dyn Sink>>,
     progress: Option<Arc<ReplayProgress>>,
     state: Option<&Path>,
+    fleet: Option<&FleetSettings>,
 ) -> Result<ReplayReport, PipelineError> {
     let started = Instant::now();
     let bytes = progress
@@ -154,6 +158,11 @@ pub fn replay_with(
         coordinator = coordinator
             .with_state_at_the_end(writer)
             .without_final_evaluation();
+    }
+
+    if let Some(fleet) = fleet {
+        let shipper = SlotShipper::start(fleet).map_err(PipelineError::Fleet)?;
+        coordinator = coordinator.with_fleet(shipper, fleet);
     }
 
     let reading = std::thread::Builder::new()

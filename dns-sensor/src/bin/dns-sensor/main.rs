@@ -2,6 +2,7 @@
 //! alerts as JSON lines.
 
 mod check;
+mod fleet;
 mod logging;
 mod progress;
 mod replay;
@@ -19,6 +20,7 @@ use dns_sensor::config::{parse_duration, Config};
 use dns_sensor::pipeline::ReplayReport;
 
 use check::CheckArgs;
+use fleet::FleetArgs;
 use replay::ReplayArgs;
 #[cfg(feature = "live")]
 use run::RunArgs;
@@ -53,6 +55,9 @@ enum Command {
     /// sending or creating anything: prints what it sets and exits 0, or exits 2 with
     /// the first error, as `run` would report it.
     CheckConfig(CheckArgs),
+    /// A fleet of sensors in ClickHouse (the `[fleet]` settings): `fleet init` creates
+    /// the schema, `fleet check` evaluates the rule over every sensor's slots.
+    Fleet(FleetArgs),
 }
 
 /// Settings that the command line can override on top of the settings file.
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "live")]
         Command::Run(args) => run::run(&args),
         Command::CheckConfig(args) => check::check_config(&args),
+        Command::Fleet(args) => fleet::fleet(&args),
     }
 }
 

@@ -53,9 +53,13 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
     let opened = args.rule.config().and_then(|config| {
         let settings = config.settings()?;
         let outputs = config.outputs(Command::Replay)?;
-        Ok((settings, outputs.open()?))
+        let fleet = match &config.fleet {
+            Some(fleet) => Some(fleet.settings(config.top_clients)?),
+            None => None,
+        };
+        Ok((settings, outputs.open()?, fleet))
     });
-    let (settings, sinks) = match opened {
+    let (settings, sinks, fleet) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             log::error!("{e}");
@@ -70,7 +74,14 @@ pub(crate) fn replay(args: &ReplayArgs) -> ExitCode {
         .clone()
         .map(|p| ProgressDisplay::start(p, total_bytes(&args.files)));
     let state = args.state.as_deref();
-    let replayed = pipeline::replay_with(&args.files, &settings, sinks, progress, state);
+    let replayed = pipeline::replay_with(
+        &args.files,
+        &settings,
+        sinks,
+        progress,
+        state,
+        fleet.as_ref(),
+    );
     drop(shown);
     let mut report = match replayed {
         Ok(report) => report,

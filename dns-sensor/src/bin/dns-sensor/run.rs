@@ -176,6 +176,18 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
     let mut live = live_settings(&args.interface, &live_config, &config.ports);
     live.metrics = config.metrics.listen;
     live.state_directory = config.state_directory.clone();
+    live.fleet = match config
+        .fleet
+        .as_ref()
+        .map(|f| f.settings(config.top_clients))
+    {
+        Some(Ok(fleet)) => Some(fleet),
+        Some(Err(e)) => {
+            log::error!("{e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        None => None,
+    };
     match live::run(&settings, &live, sinks, &control) {
         Ok(report) => {
             let k = &report.kernel;

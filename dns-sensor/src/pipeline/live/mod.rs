@@ -64,6 +64,8 @@ pub struct LiveSettings {
     pub metrics: Option<std::net::SocketAddr>,
     /// Where the window is kept across restarts (none: nowhere).
     pub state_directory: Option<std::path::PathBuf>,
+    /// Where closed slots are shipped for the fleet's rule (none: nowhere).
+    pub fleet: Option<crate::fleet::FleetSettings>,
 }
 
 impl LiveSettings {
@@ -79,6 +81,7 @@ impl LiveSettings {
             pin: true,
             metrics: None,
             state_directory: None,
+            fleet: None,
         }
     }
 }
@@ -322,6 +325,10 @@ pub fn run(
             coordinator = coordinator.with_restored(restored);
         }
         coordinator = coordinator.with_state(state);
+    }
+    if let Some(fleet) = &live.fleet {
+        let shipper = crate::fleet::SlotShipper::start(fleet).map_err(PipelineError::Fleet)?;
+        coordinator = coordinator.with_fleet(shipper, fleet);
     }
     let coordinating = thread::Builder::new()
         .name("dns-sensor-coordinator".into())

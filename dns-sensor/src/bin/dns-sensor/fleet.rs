@@ -1,0 +1,150 @@
+//! `dns-sensor fleet`: the fleet's schema, and the rule over every sensor's slots.
+
+use std::process::ExitCode;
+use std::time::UNIX_EPOCH;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use dns_sensor::config::{Command, Config};
+use dns_sensor::domain::Classifier;
+use dns_sensor::fleet::{fleet_alerts, schema, ClickHouse, FleetSettings};
+use dns_sensor::Nanos;
+
+use crate::{RuleArgs, EXIT_BAD_INPUT};
+
+#[derive(Args)]
+pub(crate) struct FleetArgs {
+    #[command(subcommand)]
+    command: FleetCommand,
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Creates the fleet's database and table in ClickHouse (a sensor does it on its
+    /// first insert too). Safe to run again.
+    Init(FleetInitArgs),
+    /// Evaluates the rule once over every sensor's slots in ClickHouse and delivers the
+    /// alerts to the outputs `replay` uses (stdout: JSON lines), each with the sensors
+    /// that saw the domain on stderr.
+    Check(FleetCheckArgs),
+}
+
+#[derive(Args)]
+struct FleetInitArgs {
+    #[command(flatten)]
+    rule: RuleArgs,
+}
+
+#[derive(Args)]
+struct FleetCheckArgs {
+    #[command(flatten)]
+    rule: RuleArgs,
+    /// When the evaluation is (RFC 3339, `2026-12-01T10:00:00Z`; fractions of a second
+    /// allowed); its window is the one before. Default: now.
+    #[arg(long, value_name = "TIME", value_parser = rfc3339_nanos)]
+    at: Option<Nanos>,
+}
+
+fn rfc3339_nanos(text: &str) -> Result<Nanos, String> {
+    let time = humantime::parse_rfc3339_weak(text).map_err(|e| e.to_string())?;
+    let since = time
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "before 1970".to_string())?;
+    Nanos::try_from(since.as_nanos()).map_err(|_| "too far in the future".to_string())
+}
+
+pub(crate) fn fleet(args: &FleetArgs) -> ExitCode {
+    let result = match &args.command {
+        FleetCommand::Init(init) => settings_of(&init.rule).and_then(|(_, fleet)| {
+            let client = client_of(&fleet);
+            for statement in schema::create_statements(&fleet.database) {
+                client.execute(&statement)?;
+            }
+            eprintln!(
+                "dns-sensor: fleet: {}.{} is ready at {}",
+                fleet.database,
+                schema::TABLE,
+                client.url()
+            );
+            Ok(())
+        }),
+        FleetCommand::Check(check) => check_fleet(check),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            if e.downcast_ref::<dns_sensor::fleet::ClickHouseError>()
+                .is_some()
+            {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+        }
+    }
+}
+
+fn settings_of(rule: &RuleArgs) -> anyhow::Result<(Config, FleetSettings)> {
+    let config = rule.config()?;
+    let fleet = config
+        .fleet
+        .as_ref()
+        .context("the settings have no [fleet] table: set fleet.clickhouse")?
+        .settings(config.top_clients)?;
+    Ok((config, fleet))
+}
+
+fn client_of(fleet: &FleetSettings) -> ClickHouse {
+    ClickHouse::new(&fleet.url, fleet.user.clone(), fleet.password.clone())
+}
+
+fn check_fleet(args: &FleetCheckArgs) -> anyhow::Result<()> {
+    let (config, fleet) = settings_of(&args.rule)?;
+    let settings = config.settings()?;
+    let classifier = Classifier::new(&settings.domain)?;
+    let mut sinks = config.outputs(Command::Replay)?.open()?;
+    let at = args.at.unwrap_or_else(dns_sensor::clock::wall_clock);
+    let client = client_of(&fleet);
+    let alerts = fleet_alerts(
+        &client,
+        &fleet.database,
+        &settings.rule,
+        &classifier,
+        config.sample_names,
+        at,
+    )?;
+    for fleet_alert in &alerts {
+        let sensors: Vec<String> = fleet_alert
+            .sensors
+            .iter()
+            .map(|s| dns_sensor::alert::escape_name(s.as_bytes()))
+            .collect();
+        eprintln!(
+            "dns-sensor: fleet: {} seen by {}",
+            dns_sensor::alert::escape_name(&fleet_alert.alert.domain),
+            sensors.join(", ")
+        );
+    }
+    let alerts: Vec<_> = alerts.into_iter().map(|a| a.alert).collect();
+    let mut failed = 0;
+    for sink in &mut sinks {
+        if !alerts.is_empty() {
+            if let Err(e) = sink.deliver(&alerts) {
+                log::error!("alert output {}: {e}", sink.name());
+                failed += 1;
+            }
+        }
+        if let Err(e) = sink.flush() {
+            log::error!("alert output {}: {e}", sink.name());
+            failed += 1;
+        }
+    }
+    eprintln!(
+        "dns-sensor: fleet: {} alerts over the window before {}",
+        alerts.len(),
+        dns_sensor::alert::rfc3339(at)
+    );
+    anyhow::ensure!(failed == 0, "{failed} outputs failed");
+    Ok(())
+}
