@@ -12,8 +12,9 @@ use anyhow::{bail, Context, Result};
 /// tests send to (aiosmtpd, for Debian's python3: the tests look in /usr/bin/python3
 /// first), and what `cargo xtask bench-instructions` and `bench-replay --side-by-side`
 /// run: valgrind (callgrind counts instructions) and dnstop (the tool the sensor is
-/// compared with), and promtool (in Debian's prometheus package), which the metrics
-/// endpoint's tests lint its text with.
+/// compared with), promtool (in Debian's prometheus package), which the metrics
+/// endpoint's tests lint its text with, and ClickHouse (18.16), which the fleet's tests
+/// start on loopback (its service is installed disabled and does not start).
 const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -35,6 +36,7 @@ const PACKAGES: &[&str] = &[
     "valgrind",
     "dnstop",
     "prometheus",
+    "clickhouse-server",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -45,7 +47,7 @@ pub const TOOLCHAIN: &str = "debian";
 /// Runs every step.
 pub fn run() -> Result<()> {
     apt_packages(PACKAGES)?;
-    no_prometheus_server();
+    no_servers_at_boot();
     rustup_link()?;
     bpf_linker()?;
     eprintln!("setup: done. `cargo build -p dns-sensor` now builds and embeds the XDP program.");
@@ -103,9 +105,10 @@ pub fn apt_packages(packages: &[&str]) -> Result<()> {
     status(root_cmd(&args))
 }
 
-/// The prometheus package is here for its promtool: on a machine run by systemd, its
-/// server, which the package starts, is stopped and disabled.
-fn no_prometheus_server() {
+/// The prometheus package is here for its promtool and clickhouse-server for the tests,
+/// which start their own: on a machine run by systemd, the servers the packages enable
+/// (and prometheus's starts) are stopped and disabled.
+fn no_servers_at_boot() {
     if std::path::Path::new("/run/systemd/system").exists() {
         let mut cmd = root_cmd(&[
             "systemctl",
@@ -113,6 +116,7 @@ fn no_prometheus_server() {
             "--now",
             "--quiet",
             "prometheus.service",
+            "clickhouse-server.service",
         ]);
         let _ = cmd.status();
     }

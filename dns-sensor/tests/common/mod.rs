@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod clickhouse;
 pub mod hostile;
 pub mod journal;
 pub mod smtp;

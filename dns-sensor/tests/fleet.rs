@@ -1,0 +1,338 @@
+//! The fleet end to end: sensors replaying captures ship their slots to a real
+//! ClickHouse server (Debian's 18.16, started on loopback for the test), and
+//! `dns-sensor fleet check` evaluates the rule over all of them.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::clickhouse::ClickHouse;
+use common::{capture, dns_sensor, TempDir};
+use dns_sensor::capture::{CaptureReader, LinkType};
+use dns_sensor::decode::{DecodeSettings, Decoder};
+use dns_sensor::Nanos;
+use serde_json::Value;
+
+fn clickhouse() -> ClickHouse {
+    ClickHouse::start()
+        .expect("clickhouse-server is not installed: `cargo xtask setup` installs it")
+}
+
+/// A settings file shipping to `server` as `sensor`.
+fn fleet_config(dir: &TempDir, server: &ClickHouse, sensor: &str) -> PathBuf {
+    let path = dir.path(&format!("{sensor}.toml"));
+    let text = format!(
+        "[fleet]\nclickhouse = \"{}\"\ndatabase = \"dns_sensor\"\nsensor = \"{sensor}\"\n",
+        server.url()
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+/// The frames of `path`, each with its time, and the link type.
+fn frames_of(path: &Path) -> (LinkType, Vec<(Nanos, Vec<u8>)>) {
+    let mut reader = CaptureReader::open(path).expect("capture");
+    let mut frames = Vec::new();
+    let mut link = None;
+    reader
+        .for_each_frame(|frame| {
+            link = Some(frame.link);
+            frames.push((frame.ts, frame.data.to_vec()));
+        })
+        .expect("read");
+    (link.expect("frames"), frames)
+}
+
+/// `path` split in two as two links would carry it: the queries alternate between
+/// them, and each response goes with its query (same client, port and DNS ID).
+fn split_by_alternating_queries(path: &Path, into: [&Path; 2]) -> usize {
+    let (link, frames) = frames_of(path);
+    let mut decoder = Decoder::new(DecodeSettings::default());
+    let mut link_of: HashMap<(IpAddr, u16, u16), usize> = HashMap::new();
+    let mut parts: [Vec<(Nanos, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+    let mut queries = 0;
+    for (ts, data) in frames {
+        let mut side = 0;
+        let frame = dns_sensor::capture::Frame {
+            ts,
+            link,
+            data: &data,
+        };
+        decoder.decode(&frame, |packet| {
+            let id = u16::from_be_bytes([packet.message[0], packet.message[1]]);
+            let is_response = packet.message[2] & 0x80 != 0;
+            side = if is_response {
+                let key = (packet.dst, packet.dst_port, id);
+                link_of.get(&key).copied().unwrap_or(0)
+            } else {
+                queries += 1;
+                link_of.insert((packet.src, packet.src_port, id), queries % 2);
+                queries % 2
+            };
+        });
+        parts[side].push((ts, data));
+    }
+    for (part, path) in parts.iter().zip(into) {
+        dns_sensor::synth::write_pcap(path, link, part.iter().map(|(t, f)| (*t, f)))
+            .expect("write");
+    }
+    queries
+}
+
+/// RFC 3339 with nanoseconds, as `fleet check --at` takes it.
+fn rfc3339(t: Nanos) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(t)).to_string()
+}
+
+/// The alert of `domain` among `alerts`.
+fn alert_for<'a>(alerts: &'a [Value], domain: &str) -> Option<&'a Value> {
+    alerts.iter().find(|a| a["domain"] == domain)
+}
+
+#[test]
+fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one() {
+    let server = clickhouse();
+    let dir = TempDir::new("fleet-split");
+    let iodine = capture("elastic-iodine-tunnel.pcap");
+    let (a, b) = (dir.path("link-a.pcap"), dir.path("link-b.pcap"));
+    let queries = split_by_alternating_queries(&iodine, [&a, &b]);
+    assert_eq!(queries, 222);
+
+    // One sensor on both links: the figures the fleet must give.
+    let whole = dns_sensor(["replay".as_ref(), iodine.as_os_str()]);
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    let expected = alert_for(&whole.alerts, "pirate.sea")
+        .expect("the whole tunnel alerts")
+        .clone();
+    assert_eq!(expected["unique_hostnames"], 222);
+
+    // Each link's sensor sees half of it, under the threshold, and ships its slots.
+    for (sensor, part) in [("link-a", &a), ("link-b", &b)] {
+        let config = fleet_config(&dir, &server, sensor);
+        let run = dns_sensor([
+            "replay".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            part.as_os_str(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.alerts.is_empty(),
+            "{sensor} alone alerts: {:?}",
+            run.alerts
+        );
+        assert!(
+            run.stderr.contains("fleet: 1 slots shipped"),
+            "{}",
+            run.stderr
+        );
+    }
+
+    // The fleet, evaluated when the single sensor's last evaluation was.
+    let (_, frames) = frames_of(&iodine);
+    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    let config = fleet_config(&dir, &server, "analyst");
+    let check = dns_sensor([
+        "fleet".as_ref(),
+        "check".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--at".as_ref(),
+        rfc3339(at).as_ref(),
+    ]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert_eq!(check.domains(), vec!["pirate.sea"], "{}", check.stderr);
+    let fleet = &check.alerts[0];
+    for field in [
+        "@timestamp",
+        "total_requests",
+        "unique_hostnames",
+        "total_bytes_in",
+        "total_bytes_out",
+        "total_bytes",
+        "window_start",
+        "window_end",
+        "top_clients",
+        "qtypes",
+    ] {
+        assert_eq!(
+            fleet[field], expected[field],
+            "{field}: fleet {fleet} one sensor {expected}"
+        );
+    }
+    assert_eq!(fleet["unique_hostnames"], 222);
+    assert_eq!(fleet["total_requests"], 222);
+    assert_eq!(fleet["total_bytes_in"], 16_812);
+    assert_eq!(fleet["total_bytes_out"], 35_212);
+    assert!(
+        check.stderr.contains("pirate.sea seen by link-a, link-b"),
+        "{}",
+        check.stderr
+    );
+
+    // Replaying a link again ships its slot again: the table keeps one row per
+    // sensor, slot and domain, so the figures do not change.
+    let config_a = fleet_config(&dir, &server, "link-a");
+    let again = dns_sensor([
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config_a.as_os_str(),
+        a.as_os_str(),
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let recheck = dns_sensor([
+        "fleet".as_ref(),
+        "check".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--at".as_ref(),
+        rfc3339(at).as_ref(),
+    ]);
+    assert_eq!(recheck.alerts, check.alerts, "{}", recheck.stderr);
+    // A threshold over the fleet's count: no alert.
+    let quiet = dns_sensor([
+        "fleet".as_ref(),
+        "check".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--threshold".as_ref(),
+        "222".as_ref(),
+        "--at".as_ref(),
+        rfc3339(at).as_ref(),
+    ]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert!(quiet.alerts.is_empty(), "{:?}", quiet.alerts);
+}
+
+/// A tunnel-like domain whose label is made to break SQL, JSON and terminals: `names`
+/// names under it, the queries from `client`, a second apart from `start`.
+fn hostile_capture(path: &Path, names: u16, client: &str) {
+    use dns_sensor::synth::{query_labels, udp_frame, Flow};
+    let hostile: &[u8] = b"x');DROP TABLE dns_sensor.domain_slots;--\"\\\x00\n\x1b[2J\xff";
+    let flow = Flow::to_dns(
+        client.parse().unwrap(),
+        40000,
+        "192.0.2.53".parse().unwrap(),
+    );
+    let start: Nanos = 1_800_000_000 * 1_000_000_000;
+    let frames = (0..names).map(|i| {
+        let label = format!("n{i}");
+        let message = query_labels(i, &[label.as_bytes(), hostile, b"sea"], 16);
+        (
+            start + u64::from(i) * 1_000_000_000,
+            udp_frame(&flow, &message),
+        )
+    });
+    dns_sensor::synth::write_pcap(path, LinkType::Ethernet, frames).expect("write");
+}
+
+#[test]
+fn hostile_domain_names_reach_clickhouse_as_data_and_come_back_as_the_sensor_writes_them() {
+    let server = clickhouse();
+    let dir = TempDir::new("fleet-hostile");
+    let capture = dir.path("hostile.pcap");
+    hostile_capture(&capture, 30, "198.51.100.9");
+    // What one sensor reports, and ships.
+    let config = fleet_config(&dir, &server, "dc1");
+    let (config_path, capture_path) = (config.to_str().unwrap(), capture.to_str().unwrap());
+    let args = [
+        "replay",
+        "--config",
+        config_path,
+        "--threshold",
+        "20",
+        capture_path,
+    ];
+    let sensor = dns_sensor(args);
+    assert_eq!(sensor.code, 0, "{}", sensor.stderr);
+    assert_eq!(sensor.alerts.len(), 1, "{}", sensor.stderr);
+    let expected = &sensor.alerts[0];
+    let domain = expected["domain"].as_str().unwrap();
+    assert!(
+        domain.is_ascii() && !domain.contains(' ') && domain.contains("drop\\032table"),
+        "{domain}"
+    );
+    // The table is intact and holds the domain as the sensor wrote it.
+    let stored = server.query(
+        "SELECT domain, toUInt8(length(names)) AS names FROM dns_sensor.domain_slots FORMAT JSONEachRow",
+    );
+    assert_eq!(stored.lines().count(), 1, "{stored}");
+    let stored: Value = serde_json::from_str(stored.trim_end()).expect("a row");
+    assert_eq!(stored["domain"], domain);
+    assert_eq!(stored["names"], 30);
+    // The fleet's alert names it the same way, with the same figures.
+    let (_, frames) = frames_of(&capture);
+    let at = frames.iter().map(|(t, _)| *t).max().unwrap() + 1;
+    let at = rfc3339(at);
+    let args = [
+        "fleet",
+        "check",
+        "--config",
+        config_path,
+        "--threshold",
+        "20",
+        "--at",
+        &at,
+    ];
+    let check = dns_sensor(args);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert_eq!(check.alerts.len(), 1, "{}", check.stderr);
+    let fleet = &check.alerts[0];
+    for field in [
+        "domain",
+        "unique_hostnames",
+        "total_requests",
+        "total_bytes_in",
+        "top_clients",
+        "sample_names",
+        "window_start",
+    ] {
+        assert_eq!(fleet[field], expected[field], "{field}");
+    }
+    assert!(
+        check.stderr.is_ascii() && !check.stderr.contains('\u{1b}'),
+        "{}",
+        check.stderr
+    );
+}
+
+#[test]
+fn slots_wait_while_clickhouse_is_down_and_are_sent_once_it_is_back() {
+    let mut server = clickhouse();
+    let dir = TempDir::new("fleet-down");
+    let capture = dir.path("hostile.pcap");
+    hostile_capture(&capture, 30, "198.51.100.9");
+    let config = fleet_config(&dir, &server, "dc1");
+    server.stop();
+    // The replay ends once its slot is sent: it waits for the server to come back.
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args([
+            "replay".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            capture.as_os_str(),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dns-sensor runs");
+    std::thread::sleep(Duration::from_secs(2));
+    server.restart();
+    let output = replay.wait_with_output().expect("replay ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("slots wait and are tried again"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("takes slots again"), "{stderr}");
+    assert!(stderr.contains("fleet: 1 slots shipped"), "{stderr}");
+    assert!(!stderr.contains(" 0 failed tries"), "{stderr}");
+    let stored =
+        server.query("SELECT count(), sum(length(names)) FROM dns_sensor.domain_slots FORMAT TSV");
+    assert_eq!(stored, "1\t30\n");
+}
