@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -87,6 +88,31 @@ fn rfc3339(t: Nanos) -> String {
     humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(t)).to_string()
 }
 
+/// `dns-sensor replay --config CONFIG EXTRA... CAPTURE`, which must succeed.
+fn replay_shipping(config: &Path, extra: &[&str], capture: &Path) -> common::Run {
+    let mut args: Vec<OsString> = vec!["replay".into(), "--config".into(), config.into()];
+    args.extend(extra.iter().map(OsString::from));
+    args.push(capture.into());
+    let run = dns_sensor(args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}
+
+/// `dns-sensor fleet check --config CONFIG EXTRA... --at AT`, which must succeed.
+fn fleet_check(config: &Path, extra: &[&str], at: Nanos) -> common::Run {
+    let mut args: Vec<OsString> = vec![
+        "fleet".into(),
+        "check".into(),
+        "--config".into(),
+        config.into(),
+    ];
+    args.extend(extra.iter().map(OsString::from));
+    args.extend(["--at".into(), rfc3339(at).into()]);
+    let run = dns_sensor(args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}
+
 /// The alert of `domain` among `alerts`.
 fn alert_for<'a>(alerts: &'a [Value], domain: &str) -> Option<&'a Value> {
     alerts.iter().find(|a| a["domain"] == domain)
@@ -112,13 +138,7 @@ fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one
     // Each link's sensor sees half of it, under the threshold, and ships its slots.
     for (sensor, part) in [("link-a", &a), ("link-b", &b)] {
         let config = fleet_config(&dir, &server, sensor);
-        let run = dns_sensor([
-            "replay".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            part.as_os_str(),
-        ]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        let run = replay_shipping(&config, &[], part);
         assert!(
             run.alerts.is_empty(),
             "{sensor} alone alerts: {:?}",
@@ -135,15 +155,7 @@ fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one
     let (_, frames) = frames_of(&iodine);
     let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
     let config = fleet_config(&dir, &server, "analyst");
-    let check = dns_sensor([
-        "fleet".as_ref(),
-        "check".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--at".as_ref(),
-        rfc3339(at).as_ref(),
-    ]);
-    assert_eq!(check.code, 0, "{}", check.stderr);
+    let check = fleet_check(&config, &[], at);
     assert_eq!(check.domains(), vec!["pirate.sea"], "{}", check.stderr);
     let fleet = &check.alerts[0];
     for field in [
@@ -176,34 +188,11 @@ fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one
     // Replaying a link again ships its slot again: the table keeps one row per
     // sensor, slot and domain, so the figures do not change.
     let config_a = fleet_config(&dir, &server, "link-a");
-    let again = dns_sensor([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config_a.as_os_str(),
-        a.as_os_str(),
-    ]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    let recheck = dns_sensor([
-        "fleet".as_ref(),
-        "check".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--at".as_ref(),
-        rfc3339(at).as_ref(),
-    ]);
+    replay_shipping(&config_a, &[], &a);
+    let recheck = fleet_check(&config, &[], at);
     assert_eq!(recheck.alerts, check.alerts, "{}", recheck.stderr);
     // A threshold over the fleet's count: no alert.
-    let quiet = dns_sensor([
-        "fleet".as_ref(),
-        "check".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--threshold".as_ref(),
-        "222".as_ref(),
-        "--at".as_ref(),
-        rfc3339(at).as_ref(),
-    ]);
-    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    let quiet = fleet_check(&config, &["--threshold", "222"], at);
     assert!(quiet.alerts.is_empty(), "{:?}", quiet.alerts);
 }
 
@@ -237,17 +226,7 @@ fn hostile_domain_names_reach_clickhouse_as_data_and_come_back_as_the_sensor_wri
     hostile_capture(&capture, 30, "198.51.100.9");
     // What one sensor reports, and ships.
     let config = fleet_config(&dir, &server, "dc1");
-    let (config_path, capture_path) = (config.to_str().unwrap(), capture.to_str().unwrap());
-    let args = [
-        "replay",
-        "--config",
-        config_path,
-        "--threshold",
-        "20",
-        capture_path,
-    ];
-    let sensor = dns_sensor(args);
-    assert_eq!(sensor.code, 0, "{}", sensor.stderr);
+    let sensor = replay_shipping(&config, &["--threshold", "20"], &capture);
     assert_eq!(sensor.alerts.len(), 1, "{}", sensor.stderr);
     let expected = &sensor.alerts[0];
     let domain = expected["domain"].as_str().unwrap();
@@ -266,19 +245,7 @@ fn hostile_domain_names_reach_clickhouse_as_data_and_come_back_as_the_sensor_wri
     // The fleet's alert names it the same way, with the same figures.
     let (_, frames) = frames_of(&capture);
     let at = frames.iter().map(|(t, _)| *t).max().unwrap() + 1;
-    let at = rfc3339(at);
-    let args = [
-        "fleet",
-        "check",
-        "--config",
-        config_path,
-        "--threshold",
-        "20",
-        "--at",
-        &at,
-    ];
-    let check = dns_sensor(args);
-    assert_eq!(check.code, 0, "{}", check.stderr);
+    let check = fleet_check(&config, &["--threshold", "20"], at);
     assert_eq!(check.alerts.len(), 1, "{}", check.stderr);
     let fleet = &check.alerts[0];
     for field in [
