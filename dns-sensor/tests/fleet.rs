@@ -303,3 +303,64 @@ fn slots_wait_while_clickhouse_is_down_and_are_sent_once_it_is_back() {
         server.query("SELECT count(), sum(length(names)) FROM dns_sensor.domain_slots FORMAT TSV");
     assert_eq!(stored, "1\t30\n");
 }
+
+#[test]
+fn a_password_user_ships_and_checks_and_a_wrong_password_is_an_error_that_says_so() {
+    let server = clickhouse();
+    let dir = TempDir::new("fleet-auth");
+    let capture = dir.path("hostile.pcap");
+    hostile_capture(&capture, 30, "198.51.100.9");
+    let with_password = |name: &str, password: &str| {
+        let file = dir.path(&format!("{name}.password"));
+        std::fs::write(&file, format!("{password}\n")).expect("password file");
+        let config = dir.path(&format!("{name}.toml"));
+        let text = format!(
+            "[fleet]\nclickhouse = \"{}\"\nsensor = \"dc1\"\nuser = \"fleet\"\npassword_file = \"{}\"\n",
+            server.url(),
+            file.display()
+        );
+        std::fs::write(&config, text).expect("config");
+        config
+    };
+    let right = with_password("right", common::clickhouse::FLEET_PASSWORD);
+    let init = dns_sensor([
+        "fleet".as_ref(),
+        "init".as_ref(),
+        "--config".as_ref(),
+        right.as_os_str(),
+    ]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    assert!(
+        init.stderr.contains("dns_sensor.domain_slots is ready"),
+        "{}",
+        init.stderr
+    );
+    let run = replay_shipping(&right, &["--threshold", "20"], &capture);
+    assert!(
+        run.stderr.contains("fleet: 1 slots shipped"),
+        "{}",
+        run.stderr
+    );
+    let (_, frames) = frames_of(&capture);
+    let at = frames.iter().map(|(t, _)| *t).max().unwrap() + 1;
+    let check = fleet_check(&right, &["--threshold", "20"], at);
+    assert_eq!(check.alerts.len(), 1, "{}", check.stderr);
+
+    let wrong = with_password("wrong", "not it");
+    let mut args: Vec<OsString> = vec![
+        "fleet".into(),
+        "check".into(),
+        "--config".into(),
+        wrong.into(),
+    ];
+    args.extend(["--at".into(), rfc3339(at).into()]);
+    let refused = dns_sensor(args);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.alerts.is_empty());
+    assert!(
+        refused.stderr.contains(&server.url()) && refused.stderr.contains("HTTP "),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("not it"), "{}", refused.stderr);
+}

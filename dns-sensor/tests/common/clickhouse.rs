@@ -2,6 +2,9 @@
 //! `cargo xtask setup` installs) on a loopback HTTP port, its data in a directory of
 //! its own, stopped and removed when dropped.
 //!
+//! Two users: `default`, without a password, and `fleet`, whose password is
+//! [`FLEET_PASSWORD`].
+//!
 //! The server will not run as root: when the tests are root it runs as `nobody`, and
 //! its directory is handed to that user. Only the HTTP port is opened (ports left out
 //! of the configuration stay closed).
@@ -14,6 +17,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const SERVER: &str = "/usr/sbin/clickhouse-server";
+
+/// The password of the server's user `fleet`.
+pub const FLEET_PASSWORD: &str = "s3cret pass";
 
 /// The user the server runs as when the tests are root.
 const NOBODY: u32 = 65534;
@@ -169,6 +175,12 @@ impl ClickHouse {
             <profile>default</profile>
             <quota>default</quota>
         </default>
+        <fleet>
+            <password>s3cret pass</password>
+            <networks><ip>127.0.0.1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </fleet>
     </users>
     <quotas><default></default></quotas>
 </yandex>
