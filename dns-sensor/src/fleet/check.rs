@@ -54,30 +54,8 @@ pub fn fleet_alerts(
     sample_names: usize,
     at: Nanos,
 ) -> Result<Vec<FleetAlert>, ClickHouseError> {
-    let slot = slot_length(rule.window, rule.interval).max(1);
-    let reach = at.saturating_sub(rule.window);
-    let window_start = reach - reach % slot;
-    // Only numbers and the checked database name are written into the statement.
-    let threshold = rule.threshold;
-    let query = format!(
-        "SELECT domain,
-    sum(requests) AS requests,
-    sum(bytes_in) AS bytes_in,
-    sum(bytes_out) AS bytes_out,
-    uniqExactArray(names) AS exact_names,
-    max(names_estimated) AS estimated,
-    sum(names_estimate) AS estimate,
-    groupUniqArray(sensor) AS sensors,
-    groupArray(client_addresses) AS client_addresses,
-    groupArray(client_queries) AS client_queries,
-    groupArray(qtypes) AS qtypes,
-    groupArray(qtype_queries) AS qtype_queries,
-    groupArray(samples) AS samples
-FROM {database}.{TABLE} FINAL
-WHERE slot_start >= {window_start} AND slot_start < {at}
-GROUP BY domain
-HAVING uniqExactArray(names) + sum(names_estimate) > {threshold}"
-    );
+    let window_start = window_start(rule, at);
+    let query = fleet_query(database, rule, at);
     let rows: Vec<DomainRow> = client.select(&query)?;
     let mut alerts: Vec<FleetAlert> = rows
         .into_iter()
@@ -97,6 +75,42 @@ HAVING uniqExactArray(names) + sum(names_estimate) > {threshold}"
     });
     alerts.truncate(rule.max_domains);
     Ok(alerts)
+}
+
+/// Start of the window an evaluation at `at` covers: the sensor's, `at - window`
+/// rounded down to a slot.
+fn window_start(rule: &RuleSettings, at: Nanos) -> Nanos {
+    let slot = slot_length(rule.window, rule.interval).max(1);
+    let reach = at.saturating_sub(rule.window);
+    reach - reach % slot
+}
+
+/// The fleet query of an evaluation at `at`: every domain of the window over the
+/// threshold, one row each, its figures summed over sensors and slots and its names
+/// the exact union of their hashes. Only numbers and the checked database name are
+/// written into it.
+pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> String {
+    let window_start = window_start(rule, at);
+    let threshold = rule.threshold;
+    format!(
+        "SELECT domain,
+    sum(requests) AS requests,
+    sum(bytes_in) AS bytes_in,
+    sum(bytes_out) AS bytes_out,
+    uniqExactArray(names) AS exact_names,
+    max(names_estimated) AS estimated,
+    sum(names_estimate) AS estimate,
+    groupUniqArray(sensor) AS sensors,
+    groupArray(client_addresses) AS client_addresses,
+    groupArray(client_queries) AS client_queries,
+    groupArray(qtypes) AS qtypes,
+    groupArray(qtype_queries) AS qtype_queries,
+    groupArray(samples) AS samples
+FROM {database}.{TABLE} FINAL
+WHERE slot_start >= {window_start} AND slot_start < {at}
+GROUP BY domain
+HAVING uniqExactArray(names) + sum(names_estimate) > {threshold}"
+    )
 }
 
 /// The alert of one domain's row: clients and query types summed over the rows they

@@ -19,7 +19,7 @@ mod rows;
 pub mod schema;
 mod shipper;
 
-pub use check::{fleet_alerts, FleetAlert};
+pub use check::{fleet_alerts, fleet_query, FleetAlert};
 pub use clickhouse::{ClickHouse, ClickHouseError};
 pub use rows::{slot_rows, SlotRow};
 pub use schema::Database;
