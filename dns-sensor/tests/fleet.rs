@@ -236,7 +236,7 @@ fn hostile_domain_names_reach_clickhouse_as_data_and_come_back_as_the_sensor_wri
     );
     // The table is intact and holds the domain as the sensor wrote it.
     let stored = server.query(
-        "SELECT domain, toUInt8(length(names)) AS names FROM dns_sensor.domain_slots FORMAT JSONEachRow",
+        "SELECT domain, length(names) AS names FROM dns_sensor.domain_slots FORMAT JSONEachRow",
     );
     assert_eq!(stored.lines().count(), 1, "{stored}");
     let stored: Value = serde_json::from_str(stored.trim_end()).expect("a row");
@@ -363,4 +363,126 @@ fn a_password_user_ships_and_checks_and_a_wrong_password_is_an_error_that_says_s
         refused.stderr
     );
     assert!(!refused.stderr.contains("not it"), "{}", refused.stderr);
+}
+
+/// Where `cargo xtask setup` installs chdb (ClickHouse's current engine in-process,
+/// from PyPI): a virtual environment of Debian's python3.
+const CHDB_PYTHON: &str = "/opt/dns-sensor-chdb/bin/python";
+
+/// Creates the schema in a fresh chdb session, inserts the rows, runs the query and
+/// prints its rows as JSONEachRow, 64-bit integers as numbers.
+const CHDB_SCRIPT: &str = r#"
+import json, sys, tempfile
+from chdb import session
+job = json.load(open(sys.argv[1]))
+with tempfile.TemporaryDirectory() as path:
+    s = session.Session(path)
+    for statement in job["statements"]:
+        s.query(statement)
+    s.query("INSERT INTO %s FORMAT JSONEachRow\n%s" % (job["table"], job["rows"]))
+    for query in job["queries"]:
+        result = s.query(query + " SETTINGS output_format_json_quote_64bit_integers = 0", "JSONEachRow")
+        print(json.dumps([json.loads(line) for line in result.bytes().decode().splitlines() if line]))
+"#;
+
+/// A fleet query's rows made comparable across engines: sorted by domain, the
+/// figures as they are, the sensors sorted, and the arrays gathered per row
+/// flattened and sorted (`groupArray` keeps no order an engine must agree on).
+fn comparable(rows: &[Value]) -> Vec<Value> {
+    let mut rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut row = row.as_object().expect("a row").clone();
+            for value in row.values_mut() {
+                if let Value::Array(items) = value {
+                    let mut flat: Vec<String> = items
+                        .iter()
+                        .flat_map(|item| match item {
+                            Value::Array(inner) => inner.iter().map(Value::to_string).collect(),
+                            other => vec![other.to_string()],
+                        })
+                        .collect();
+                    flat.sort();
+                    *value = Value::from(flat);
+                }
+            }
+            Value::Object(row)
+        })
+        .collect();
+    rows.sort_by_key(|row| row["domain"].to_string());
+    rows
+}
+
+#[test]
+fn the_schema_and_the_fleet_query_give_the_same_answers_on_a_current_clickhouse() {
+    assert!(
+        Path::new(CHDB_PYTHON).exists(),
+        "{CHDB_PYTHON} is missing: `cargo xtask setup` installs chdb"
+    );
+    let server = clickhouse();
+    let dir = TempDir::new("fleet-chdb");
+    // Rows of three sensors: the iodine tunnel split in two, and the hostile names.
+    let iodine = capture("elastic-iodine-tunnel.pcap");
+    let (a, b) = (dir.path("link-a.pcap"), dir.path("link-b.pcap"));
+    split_by_alternating_queries(&iodine, [&a, &b]);
+    let hostile = dir.path("hostile.pcap");
+    hostile_capture(&hostile, 30, "198.51.100.9");
+    for (sensor, part) in [("link-a", &a), ("link-b", &b), ("dc1", &hostile)] {
+        replay_shipping(&fleet_config(&dir, &server, sensor), &[], part);
+    }
+    let rows = server.query("SELECT * FROM dns_sensor.domain_slots FORMAT JSONEachRow");
+    assert!(rows.lines().count() >= 3, "{rows}");
+
+    let database = dns_sensor::fleet::Database::new("dns_sensor").unwrap();
+    let rule = dns_sensor::detect::RuleSettings {
+        threshold: 20,
+        ..Default::default()
+    };
+    let end_of = |path: &Path| frames_of(path).1.iter().map(|(t, _)| *t).max().unwrap() + 1;
+    let queries: Vec<String> = [end_of(&iodine), end_of(&hostile)]
+        .iter()
+        .map(|&at| dns_sensor::fleet::fleet_query(&database, &rule, at))
+        .collect();
+    let job = serde_json::json!({
+        "statements": dns_sensor::fleet::schema::create_statements(&database),
+        "table": format!("dns_sensor.{}", dns_sensor::fleet::schema::TABLE),
+        "rows": rows,
+        "queries": queries,
+    });
+    let job_file = dir.path("job.json");
+    std::fs::write(&job_file, job.to_string()).unwrap();
+    let script = dir.path("chdb_job.py");
+    std::fs::write(&script, CHDB_SCRIPT).unwrap();
+    let output = std::process::Command::new(CHDB_PYTHON)
+        .arg(&script)
+        .arg(&job_file)
+        .output()
+        .expect("chdb's python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let current: Vec<Vec<Value>> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("chdb's rows"))
+        .collect();
+    assert_eq!(current.len(), 2, "{stdout}");
+    for (query, current) in queries.iter().zip(&current) {
+        let old: Vec<Value> = server
+            .query(&format!("{query} FORMAT JSONEachRow"))
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("18.16's rows"))
+            .collect();
+        assert_eq!(old.len(), 1, "{old:?}");
+        assert_eq!(comparable(current), comparable(&old), "{query}");
+    }
+    let tunnel = &comparable(&current[0])[0];
+    assert_eq!(tunnel["exact_names"], 222);
+    assert_eq!(
+        tunnel["sensors"],
+        serde_json::json!(["\"link-a\"", "\"link-b\""])
+    );
+    assert_eq!(comparable(&current[1])[0]["exact_names"], 30);
 }

@@ -37,6 +37,7 @@ const PACKAGES: &[&str] = &[
     "dnstop",
     "prometheus",
     "clickhouse-server",
+    "python3-venv",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -50,8 +51,36 @@ pub fn run() -> Result<()> {
     no_servers_at_boot();
     rustup_link()?;
     bpf_linker()?;
+    chdb()?;
     eprintln!("setup: done. `cargo build -p dns-sensor` now builds and embeds the XDP program.");
     Ok(())
+}
+
+/// Where chdb goes (PyPI: ClickHouse's current engine in-process, which the fleet's
+/// tests run the schema and the fleet query on beside Debian's 18.16): a virtual
+/// environment of Debian's python3, outside the project so a fresh clone reuses it.
+/// About 900 MB; 45-50 s to install here.
+const CHDB_VENV: &str = "/opt/dns-sensor-chdb";
+/// The chdb the tests were written against (its engine: ClickHouse 26.9).
+const CHDB_VERSION: &str = "4.4.0";
+
+fn chdb() -> Result<()> {
+    let python = format!("{CHDB_VENV}/bin/python");
+    let check = format!("import sys, chdb; sys.exit(chdb.__version__ != '{CHDB_VERSION}')");
+    let present = Command::new(&python)
+        .args(["-c", &check])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if present {
+        eprintln!("setup: chdb {CHDB_VERSION} already in {CHDB_VENV}");
+        return Ok(());
+    }
+    eprintln!("setup: installing chdb {CHDB_VERSION} into {CHDB_VENV}");
+    status(root_cmd(&["/usr/bin/python3", "-m", "venv", CHDB_VENV]))?;
+    let pip = format!("{CHDB_VENV}/bin/pip");
+    let wanted = format!("chdb=={CHDB_VERSION}");
+    status(root_cmd(&[&pip, "install", "-q", &wanted]))
 }
 
 fn is_root() -> bool {

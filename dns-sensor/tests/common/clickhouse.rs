@@ -125,7 +125,13 @@ impl ClickHouse {
 
     /// Runs `sql` and returns the answer; panics on an error.
     pub fn query(&self, sql: &str) -> String {
-        match http(self.port, "POST", "/", sql) {
+        // 64-bit integers as JSON numbers, as the sensor asks for them too.
+        match http(
+            self.port,
+            "POST",
+            "/?output_format_json_quote_64bit_integers=0",
+            sql,
+        ) {
             Ok((200, body)) if !body.contains("DB::Exception") => body,
             Ok((status, body)) => panic!("clickhouse: {sql}: HTTP {status}: {body}"),
             Err(e) => panic!("clickhouse: {sql}: {e}"),
