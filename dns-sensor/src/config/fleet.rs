@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::alert::text::host_name;
 use crate::files::{read_text_limited, shown};
 use crate::fleet::{Database, FleetSettings, SHIPPED_CLIENTS};
 
@@ -74,9 +75,6 @@ pub enum FleetConfigError {
     /// The database name is not a plain identifier (a file's is checked when read).
     #[error("fleet: {0}")]
     Database(#[from] crate::fleet::schema::BadDatabaseName),
-    /// The host name, wanted as the sensor's name, could not be read.
-    #[error("fleet: no sensor name is set and the host name cannot be read: {0}")]
-    HostName(std::io::Error),
 }
 
 impl FleetConfig {
@@ -89,7 +87,8 @@ impl FleetConfig {
         };
         let sensor = match &self.sensor {
             Some(sensor) => sensor.clone(),
-            None => host_name().map_err(FleetConfigError::HostName)?,
+            // The name every output gives the sensor (ECS observer.hostname, mail).
+            None => host_name(),
         };
         Ok(FleetSettings {
             url: self.clickhouse.clone(),
@@ -110,12 +109,6 @@ fn read_password(path: &Path) -> Result<String, FleetConfigError> {
         }
     })?;
     Ok(text.lines().next().unwrap_or_default().to_string())
-}
-
-/// The host name, as the kernel has it.
-fn host_name() -> std::io::Result<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
-    Ok(name.trim().to_string())
 }
 
 #[cfg(test)]
