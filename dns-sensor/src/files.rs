@@ -4,9 +4,9 @@
 //! shown escaped ([`shown`]), since a capture handed over by someone else may carry
 //! a name written to attack the terminal or the log that prints it.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Limit of a settings file: a hundred times the shipped one's size.
 pub(crate) const MAX_SETTINGS_BYTES: u64 = 1 << 20;
@@ -55,6 +55,20 @@ pub(crate) fn text(bytes: Vec<u8>) -> io::Result<String> {
 /// [`read_limited`], as UTF-8 text.
 pub(crate) fn read_text_limited(path: &Path, limit: u64) -> io::Result<String> {
     text(read_limited(path, limit)?)
+}
+
+/// Writes `bytes` as `dir/name` so that a crash leaves the file before or after, never
+/// a part: into `name.tmp` first, synced, renamed over `name`, the directory synced.
+pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(path)
 }
 
 /// `path` as errors and logs show it: printable characters as they are (any script),

@@ -7,16 +7,18 @@
 //! exactly the window; the final evaluation at the end of a capture may fall between
 //! boundaries, and then covers the whole slots starting in that range.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::sketch::{DomainCounts, Shard};
 use crate::{Nanos, NANOS_PER_SEC};
 
 mod bounds;
+mod realert;
 pub mod snapshot;
 
 use bounds::WindowBounds;
+pub use realert::Reports;
 
 /// The rule's parameters.
 #[derive(Clone, Debug)]
@@ -101,6 +103,13 @@ pub fn spans_a_boundary(start: Nanos, end: Nanos, interval: Nanos) -> bool {
     start / interval != end.saturating_sub(1) / interval
 }
 
+/// Whether `domain` was queried in one of `slots` starting at or after `since`.
+fn queried_since(slots: &BTreeMap<Nanos, Shard>, domain: &[u8], since: Nanos) -> bool {
+    slots
+        .range(since..)
+        .any(|(_, shard)| shard.get(domain).is_some_and(|c| c.requests() > 0))
+}
+
 /// Holds the window and evaluates the rule over it.
 pub struct Detector {
     settings: RuleSettings,
@@ -114,7 +123,7 @@ pub struct Detector {
     /// The domains' bounds over the slots evaluations have covered.
     bounds: WindowBounds,
     /// When each recently alerted domain was last reported.
-    last_alerted: HashMap<Box<[u8]>, Nanos, foldhash::fast::RandomState>,
+    reports: Reports,
     /// Shards refused because their slot had already left the window.
     late_shards: u64,
     /// Records lost to shedding in every shard handed in, and in the window's merges.
@@ -146,7 +155,7 @@ impl Detector {
             slots: BTreeMap::new(),
             newest: None,
             horizon: 0,
-            last_alerted: HashMap::default(),
+            reports: Reports::new(),
             late_shards: 0,
             shed_records: 0,
             evicted_domains: 0,
@@ -282,44 +291,13 @@ impl Detector {
                 .cmp(&a.unique_hostnames)
                 .then_with(|| a.domain.cmp(&b.domain))
         });
-        self.not_reported_lately(alerts, at)
+        let slots = &self.slots;
+        self.reports
+            .select(alerts, at, &self.settings, |domain, since| {
+                queried_since(slots, domain, since)
+            })
     }
 
-    /// Of `alerts` (largest first), the first `max_domains` that were not reported less
-    /// than `realert` ago, nor since then without a query; remembers them as reported.
-    fn not_reported_lately(&mut self, alerts: Vec<Alert>, at: Nanos) -> Vec<Alert> {
-        // An entry matters while it suppresses (younger than `realert`) or while traffic
-        // from before it can still be in the window; past both, forgetting it changes
-        // nothing, and the table holds only domains reported that recently.
-        let realert = self.settings.realert;
-        let remembered = realert.max(self.settings.window);
-        self.last_alerted
-            .retain(|_, last| at.saturating_sub(*last) < remembered);
-        let mut reported = Vec::with_capacity(alerts.len().min(self.settings.max_domains));
-        for alert in alerts {
-            if reported.len() >= self.settings.max_domains {
-                break;
-            }
-            if let Some(&last) = self.last_alerted.get(&alert.domain) {
-                // A tunnel that stopped stays over the threshold until its traffic leaves
-                // the window: report it again only if it went on after the last report.
-                if at.saturating_sub(last) < realert || !self.queried_since(&alert.domain, last) {
-                    continue;
-                }
-            }
-            if realert > 0 {
-                self.last_alerted.insert(alert.domain.clone(), at);
-            }
-            reported.push(alert);
-        }
-        reported
-    }
-    /// Whether `domain` was queried in a slot starting at or after `since`.
-    fn queried_since(&self, domain: &[u8], since: Nanos) -> bool {
-        self.slots
-            .range(since..)
-            .any(|(_, shard)| shard.get(domain).is_some_and(|c| c.requests() > 0))
-    }
     /// Domains held across the window's slots (a domain in several slots counts once per slot).
     pub fn tracked(&self) -> usize {
         self.slots.values().map(Shard::len).sum()
@@ -643,7 +621,7 @@ mod tests {
         });
         let expected: Vec<Nanos> = (1..=16).map(|k| k * 15).collect();
         assert_eq!(feed(&mut every), expected);
-        assert_eq!(every.last_alerted.len(), 0);
+        assert_eq!(every.reports.len(), 0);
     }
 
     #[test]

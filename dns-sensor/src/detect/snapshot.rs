@@ -11,8 +11,6 @@
 //! ([`crate::sketch::codec`]), so that even a forged file with a good hash is refused
 //! rather than half read.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
@@ -85,8 +83,8 @@ impl Detector {
         e.count(self.late_shards);
         e.count(self.shed_records);
         e.count(self.evicted_domains);
-        e.count(self.last_alerted.len() as u64);
-        for (domain, &at) in &self.last_alerted {
+        e.count(self.reports.len() as u64);
+        for (domain, at) in self.reports.iter() {
             e.bytes(domain);
             e.word(at);
         }
@@ -148,7 +146,7 @@ impl Detector {
         for _ in 0..reports {
             let domain = d.bytes(255, "a reported domain longer than a DNS name")?;
             let at = d.word()?;
-            if detector.last_alerted.insert(domain.into(), at).is_some() {
+            if !detector.reports.insert(domain.into(), at) {
                 return Err(CodecError::Invalid("a domain reported twice").into());
             }
         }
@@ -184,15 +182,7 @@ impl Detector {
 /// one is whole: written to a temporary file, synced, renamed over the old one, and
 /// the directory synced, so that a crash at any point leaves one or the other.
 pub fn write_snapshot(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let path = dir.join(SNAPSHOT_FILE);
-    let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let mut file = File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, &path)?;
-    File::open(dir)?.sync_all()?;
-    Ok(path)
+    crate::files::replace_file(dir, SNAPSHOT_FILE, bytes)
 }
 
 /// The snapshot's bytes in `dir`, `None` when there is none.
