@@ -52,9 +52,10 @@ pub struct SlotRow {
     pub version: u64,
 }
 
-/// The rows of `shard`, a closed slot of `slot_length`, as `sensor` ships them:
-/// domains seen only in responses are left out (they have no names to count), and
-/// whitelisted domains never reach a shard. At most `top_clients` clients a row.
+/// The rows of `shard`, a closed slot of `slot_length`, as `sensor` ships them: every
+/// domain of the slot, those seen only in responses too (a response in the slot after
+/// its query's: its bytes count in the window, as on the sensor), and no whitelisted
+/// one (they never reach a shard). At most `top_clients` clients a row.
 pub fn slot_rows(
     shard: &Shard,
     slot_length: Nanos,
@@ -65,7 +66,6 @@ pub fn slot_rows(
     let slot_start = shard.start();
     let mut rows: Vec<SlotRow> = shard
         .domains()
-        .filter(|(_, counts)| counts.requests() > 0)
         .map(|(domain, counts)| {
             let (names, names_estimated, names_estimate) = match counts.name_hashes() {
                 Some(mut hashes) => {
@@ -124,7 +124,7 @@ mod tests {
     use std::net::IpAddr;
 
     #[test]
-    fn a_row_a_queried_domain_with_its_hashes_clients_and_escaped_names() {
+    fn a_row_a_domain_with_its_hashes_clients_and_escaped_names() {
         let settings = SketchSettings::default();
         let mut shard = Shard::new(3_600_000_000_000, &settings);
         let client: IpAddr = "192.0.2.7".parse().unwrap();
@@ -140,11 +140,19 @@ mod tests {
         shard.record_response(b"pirate.sea", 90);
         shard.record_response(b"answer.sea", 90);
         let rows = slot_rows(&shard, 60_000_000_000, "dc1", 5, 7);
-        assert_eq!(rows.len(), 2, "{rows:?}");
-        let evil = &rows[0];
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        // A response whose query fell in the slot before: its bytes, no names.
+        let answer = &rows[0];
+        assert_eq!(answer.domain, "answer.sea");
+        assert_eq!(
+            (answer.requests, answer.responses, answer.bytes_out),
+            (0, 1, 90)
+        );
+        assert!(answer.names.is_empty() && answer.client_addresses.is_empty());
+        let evil = &rows[1];
         assert_eq!(evil.domain, "evil.sea");
         assert_eq!(evil.samples, vec!["x\\010\\027.evil.sea".to_string()]);
-        let pirate = &rows[1];
+        let pirate = &rows[2];
         assert_eq!(pirate.domain, "pirate.sea");
         assert_eq!((pirate.requests, pirate.responses), (3, 1));
         assert_eq!((pirate.bytes_in, pirate.bytes_out), (120, 90));
@@ -160,7 +168,7 @@ mod tests {
         assert_eq!(pirate.slot_end - pirate.slot_start, 60_000_000_000);
         assert_eq!(pirate.sensor, "dc1");
         let body = json_lines(&rows);
-        assert_eq!(body.lines().count(), 2);
+        assert_eq!(body.lines().count(), 3);
         assert!(body.is_ascii() && !body.contains('\u{1b}'), "{body}");
     }
 
