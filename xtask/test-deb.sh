@@ -19,6 +19,9 @@ IF_SENSOR=dnsd0  # the sensor's end of the veth pair (its "mirror port")
 IF_PEER=dnsd1    # the end tcpreplay writes the capture to
 UNIT=dns-sensor.service
 DROPIN=/run/systemd/system/$UNIT.d
+FLEET_UNIT=dns-sensor-fleet.service
+FLEET_DROPIN=/run/systemd/system/$FLEET_UNIT.d
+FLEET_CONFIG=/run/dnss-fleet-test.toml
 # The capabilities the unit grants (CAP_NET_ADMIN 12, NET_RAW 13, IPC_LOCK 14,
 # PERFMON 38, BPF 39), as /proc/PID/status shows them.
 CAPS_HEX=000000c000007000
@@ -52,9 +55,9 @@ secs() { awk -v d="$1" 'BEGIN { printf "%.2f", d / 1e6 }'; }
 
 cleanup() {
   trap '' INT TERM
-  systemctl stop "$UNIT" >/dev/null 2>&1 || true
+  systemctl stop "$UNIT" "$FLEET_UNIT" >/dev/null 2>&1 || true
   for p in ${SMTP_PIDS:-}; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$DROPIN"
+  rm -rf "$DROPIN" "$FLEET_DROPIN" "$FLEET_CONFIG"
   systemctl daemon-reload >/dev/null 2>&1 || true
   ip netns del "$NS" 2>/dev/null || true
 }
@@ -200,6 +203,41 @@ systemd-analyze security --no-pager "$UNIT" 2>&1 | grep '✗' | sed 's/^/  | /'
 check "exposure ${score:-?} is at most 2.0" awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.0) }'
 same "systemctl is-enabled" "$(systemctl is-enabled "$UNIT")" enabled
 same "not started at install: systemctl is-active" "$(systemctl is-active "$UNIT")" inactive
+
+# ---------------------------------------------------------------- the fleet's unit
+# Installed beside the sensor's, neither enabled nor started. Started against a
+# ClickHouse that is not there, it must come up in its sandbox (READY=1), evaluate,
+# and say in the journal that ClickHouse does not answer, without dying.
+same "fleet unit file" "$(readlink -f "$(systemctl show -P FragmentPath "$FLEET_UNIT")")" \
+  /usr/lib/systemd/system/dns-sensor-fleet.service
+verify=$(systemd-analyze verify "$FLEET_UNIT" 2>&1)
+rc=$?
+if ((rc == 0)) && [[ -z $verify ]]; then ok "systemd-analyze verify $FLEET_UNIT: clean"; else
+  bad "systemd-analyze verify $FLEET_UNIT (status $rc): $verify"
+fi
+score_line=$(systemd-analyze security --no-pager "$FLEET_UNIT" 2>&1 | grep 'Overall exposure level')
+score=$(sed -nE 's/.*: ([0-9]+\.[0-9]+) .*/\1/p' <<<"$score_line")
+say "figure: systemd-analyze security $FLEET_UNIT: $score_line"
+check "  exposure ${score:-?} is at most 2.0" awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.0) }'
+same "  systemctl is-enabled" "$(systemctl is-enabled "$FLEET_UNIT")" disabled
+same "  not started at install" "$(systemctl is-active "$FLEET_UNIT")" inactive
+printf 'interval = "1s"\nwindow = "1m"\n[fleet]\nclickhouse = "http://127.0.0.1:9"\ndelay = "0s"\n' \
+  >"$FLEET_CONFIG"
+mkdir -p "$FLEET_DROPIN"
+printf '[Service]\nExecStart=\nExecStart=/usr/bin/dns-sensor fleet run --config %s\n' "$FLEET_CONFIG" \
+  >"$FLEET_DROPIN/test.conf"
+systemctl daemon-reload
+if systemctl start "$FLEET_UNIT"; then ok "  starts (READY=1) with a ClickHouse that is not there"; else
+  bad "  starts (READY=1) with a ClickHouse that is not there"
+fi
+sleep 3
+said=$(journalctl -u "$FLEET_UNIT" -b -o cat --no-pager -p err | grep -c 'fleet: evaluation at')
+check "  logs each evaluation ClickHouse did not answer (${said:-0} in 3 s)" test "${said:-0}" -ge 2
+same "  and goes on: systemctl is-active" "$(systemctl is-active "$FLEET_UNIT")" active
+systemctl stop "$FLEET_UNIT"
+same "  stops on SIGTERM: status" "$(systemctl show -P ExecMainStatus "$FLEET_UNIT")" 0
+rm -rf "$FLEET_DROPIN" "$FLEET_CONFIG"
+systemctl daemon-reload
 
 # ---------------------------------------------------------------- no interface set
 # It must fail at once with status 2 and a line saying what to set, and not restart.
@@ -445,6 +483,7 @@ check "  user dns-sensor gone" bash -c '! getent passwd dns-sensor'
 check "  group dns-sensor gone" bash -c '! getent group dns-sensor'
 for p in /etc/dns-sensor /etc/default/dns-sensor /var/lib/dns-sensor /var/log/dns-sensor \
   /usr/lib/systemd/system/dns-sensor.service /etc/systemd/system/multi-user.target.wants/dns-sensor.service \
+  /usr/lib/systemd/system/dns-sensor-fleet.service \
   /usr/bin/dns-sensor /usr/share/doc/dns-sensor; do
   check "  $p gone" absent "$p"
 done

@@ -331,7 +331,8 @@ fn a_password_user_ships_and_checks_and_a_wrong_password_is_an_error_that_says_s
     ]);
     assert_eq!(init.code, 0, "{}", init.stderr);
     assert!(
-        init.stderr.contains("dns_sensor.domain_slots is ready"),
+        init.stderr
+            .contains("ready: dns_sensor.domain_slots at http://127.0.0.1:"),
         "{}",
         init.stderr
     );
@@ -485,4 +486,159 @@ fn the_schema_and_the_fleet_query_give_the_same_answers_on_a_current_clickhouse(
         serde_json::json!(["\"link-a\"", "\"link-b\""])
     );
     assert_eq!(comparable(&current[1])[0]["exact_names"], 30);
+}
+
+/// `path`'s frames moved in time so that the last is `before` ago on the wall clock,
+/// written to `into`.
+fn moved_to_recent(path: &Path, into: &Path, before: Duration) {
+    let (link, frames) = frames_of(path);
+    let last = frames.iter().map(|(t, _)| *t).max().expect("frames");
+    let now = dns_sensor::clock::wall_clock();
+    let shift = now - before.as_nanos() as Nanos - last;
+    let moved = frames.iter().map(|(t, f)| (t + shift, f));
+    dns_sensor::synth::write_pcap(into, link, moved).expect("write");
+}
+
+/// A `fleet run` service in the background, its log in a file.
+struct FleetService {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl FleetService {
+    fn start(config: &Path, extra: &[&str], log: PathBuf) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+            .args(["fleet", "run", "--config"])
+            .arg(config)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("dns-sensor runs");
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the service has evaluated `n` times (at most 30 s).
+    fn wait_for_evaluations(&mut self, n: usize) {
+        let started = std::time::Instant::now();
+        while self.log().matches("fleet: evaluated at").count() < n {
+            assert!(
+                self.child.try_wait().expect("status").is_none(),
+                "fleet run ended: {}",
+                self.log()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then its log once it has exited 0.
+    fn stop(mut self) -> String {
+        // SAFETY: a signal to our own child, which has not been waited for.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("exits");
+        let log = self.log();
+        assert!(status.success(), "{status}: {log}");
+        log
+    }
+}
+
+impl Drop for FleetService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON lines of an alert file.
+fn alert_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn fleet_run_alerts_on_the_split_tunnel_each_realert_and_keeps_its_reports_across_a_restart() {
+    let server = clickhouse();
+    let dir = TempDir::new("fleet-run");
+    let recent = dir.path("recent.pcap");
+    moved_to_recent(
+        &capture("elastic-iodine-tunnel.pcap"),
+        &recent,
+        Duration::from_secs(1),
+    );
+    let (a, b) = (dir.path("link-a.pcap"), dir.path("link-b.pcap"));
+    split_by_alternating_queries(&recent, [&a, &b]);
+    // One-second intervals, so that the service evaluates a few times in the test; the
+    // 24 s of the tunnel fit in the five-minute window.
+    let rule = "window = \"5m\"\ninterval = \"1s\"\n";
+    for (sensor, part) in [("link-a", &a), ("link-b", &b)] {
+        let config = dir.path(&format!("{sensor}.toml"));
+        let text = format!(
+            "{rule}[fleet]\nclickhouse = \"{}\"\nsensor = \"{sensor}\"\n",
+            server.url()
+        );
+        std::fs::write(&config, text).expect("config");
+        let run = replay_shipping(&config, &[], part);
+        assert!(run.alerts.is_empty(), "{sensor} alone: {:?}", run.alerts);
+    }
+
+    let state = dir.path("state");
+    std::fs::create_dir(&state).expect("state directory");
+    let alerts = dir.path("alerts.json");
+    let config = dir.path("fleet.toml");
+    let text = format!(
+        "{rule}state_directory = \"{}\"\n[fleet]\nclickhouse = \"{}\"\ndelay = \"0s\"\n\
+         [output.file]\npath = \"{}\"\n",
+        state.display(),
+        server.url(),
+        alerts.display()
+    );
+    std::fs::write(&config, text).expect("config");
+
+    // Evaluated every second, reported once: the default realert is an hour.
+    let mut service = FleetService::start(&config, &[], dir.path("first.log"));
+    service.wait_for_evaluations(3);
+    let log = service.stop();
+    let reported = alert_lines(&alerts);
+    assert_eq!(reported.len(), 1, "{reported:?} {log}");
+    let alert = &reported[0];
+    assert_eq!(alert["domain"], "pirate.sea");
+    assert_eq!(alert["unique_hostnames"], 222);
+    assert_eq!(alert["total_requests"], 222);
+    assert_eq!(alert["total_bytes_in"], 16_812);
+    assert_eq!(alert["total_bytes_out"], 35_212);
+    assert!(log.contains("pirate.sea seen by link-a, link-b"), "{log}");
+    let kept = std::fs::read_to_string(state.join("fleet-reports")).expect("reports kept");
+    assert!(kept.ends_with(" pirate.sea\n"), "{kept}");
+
+    // Restarted, it remembers the report and stays quiet.
+    let mut service = FleetService::start(&config, &[], dir.path("second.log"));
+    service.wait_for_evaluations(2);
+    let log = service.stop();
+    assert!(
+        log.contains("1 domains reported lately, kept from the last run"),
+        "{log}"
+    );
+    assert_eq!(alert_lines(&alerts).len(), 1, "{log}");
+
+    // With realert 0, as the reference rule, and no memory of the report, every
+    // evaluation reports it.
+    std::fs::remove_file(state.join("fleet-reports")).expect("removed");
+    let mut service = FleetService::start(&config, &["--realert", "0"], dir.path("third.log"));
+    service.wait_for_evaluations(3);
+    let log = service.stop();
+    let evaluations = log.matches("fleet: evaluated at").count();
+    assert_eq!(alert_lines(&alerts).len(), 1 + evaluations, "{log}");
 }

@@ -7,12 +7,15 @@
 //! sensor = "dc1-mirror0"                  # defaults to the host name
 //! # user = "dns_sensor"
 //! # password_file = "/etc/dns-sensor/clickhouse-password"
+//! # delay = "1m"                         # `fleet run`: wait for the slots this long
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::values::any_duration;
 use crate::alert::text::host_name;
 use crate::files::{read_text_limited, shown};
 use crate::fleet::{Database, FleetSettings, SHIPPED_CLIENTS};
@@ -36,6 +39,16 @@ pub struct FleetConfig {
     pub user: Option<String>,
     /// A file holding the user's password (its first line).
     pub password_file: Option<PathBuf>,
+    /// How long `fleet run` waits after each interval boundary before it evaluates, so
+    /// that every sensor has shipped the slot that just closed.
+    #[serde(default = "default_delay", deserialize_with = "any_duration")]
+    pub delay: Duration,
+}
+
+/// Sensors ship a slot within seconds of its end (the workers close it at their next
+/// frame or tick, the shipper sends it at once); a minute leaves room for a slow insert.
+fn default_delay() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_database() -> String {
@@ -122,6 +135,7 @@ mod tests {
         let config = Config::parse(text, "t").expect("valid");
         let fleet = config.fleet.expect("set");
         assert_eq!(fleet.database, "dns_sensor");
+        assert_eq!(fleet.delay, std::time::Duration::from_secs(60));
         let settings = fleet.settings(5).expect("settings");
         assert_eq!(settings.sensor, "dc1");
         assert_eq!(settings.url, "http://127.0.0.1:8123");
@@ -139,6 +153,7 @@ mod tests {
             "clickhouse = \"http://a b\"",
             "clickhouse = \"http://ch:8123\"\ndatabase = \"x; DROP TABLE y\"",
             "clickhouse = \"http://ch:8123\"\ntable = \"t\"",
+            "clickhouse = \"http://ch:8123\"\ndelay = \"soon\"",
         ] {
             let line = bad.lines().count() + 1;
             match Config::parse(&format!("[fleet]\n{bad}\n"), "t.toml") {

@@ -1,6 +1,7 @@
 //! The rule over the whole fleet: one SQL query sums each domain's counts and takes the
 //! exact union of its name hashes across every sensor and slot of the window; the
-//! whitelist, the order and `max_domains` are then applied as a sensor applies them.
+//! whitelist, the order, re-alert suppression and `max_domains` are then applied as a
+//! sensor applies them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use super::clickhouse::{ClickHouse, ClickHouseError};
 use super::schema::{Database, TABLE};
 use crate::alert::unescape_name;
-use crate::detect::{slot_length, Alert, RuleSettings};
+use crate::detect::{slot_length, Alert, Reports, RuleSettings};
 use crate::domain::{Classifier, Verdict};
 use crate::Nanos;
 
@@ -28,9 +29,9 @@ pub struct FleetAlert {
 #[derive(Deserialize)]
 struct DomainRow {
     domain: String,
-    requests: u64,
-    bytes_in: u64,
-    bytes_out: u64,
+    total_requests: u64,
+    total_bytes_in: u64,
+    total_bytes_out: u64,
     exact_names: u64,
     estimated: u8,
     estimate: u64,
@@ -40,41 +41,110 @@ struct DomainRow {
     qtypes: Vec<Vec<u16>>,
     qtype_queries: Vec<Vec<u64>>,
     samples: Vec<Vec<String>>,
+    /// The latest slot of the window in which the domain was queried.
+    last_slot: Nanos,
 }
 
-/// Evaluates `rule` at `at` over every sensor's slots in `database`: the window is
-/// the sensor's (the slots starting in `[at - window, at)`, the start rounded down to
-/// a slot), the threshold, `max_domains` and the top clients its. Domains `classifier`
-/// whitelists are left out. Alerts come largest first; `sample_names` at most a row.
-pub fn fleet_alerts(
-    client: &ClickHouse,
-    database: &Database,
-    rule: &RuleSettings,
-    classifier: &Classifier,
+/// The rule over every sensor's slots in a fleet database, evaluated at the times it is
+/// given, with re-alert suppression as a sensor applies it.
+pub struct FleetRule {
+    client: ClickHouse,
+    database: Database,
+    rule: RuleSettings,
+    classifier: Classifier,
     sample_names: usize,
-    at: Nanos,
-) -> Result<Vec<FleetAlert>, ClickHouseError> {
-    let window_start = window_start(rule, at);
-    let query = fleet_query(database, rule, at);
-    let rows: Vec<DomainRow> = client.select(&query)?;
-    let mut alerts: Vec<FleetAlert> = rows
-        .into_iter()
-        .filter_map(|row| {
-            let domain = unescape_name(&row.domain)?;
-            if matches!(classifier.classify(&domain), Verdict::Whitelisted) {
-                return None;
+    reports: Reports,
+}
+
+impl FleetRule {
+    /// The rule `rule` over `database` through `client`: its window, threshold,
+    /// `max_domains`, top clients and realert are the sensor's; domains `classifier`
+    /// whitelists are left out; `sample_names` at most an alert. Nothing reported yet.
+    pub fn new(
+        client: ClickHouse,
+        database: Database,
+        rule: RuleSettings,
+        classifier: Classifier,
+        sample_names: usize,
+    ) -> Self {
+        Self {
+            client,
+            database,
+            rule,
+            classifier,
+            sample_names,
+            reports: Reports::new(),
+        }
+    }
+
+    /// Evaluates the rule at `at`: every domain over the threshold in the window
+    /// (the slots starting in `[at - window, at)`, the start rounded down to a slot),
+    /// largest first; of them, those not reported less than `realert` ago nor since
+    /// then without a query, at most `max_domains`. Those are remembered as reported.
+    pub fn evaluate(&mut self, at: Nanos) -> Result<Vec<FleetAlert>, ClickHouseError> {
+        let window_start = window_start(&self.rule, at);
+        let query = fleet_query(&self.database, &self.rule, at);
+        let rows: Vec<DomainRow> = self.client.select(&query)?;
+        let mut seen: HashMap<Box<[u8]>, (Vec<String>, Nanos)> = HashMap::new();
+        let mut alerts: Vec<Alert> = Vec::new();
+        for row in rows {
+            let Some(domain) = unescape_name(&row.domain) else {
+                continue;
+            };
+            if matches!(self.classifier.classify(&domain), Verdict::Whitelisted) {
+                continue;
             }
-            Some(alert_of(row, domain, rule, sample_names, at, window_start))
-        })
-        .collect();
-    alerts.sort_unstable_by(|a, b| {
-        b.alert
-            .unique_hostnames
-            .cmp(&a.alert.unique_hostnames)
-            .then_with(|| a.alert.domain.cmp(&b.alert.domain))
-    });
-    alerts.truncate(rule.max_domains);
-    Ok(alerts)
+            let (alert, sensors, last_slot) =
+                alert_of(row, domain, &self.rule, self.sample_names, at, window_start);
+            seen.insert(alert.domain.clone(), (sensors, last_slot));
+            alerts.push(alert);
+        }
+        alerts.sort_unstable_by(|a, b| {
+            b.unique_hostnames
+                .cmp(&a.unique_hostnames)
+                .then_with(|| a.domain.cmp(&b.domain))
+        });
+        let reported = self
+            .reports
+            .select(alerts, at, &self.rule, |domain, since| {
+                seen.get(domain).is_some_and(|(_, last)| *last >= since)
+            });
+        Ok(reported
+            .into_iter()
+            .map(|alert| {
+                let sensors = seen.remove(&alert.domain).map(|s| s.0).unwrap_or_default();
+                FleetAlert { alert, sensors }
+            })
+            .collect())
+    }
+
+    /// Where the rule reads: `DATABASE.TABLE at URL`.
+    pub fn describe(&self) -> String {
+        format!("{}.{TABLE} at {}", self.database, self.client.url())
+    }
+
+    /// The rule evaluated.
+    pub fn settings(&self) -> &RuleSettings {
+        &self.rule
+    }
+
+    /// Creates the fleet's database and table where they are missing.
+    pub fn create_schema(&self) -> Result<(), ClickHouseError> {
+        for statement in super::schema::create_statements(&self.database) {
+            self.client.execute(&statement)?;
+        }
+        Ok(())
+    }
+
+    /// What was reported and when, to keep across a restart.
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    /// Goes on from `reports` (kept by an earlier run).
+    pub fn restore(&mut self, reports: Reports) {
+        self.reports = reports;
+    }
 }
 
 /// Start of the window an evaluation at `at` covers: the sensor's, `at - window`
@@ -94,9 +164,9 @@ pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> Strin
     let threshold = rule.threshold;
     format!(
         "SELECT domain,
-    sum(requests) AS requests,
-    sum(bytes_in) AS bytes_in,
-    sum(bytes_out) AS bytes_out,
+    sum(requests) AS total_requests,
+    sum(bytes_in) AS total_bytes_in,
+    sum(bytes_out) AS total_bytes_out,
     uniqExactArray(names) AS exact_names,
     max(names_estimated) AS estimated,
     sum(names_estimate) AS estimate,
@@ -105,7 +175,8 @@ pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> Strin
     groupArray(client_queries) AS client_queries,
     groupArray(qtypes) AS qtypes,
     groupArray(qtype_queries) AS qtype_queries,
-    groupArray(samples) AS samples
+    groupArray(samples) AS samples,
+    maxIf(slot_start, requests > 0) AS last_slot
 FROM {database}.{TABLE} FINAL
 WHERE slot_start >= {window_start} AND slot_start < {at}
 GROUP BY domain
@@ -113,8 +184,9 @@ HAVING uniqExactArray(names) + sum(names_estimate) > {threshold}"
     )
 }
 
-/// The alert of one domain's row: clients and query types summed over the rows they
-/// came in, most first (ties by address, by type).
+/// The alert of one domain's row, with the sensors that saw it and its latest slot:
+/// clients and query types summed over the rows they came in, most first (ties by
+/// address, by type).
 fn alert_of(
     row: DomainRow,
     domain: Vec<u8>,
@@ -122,7 +194,7 @@ fn alert_of(
     sample_names: usize,
     at: Nanos,
     window_start: Nanos,
-) -> FleetAlert {
+) -> (Alert, Vec<String>, Nanos) {
     let mut clients: HashMap<IpAddr, u64> = HashMap::new();
     for (addresses, queries) in row.client_addresses.iter().zip(&row.client_queries) {
         for (address, &n) in addresses.iter().zip(queries) {
@@ -155,16 +227,16 @@ fn alert_of(
     }
     let mut sensors = row.sensors;
     sensors.sort_unstable();
-    FleetAlert {
-        alert: Alert {
+    (
+        Alert {
             at,
             domain: domain.into_boxed_slice(),
-            total_requests: row.requests,
+            total_requests: row.total_requests,
             unique_hostnames: row.exact_names.saturating_add(row.estimate),
             estimated: row.estimated != 0,
             threshold: rule.threshold,
-            total_bytes_in: row.bytes_in,
-            total_bytes_out: row.bytes_out,
+            total_bytes_in: row.total_bytes_in,
+            total_bytes_out: row.total_bytes_out,
             window_start,
             window_end: at,
             top_clients,
@@ -172,5 +244,6 @@ fn alert_of(
             qtypes,
         },
         sensors,
-    }
+        row.last_slot,
+    )
 }

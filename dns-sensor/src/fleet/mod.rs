@@ -15,12 +15,14 @@
 
 mod check;
 mod clickhouse;
+mod reports_file;
 mod rows;
 pub mod schema;
 mod shipper;
 
-pub use check::{fleet_alerts, fleet_query, FleetAlert};
+pub use check::{fleet_query, FleetAlert, FleetRule};
 pub use clickhouse::{ClickHouse, ClickHouseError};
+pub use reports_file::{load_reports, save_reports, ReportsFileError, REPORTS_FILE};
 pub use rows::{slot_rows, SlotRow};
 pub use schema::Database;
 pub use shipper::{ShipperStats, SlotShipper};

@@ -5,9 +5,11 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use dns_sensor::alert::{escape_name, rfc3339, Sink};
 use dns_sensor::config::{Command, Config};
+use dns_sensor::detect::Alert;
 use dns_sensor::domain::Classifier;
-use dns_sensor::fleet::{fleet_alerts, schema, ClickHouse, FleetSettings};
+use dns_sensor::fleet::{ClickHouse, FleetAlert, FleetRule};
 use dns_sensor::Nanos;
 
 use crate::{RuleArgs, EXIT_BAD_INPUT};
@@ -27,6 +29,11 @@ enum FleetCommand {
     /// alerts to the outputs `replay` uses (stdout: JSON lines), each with the sensors
     /// that saw the domain on stderr.
     Check(FleetCheckArgs),
+    /// Evaluates the rule over every sensor's slots at every interval boundary (`[fleet]
+    /// delay` after it), as a service, and delivers the alerts to `run`'s outputs with
+    /// re-alert suppression, until SIGINT or SIGTERM (deploy/dns-sensor-fleet.service).
+    #[cfg(feature = "live")]
+    Run(crate::fleet_run::FleetRunArgs),
 }
 
 #[derive(Args)]
@@ -55,20 +62,14 @@ fn rfc3339_nanos(text: &str) -> Result<Nanos, String> {
 
 pub(crate) fn fleet(args: &FleetArgs) -> ExitCode {
     let result = match &args.command {
-        FleetCommand::Init(init) => settings_of(&init.rule).and_then(|(_, fleet)| {
-            let client = client_of(&fleet);
-            for statement in schema::create_statements(&fleet.database) {
-                client.execute(&statement)?;
-            }
-            eprintln!(
-                "dns-sensor: fleet: {}.{} is ready at {}",
-                fleet.database,
-                schema::TABLE,
-                client.url()
-            );
+        FleetCommand::Init(init) => fleet_rule(&init.rule).and_then(|(_, rule)| {
+            rule.create_schema()?;
+            eprintln!("dns-sensor: fleet: ready: {}", rule.describe());
             Ok(())
         }),
         FleetCommand::Check(check) => check_fleet(check),
+        #[cfg(feature = "live")]
+        FleetCommand::Run(run) => crate::fleet_run::fleet_run(run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,65 +86,76 @@ pub(crate) fn fleet(args: &FleetArgs) -> ExitCode {
     }
 }
 
-fn settings_of(rule: &RuleArgs) -> anyhow::Result<(Config, FleetSettings)> {
+/// The settings with the flags on top, and the rule over the fleet they give.
+pub(crate) fn fleet_rule(rule: &RuleArgs) -> anyhow::Result<(Config, FleetRule)> {
     let config = rule.config()?;
     let fleet = config
         .fleet
         .as_ref()
         .context("the settings have no [fleet] table: set fleet.clickhouse")?
         .settings(config.top_clients)?;
-    Ok((config, fleet))
-}
-
-fn client_of(fleet: &FleetSettings) -> ClickHouse {
-    ClickHouse::new(&fleet.url, fleet.user.clone(), fleet.password.clone())
-}
-
-fn check_fleet(args: &FleetCheckArgs) -> anyhow::Result<()> {
-    let (config, fleet) = settings_of(&args.rule)?;
     let settings = config.settings()?;
     let classifier = Classifier::new(&settings.domain)?;
-    let mut sinks = config.outputs(Command::Replay)?.open()?;
-    let at = args.at.unwrap_or_else(dns_sensor::clock::wall_clock);
-    let client = client_of(&fleet);
-    let alerts = fleet_alerts(
-        &client,
-        &fleet.database,
-        &settings.rule,
-        &classifier,
+    let client = ClickHouse::new(&fleet.url, fleet.user.clone(), fleet.password.clone());
+    let rule = FleetRule::new(
+        client,
+        fleet.database,
+        settings.rule,
+        classifier,
         config.sample_names,
-        at,
-    )?;
-    for fleet_alert in &alerts {
+    );
+    Ok((config, rule))
+}
+
+/// Says on the log which sensors saw each alert's domain.
+pub(crate) fn log_sensors(alerts: &[FleetAlert]) {
+    for fleet_alert in alerts {
         let sensors: Vec<String> = fleet_alert
             .sensors
             .iter()
-            .map(|s| dns_sensor::alert::escape_name(s.as_bytes()))
+            .map(|s| escape_name(s.as_bytes()))
             .collect();
-        eprintln!(
-            "dns-sensor: fleet: {} seen by {}",
-            dns_sensor::alert::escape_name(&fleet_alert.alert.domain),
+        log::info!(
+            "fleet: {} seen by {}",
+            escape_name(&fleet_alert.alert.domain),
             sensors.join(", ")
         );
     }
-    let alerts: Vec<_> = alerts.into_iter().map(|a| a.alert).collect();
+}
+
+/// Hands `alerts` to every sink (none when empty), flushing them too at the `end`;
+/// returns how many failed, each logged.
+pub(crate) fn deliver(sinks: &mut [Box<dyn Sink>], alerts: &[Alert], end: bool) -> usize {
     let mut failed = 0;
-    for sink in &mut sinks {
+    for sink in sinks {
         if !alerts.is_empty() {
-            if let Err(e) = sink.deliver(&alerts) {
+            if let Err(e) = sink.deliver(alerts) {
                 log::error!("alert output {}: {e}", sink.name());
                 failed += 1;
             }
         }
-        if let Err(e) = sink.flush() {
-            log::error!("alert output {}: {e}", sink.name());
-            failed += 1;
+        if end {
+            if let Err(e) = sink.flush() {
+                log::error!("alert output {}: {e}", sink.name());
+                failed += 1;
+            }
         }
     }
-    eprintln!(
-        "dns-sensor: fleet: {} alerts over the window before {}",
+    failed
+}
+
+fn check_fleet(args: &FleetCheckArgs) -> anyhow::Result<()> {
+    let (config, mut rule) = fleet_rule(&args.rule)?;
+    let mut sinks = config.outputs(Command::Replay)?.open()?;
+    let at = args.at.unwrap_or_else(dns_sensor::clock::wall_clock);
+    let alerts = rule.evaluate(at)?;
+    log_sensors(&alerts);
+    let alerts: Vec<_> = alerts.into_iter().map(|a| a.alert).collect();
+    let failed = deliver(&mut sinks, &alerts, true);
+    log::info!(
+        "fleet: {} alerts over the window before {}",
         alerts.len(),
-        dns_sensor::alert::rfc3339(at)
+        rfc3339(at)
     );
     anyhow::ensure!(failed == 0, "{failed} outputs failed");
     Ok(())

@@ -3,6 +3,8 @@
 
 mod check;
 mod fleet;
+#[cfg(feature = "live")]
+mod fleet_run;
 mod logging;
 mod progress;
 mod replay;
@@ -56,7 +58,8 @@ enum Command {
     /// the first error, as `run` would report it.
     CheckConfig(CheckArgs),
     /// A fleet of sensors in ClickHouse (the `[fleet]` settings): `fleet init` creates
-    /// the schema, `fleet check` evaluates the rule over every sensor's slots.
+    /// the schema, `fleet check` evaluates the rule once over every sensor's slots,
+    /// `fleet run` at every interval, as a service.
     Fleet(FleetArgs),
 }
 
