@@ -642,3 +642,73 @@ fn fleet_run_alerts_on_the_split_tunnel_each_realert_and_keeps_its_reports_acros
     let evaluations = log.matches("fleet: evaluated at").count();
     assert_eq!(alert_lines(&alerts).len(), 1 + evaluations, "{log}");
 }
+
+#[test]
+fn slots_a_run_could_not_ship_wait_in_the_spool_and_the_next_run_sends_them() {
+    let mut server = clickhouse();
+    let dir = TempDir::new("fleet-spool");
+    let iodine = capture("elastic-iodine-tunnel.pcap");
+    let (a, b) = (dir.path("link-a.pcap"), dir.path("link-b.pcap"));
+    split_by_alternating_queries(&iodine, [&a, &b]);
+    let (link, _) = frames_of(&iodine);
+    let empty = dir.path("empty.pcap");
+    dns_sensor::synth::write_pcap(&empty, link, std::iter::empty::<(Nanos, &Vec<u8>)>())
+        .expect("write");
+    let state = dir.path("state-a");
+    std::fs::create_dir(&state).expect("state directory");
+    let state_flag = ["--state", state.to_str().expect("a UTF-8 path")];
+    let config_a = fleet_config(&dir, &server, "link-a");
+
+    // ClickHouse is down for link-a's whole run: its slot goes to the spool, and the
+    // run ends in seconds rather than waiting a minute.
+    server.stop();
+    let started = std::time::Instant::now();
+    let down = replay_shipping(&config_a, &state_flag, &a);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        down.stderr
+            .contains("0 slots dropped, 1 slots spooled for the next run"),
+        "{}",
+        down.stderr
+    );
+    let spooled: Vec<_> = std::fs::read_dir(state.join("fleet-spool"))
+        .expect("the spool")
+        .collect();
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+
+    // Back up: the next run of that sensor, with nothing new to read, sends it first.
+    server.restart();
+    let next = replay_shipping(&config_a, &state_flag, &empty);
+    assert!(
+        next.stderr
+            .contains("1 slots an earlier run could not ship are sent first"),
+        "{}",
+        next.stderr
+    );
+    // The spooled slot, and the same slot again from the restored window at the end of
+    // the run (harmless: the table keeps one row of each).
+    assert!(
+        next.stderr.contains("fleet: 2 slots shipped"),
+        "{}",
+        next.stderr
+    );
+    let left = std::fs::read_dir(state.join("fleet-spool")).expect("the spool");
+    assert_eq!(left.count(), 0);
+
+    // With link-b's half shipped as usual, the fleet has the whole tunnel, as if
+    // nothing had been down.
+    replay_shipping(&fleet_config(&dir, &server, "link-b"), &[], &b);
+    let (_, frames) = frames_of(&iodine);
+    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    let check = fleet_check(&fleet_config(&dir, &server, "analyst"), &[], at);
+    assert_eq!(check.domains(), vec!["pirate.sea"], "{}", check.stderr);
+    let alert = &check.alerts[0];
+    assert_eq!(alert["unique_hostnames"], 222);
+    assert_eq!(alert["total_requests"], 222);
+    assert_eq!(alert["total_bytes_in"], 16_812);
+    assert_eq!(alert["total_bytes_out"], 35_212);
+}

@@ -19,6 +19,7 @@ mod reports_file;
 mod rows;
 pub mod schema;
 mod shipper;
+mod spool;
 
 pub use check::{fleet_query, FleetAlert, FleetRule};
 pub use clickhouse::{ClickHouse, ClickHouseError};
@@ -26,6 +27,7 @@ pub use reports_file::{load_reports, save_reports, ReportsFileError, REPORTS_FIL
 pub use rows::{slot_rows, SlotRow};
 pub use schema::Database;
 pub use shipper::{ShipperStats, SlotShipper};
+pub use spool::SPOOL_DIR;
 
 /// Clients shipped per domain and slot at least: more than an alert lists, so that a
 /// client that is among the first on the fleet but not on any one sensor still shows.

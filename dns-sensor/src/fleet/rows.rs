@@ -1,6 +1,6 @@
 //! A closed slot as the rows the fleet's table takes: one per registered domain.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::escape_name;
 use crate::sketch::Shard;
@@ -12,7 +12,8 @@ use crate::Nanos;
 /// Names never travel as text but the few samples, escaped as every output escapes
 /// them ([`escape_name`]): the count is carried by `names`, their hashes. The domain is
 /// escaped the same way, so the table holds printable ASCII only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SlotRow {
     /// The sensor that saw it.
     pub sensor: String,

@@ -6,8 +6,14 @@
 //! does not take them, they wait there, up to [`MAX_WAITING_BYTES`]; past it the oldest
 //! slot is dropped, counted, with a log line. Inserting a slot again is harmless (the
 //! table keeps one row per sensor, slot and domain), so a slot is retried until taken.
+//!
+//! With a state directory, slots that wait are also written to its spool
+//! ([`super::spool`]) from the first failed insert on, and removed once taken: what a
+//! run could not send, even if it crashed, is sent by the next one first. The same
+//! bound holds for the spool; the oldest slot dropped leaves it too.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,6 +24,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use super::clickhouse::{ClickHouse, ClickHouseError};
 use super::rows::{json_lines, SlotRow};
 use super::schema::{create_statements, TABLE};
+use super::spool::{Batch, Spool};
 use super::FleetSettings;
 
 /// Slots the hand-over holds before the thread takes them: it takes them as they
@@ -28,6 +35,10 @@ const HANDOVER_SLOTS: usize = 64;
 /// Bytes of rows (as JSON) waiting for ClickHouse at most: a 4 h outage of a busy
 /// sensor's 1-minute slots, at about 1 MB a slot.
 pub const MAX_WAITING_BYTES: usize = 256 << 20;
+
+/// How long the end of a run waits for ClickHouse when what it cannot send stays in the
+/// spool for the next run.
+const SPOOLED_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Longest wait between two tries while ClickHouse is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -44,8 +55,10 @@ pub struct ShipperStats {
     /// Inserts that failed and were tried again.
     pub failed_tries: AtomicU64,
     /// Slots dropped: the waiting queue was full, or the run ended before ClickHouse
-    /// took them.
+    /// took them and there is no spool.
     pub slots_dropped: AtomicU64,
+    /// Slots left in the spool at the end of the run, for the next one.
+    pub slots_spooled: AtomicU64,
 }
 
 impl std::fmt::Display for ShipperStats {
@@ -53,21 +66,16 @@ impl std::fmt::Display for ShipperStats {
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         write!(
             f,
-            "{} slots shipped ({} rows, {} bytes), {} failed tries, {} slots dropped",
+            "{} slots shipped ({} rows, {} bytes), {} failed tries, {} slots dropped, \
+             {} slots spooled for the next run",
             get(&self.slots_shipped),
             get(&self.rows_shipped),
             get(&self.bytes_shipped),
             get(&self.failed_tries),
-            get(&self.slots_dropped)
+            get(&self.slots_dropped),
+            get(&self.slots_spooled)
         )
     }
-}
-
-/// One slot's rows, ready to send.
-struct Batch {
-    slot_start: u64,
-    rows: usize,
-    body: String,
 }
 
 /// Ships closed slots to the fleet's ClickHouse from a thread of its own.
@@ -78,11 +86,18 @@ pub struct SlotShipper {
     /// Until when the thread may go on trying once the run ends.
     drain: Arc<AtomicU64>,
     started: Instant,
+    spooled: bool,
 }
 
 impl SlotShipper {
-    /// Starts the thread. The schema is created on its first insert.
-    pub fn start(settings: &FleetSettings) -> std::io::Result<Self> {
+    /// Starts the thread, with its spool in `state_directory` if there is one (the
+    /// slots it holds are sent first). The schema is created on the first insert.
+    pub fn start(
+        settings: &FleetSettings,
+        state_directory: Option<&Path>,
+    ) -> std::io::Result<Self> {
+        let spool = state_directory.map(Spool::open).transpose()?;
+        let spooled = spool.is_some();
         let (to_thread, from_coordinator) = crossbeam_channel::bounded(HANDOVER_SLOTS);
         let stats = Arc::new(ShipperStats::default());
         let drain = Arc::new(AtomicU64::new(u64::MAX));
@@ -100,18 +115,21 @@ impl SlotShipper {
             std::thread::Builder::new()
                 .name("fleet-shipper".into())
                 .spawn(move || {
-                    Shipping {
+                    let mut shipping = Shipping {
                         client,
                         statements,
                         table,
                         schema_made: false,
                         waiting: VecDeque::new(),
                         waiting_bytes: 0,
+                        spool,
+                        down: false,
                         stats,
                         drain,
                         started,
-                    }
-                    .run(from_coordinator)
+                    };
+                    shipping.take_spooled();
+                    shipping.run(from_coordinator)
                 })?
         };
         Ok(Self {
@@ -120,6 +138,7 @@ impl SlotShipper {
             stats,
             drain,
             started,
+            spooled,
         })
     }
 
@@ -132,6 +151,7 @@ impl SlotShipper {
             slot_start,
             rows: rows.len(),
             body: json_lines(rows),
+            file: None,
         };
         if let Some(to_thread) = &self.to_thread {
             match to_thread.try_send(batch) {
@@ -150,8 +170,14 @@ impl SlotShipper {
     }
 
     /// Ends the hand-over and waits for the thread to send what waits, for at most
-    /// `patience`; what is still waiting then is dropped and counted.
+    /// `patience` (a few seconds with a spool); what is still waiting then stays in the
+    /// spool, or without one is dropped, and is counted.
     pub fn finish(mut self, patience: Duration) -> Arc<ShipperStats> {
+        let patience = if self.spooled {
+            patience.min(SPOOLED_PATIENCE)
+        } else {
+            patience
+        };
         let deadline = self.started.elapsed().saturating_add(patience);
         self.drain.store(
             u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX),
@@ -184,12 +210,50 @@ struct Shipping {
     schema_made: bool,
     waiting: VecDeque<Batch>,
     waiting_bytes: usize,
+    spool: Option<Spool>,
+    /// The last insert failed: slots handed over go to the spool at once.
+    down: bool,
     stats: Arc<ShipperStats>,
     drain: Arc<AtomicU64>,
     started: Instant,
 }
 
 impl Shipping {
+    /// Queues the slots an earlier run left in the spool, oldest first.
+    fn take_spooled(&mut self) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        match spool.load(MAX_WAITING_BYTES as u64) {
+            Ok(batches) => {
+                if !batches.is_empty() {
+                    log::info!(
+                        "fleet: {} slots an earlier run could not ship are sent first",
+                        batches.len()
+                    );
+                }
+                for batch in batches {
+                    self.push(batch);
+                }
+            }
+            Err(e) => log::error!("fleet: reading the spool: {e}"),
+        }
+    }
+
+    /// Writes every waiting slot not yet in the spool there.
+    fn spool_waiting(&mut self) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        for batch in &mut self.waiting {
+            if let Err(e) = spool.keep(batch) {
+                log::error!("fleet: spool: the slot at {}: {e}", batch.slot_start);
+                // Memory still holds it; the next failure tries the disk again.
+                break;
+            }
+        }
+    }
+
     fn run(mut self, from_coordinator: Receiver<Batch>) {
         let mut open = true;
         let mut backoff = Duration::ZERO;
@@ -233,7 +297,9 @@ impl Shipping {
                         );
                     }
                     backoff = Duration::ZERO;
+                    self.down = false;
                     let batch = self.waiting.pop_front().expect("a batch was in front");
+                    Spool::forget(&batch);
                     self.waiting_bytes -= batch.body.len();
                     self.stats.slots_shipped.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -250,12 +316,22 @@ impl Shipping {
                         log::warn!("fleet: {e}; slots wait and are tried again");
                     }
                     self.schema_made = false;
+                    self.down = true;
+                    self.spool_waiting();
                     backoff = (backoff * 2).clamp(Duration::from_millis(250), MAX_BACKOFF);
                 }
             }
         }
         let left = self.waiting.len() as u64;
-        if left > 0 {
+        if left > 0 && self.spool.is_some() {
+            self.spool_waiting();
+            let kept = self.waiting.iter().filter(|b| b.file.is_some()).count() as u64;
+            self.stats.slots_spooled.fetch_add(kept, Ordering::Relaxed);
+            self.stats
+                .slots_dropped
+                .fetch_add(left - kept, Ordering::Relaxed);
+            log::warn!("fleet: {kept} slots not shipped stay in the spool for the next run");
+        } else if left > 0 {
             self.stats.slots_dropped.fetch_add(left, Ordering::Relaxed);
             log::error!("fleet: {left} slots were not shipped before the end of the run");
         }
@@ -270,9 +346,13 @@ impl Shipping {
     fn push(&mut self, batch: Batch) {
         self.waiting_bytes += batch.body.len();
         self.waiting.push_back(batch);
+        if self.down {
+            self.spool_waiting();
+        }
         while self.waiting_bytes > MAX_WAITING_BYTES && self.waiting.len() > 1 {
             if let Some(oldest) = self.waiting.pop_front() {
                 self.waiting_bytes -= oldest.body.len();
+                Spool::forget(&oldest);
                 self.stats.slots_dropped.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
                     "fleet: {} MiB of slots wait for ClickHouse; the oldest, at {}, is dropped",

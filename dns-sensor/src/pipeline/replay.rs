@@ -161,7 +161,7 @@ pub fn replay_with(
     }
 
     if let Some(fleet) = fleet {
-        let shipper = SlotShipper::start(fleet).map_err(PipelineError::Fleet)?;
+        let shipper = SlotShipper::start(fleet, state).map_err(PipelineError::Fleet)?;
         coordinator = coordinator.with_fleet(shipper, fleet);
     }
 

@@ -327,7 +327,8 @@ pub fn run(
         coordinator = coordinator.with_state(state);
     }
     if let Some(fleet) = &live.fleet {
-        let shipper = crate::fleet::SlotShipper::start(fleet).map_err(PipelineError::Fleet)?;
+        let shipper = crate::fleet::SlotShipper::start(fleet, live.state_directory.as_deref())
+            .map_err(PipelineError::Fleet)?;
         coordinator = coordinator.with_fleet(shipper, fleet);
     }
     let coordinating = thread::Builder::new()
