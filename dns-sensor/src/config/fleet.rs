@@ -7,6 +7,7 @@
 //! sensor = "dc1-mirror0"                  # defaults to the host name
 //! # user = "dns_sensor"
 //! # password_file = "/etc/dns-sensor/clickhouse-password"
+//! # min_names = 1                      # fewer names in a slot: their count only
 //! # delay = "1m"                         # `fleet run`: wait for the slots this long
 //! ```
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::values::any_duration;
+use super::values::{any_duration, positive_u64};
 use crate::alert::text::host_name;
 use crate::files::{read_text_limited, shown};
 use crate::fleet::{Database, FleetSettings, SHIPPED_CLIENTS};
@@ -39,10 +40,19 @@ pub struct FleetConfig {
     pub user: Option<String>,
     /// A file holding the user's password (its first line).
     pub password_file: Option<PathBuf>,
+    /// A domain with fewer names than this in a slot ships their count rather than
+    /// their hashes (less volume; the fleet then sums such counts, an upper bound).
+    #[serde(default = "default_min_names", deserialize_with = "positive_u64")]
+    pub min_names: u64,
     /// How long `fleet run` waits after each interval boundary before it evaluates, so
     /// that every sensor has shipped the slot that just closed.
     #[serde(default = "default_delay", deserialize_with = "any_duration")]
     pub delay: Duration,
+}
+
+/// Every name as a hash: the fleet's union is exact.
+fn default_min_names() -> u64 {
+    1
 }
 
 /// Sensors ship a slot within seconds of its end (the workers close it at their next
@@ -110,6 +120,7 @@ impl FleetConfig {
             user: self.user.clone(),
             password,
             top_clients: top_clients.max(SHIPPED_CLIENTS),
+            min_names: self.min_names,
         })
     }
 }
@@ -136,6 +147,7 @@ mod tests {
         let fleet = config.fleet.expect("set");
         assert_eq!(fleet.database, "dns_sensor");
         assert_eq!(fleet.delay, std::time::Duration::from_secs(60));
+        assert_eq!(fleet.min_names, 1);
         let settings = fleet.settings(5).expect("settings");
         assert_eq!(settings.sensor, "dc1");
         assert_eq!(settings.url, "http://127.0.0.1:8123");
@@ -154,6 +166,7 @@ mod tests {
             "clickhouse = \"http://ch:8123\"\ndatabase = \"x; DROP TABLE y\"",
             "clickhouse = \"http://ch:8123\"\ntable = \"t\"",
             "clickhouse = \"http://ch:8123\"\ndelay = \"soon\"",
+            "clickhouse = \"http://ch:8123\"\nmin_names = 0",
         ] {
             let line = bad.lines().count() + 1;
             match Config::parse(&format!("[fleet]\n{bad}\n"), "t.toml") {

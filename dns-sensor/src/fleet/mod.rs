@@ -48,4 +48,7 @@ pub struct FleetSettings {
     pub password: Option<String>,
     /// Client addresses shipped per domain and slot.
     pub top_clients: usize,
+    /// A domain with fewer names in a slot ships their count, not their hashes (1:
+    /// always the hashes, so the fleet's union is exact).
+    pub min_names: u64,
 }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::FleetSettings;
 use crate::alert::escape_name;
 use crate::sketch::Shard;
 use crate::Nanos;
@@ -33,10 +34,11 @@ pub struct SlotRow {
     pub bytes_out: u64,
     /// The distinct names' hashes, sorted; empty when `names_estimated`.
     pub names: Vec<u64>,
-    /// 1 when the slot held more distinct names than it counts exactly: `names` is
-    /// then empty and `names_estimate` is the sensor's estimate.
+    /// 1 when the names travel as a count, not as hashes: the slot held more distinct
+    /// names than it counts exactly (`names_estimate` is then the sensor's estimate),
+    /// or fewer than `min_names` (the exact count). `names` is then empty.
     pub names_estimated: u8,
-    /// The estimate of distinct names when `names_estimated`, else 0.
+    /// The count of distinct names when `names_estimated`, else 0.
     pub names_estimate: u64,
     /// The most active clients, most first, beside their query counts.
     pub client_addresses: Vec<String>,
@@ -56,33 +58,35 @@ pub struct SlotRow {
 /// The rows of `shard`, a closed slot of `slot_length`, as `sensor` ships them: every
 /// domain of the slot, those seen only in responses too (a response in the slot after
 /// its query's: its bytes count in the window, as on the sensor), and no whitelisted
-/// one (they never reach a shard). At most `top_clients` clients a row.
+/// one (they never reach a shard). At most `settings.top_clients` clients a row; a
+/// domain with fewer than `settings.min_names` names has its count, not their hashes.
 pub fn slot_rows(
     shard: &Shard,
     slot_length: Nanos,
-    sensor: &str,
-    top_clients: usize,
+    settings: &FleetSettings,
     version: u64,
 ) -> Vec<SlotRow> {
     let slot_start = shard.start();
     let mut rows: Vec<SlotRow> = shard
         .domains()
         .map(|(domain, counts)| {
+            let unique = counts.unique_names();
             let (names, names_estimated, names_estimate) = match counts.name_hashes() {
+                Some(_) if unique > 0 && unique < settings.min_names => (Vec::new(), 1, unique),
                 Some(mut hashes) => {
                     hashes.sort_unstable();
                     (hashes, 0, 0)
                 }
-                None => (Vec::new(), 1, counts.unique_names()),
+                None => (Vec::new(), 1, unique),
             };
             let (client_addresses, client_queries) = counts
-                .top_clients(top_clients)
+                .top_clients(settings.top_clients)
                 .into_iter()
                 .map(|(address, queries)| (address.to_string(), queries))
                 .unzip();
             let (qtypes, qtype_queries) = counts.qtypes().into_iter().unzip();
             SlotRow {
-                sensor: sensor.to_string(),
+                sensor: settings.sensor.clone(),
                 slot_start,
                 slot_end: slot_start.saturating_add(slot_length),
                 domain: escape_name(domain),
@@ -121,8 +125,21 @@ pub(super) fn json_lines(rows: &[SlotRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::Database;
     use crate::sketch::SketchSettings;
     use std::net::IpAddr;
+
+    fn settings_for(sensor: &str, top_clients: usize) -> FleetSettings {
+        FleetSettings {
+            url: "http://127.0.0.1:8123".into(),
+            database: Database::new("dns_sensor").expect("a name"),
+            sensor: sensor.into(),
+            user: None,
+            password: None,
+            top_clients,
+            min_names: 1,
+        }
+    }
 
     #[test]
     fn a_row_a_domain_with_its_hashes_clients_and_escaped_names() {
@@ -140,7 +157,7 @@ mod tests {
         }
         shard.record_response(b"pirate.sea", 90);
         shard.record_response(b"answer.sea", 90);
-        let rows = slot_rows(&shard, 60_000_000_000, "dc1", 5, 7);
+        let rows = slot_rows(&shard, 60_000_000_000, &settings_for("dc1", 5), 7);
         assert_eq!(rows.len(), 3, "{rows:?}");
         // A response whose query fell in the slot before: its bytes, no names.
         let answer = &rows[0];
@@ -185,13 +202,54 @@ mod tests {
             let name = format!("n{i}.pirate.sea");
             shard.record_query(b"pirate.sea", name.as_bytes(), client, 1, 40);
         }
-        let rows = slot_rows(&shard, 1, "dc1", 5, 7);
+        let rows = slot_rows(&shard, 1, &settings_for("dc1", 5), 7);
         assert_eq!(rows[0].names_estimated, 1);
         assert!(rows[0].names.is_empty());
         assert!(
             (40..=60).contains(&rows[0].names_estimate),
             "{}",
             rows[0].names_estimate
+        );
+    }
+
+    #[test]
+    fn below_min_names_a_row_carries_the_count_and_no_hashes() {
+        let mut shard = Shard::new(0, &SketchSettings::default());
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        for (domain, name) in [
+            (&b"small.sea"[..], &b"www.small.sea"[..]),
+            (b"small.sea", b"mail.small.sea"),
+            (b"big.sea", b"a.big.sea"),
+            (b"big.sea", b"b.big.sea"),
+            (b"big.sea", b"c.big.sea"),
+        ] {
+            shard.record_query(domain, name, client, 1, 40);
+        }
+        shard.record_response(b"answer.sea", 90);
+        let settings = FleetSettings {
+            min_names: 3,
+            ..settings_for("dc1", 5)
+        };
+        let rows = slot_rows(&shard, 1, &settings, 7);
+        let figures: Vec<(&str, usize, u8, u64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.domain.as_str(),
+                    r.names.len(),
+                    r.names_estimated,
+                    r.names_estimate,
+                )
+            })
+            .collect();
+        // A row without names (a response only) is not a count.
+        assert_eq!(
+            figures,
+            [
+                ("answer.sea", 0, 0, 0),
+                ("big.sea", 3, 0, 0),
+                ("small.sea", 0, 1, 2)
+            ]
         );
     }
 }

@@ -169,8 +169,7 @@ pub struct Coordinator {
 /// The fleet's side of the coordinator: its shipper, and the next slot to ship.
 struct FleetShipping {
     shipper: SlotShipper,
-    sensor: String,
-    top_clients: usize,
+    settings: FleetSettings,
     /// Slots before this start have been offered.
     next_slot: Nanos,
 }
@@ -206,8 +205,7 @@ impl Coordinator {
     pub fn with_fleet(mut self, shipper: SlotShipper, settings: &FleetSettings) -> Self {
         self.fleet = Some(FleetShipping {
             shipper,
-            sensor: settings.sensor.clone(),
-            top_clients: settings.top_clients,
+            settings: settings.clone(),
             next_slot: 0,
         });
         self
@@ -385,7 +383,7 @@ impl Coordinator {
             if end > passed {
                 break;
             }
-            let rows = slot_rows(shard, slot, &fleet.sensor, fleet.top_clients, version);
+            let rows = slot_rows(shard, slot, &fleet.settings, version);
             fleet.shipper.offer(shard.start(), &rows);
             fleet.next_slot = end;
         }
