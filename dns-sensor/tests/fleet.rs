@@ -712,3 +712,158 @@ fn slots_a_run_could_not_ship_wait_in_the_spool_and_the_next_run_sends_them() {
     assert_eq!(alert["total_bytes_in"], 16_812);
     assert_eq!(alert["total_bytes_out"], 35_212);
 }
+
+/// The rows of `database`'s table as the fleet reads them (`FINAL`), without the
+/// columns that name the shipping sensor and run.
+fn stored_slots(server: &ClickHouse, database: &str) -> String {
+    server.query(&format!(
+        "SELECT slot_start, slot_end, domain, requests, responses, bytes_in, bytes_out, \
+         names, names_estimated, names_estimate, client_addresses, client_queries, qtypes, \
+         qtype_queries, samples FROM {database}.domain_slots FINAL \
+         ORDER BY slot_start, domain FORMAT TSV"
+    ))
+}
+
+/// Polls `done` every 50 ms for up to 30 s; false if it never held.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn clickhouse_killed_in_the_middle_of_a_replay_leaves_the_fleet_figures_of_a_run_never_interrupted()
+{
+    use std::io::Write;
+
+    let mut server = clickhouse();
+    let dir = TempDir::new("fleet-kill");
+    let iodine = capture("elastic-iodine-tunnel.pcap");
+    let (link, frames) = frames_of(&iodine);
+    let first = frames.iter().map(|(t, _)| *t).min().expect("frames");
+    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    // One-second slots: the tunnel's 24 s ship as 16 slots while the replay runs.
+    let config_for = |sensor: &str, database: &str| {
+        let path = dir.path(&format!("{sensor}.toml"));
+        let text = format!(
+            "window = \"5m\"\ninterval = \"1s\"\n[fleet]\nclickhouse = \"{}\"\n\
+             database = \"{database}\"\nsensor = \"{sensor}\"\n",
+            server.url()
+        );
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+
+    // The run never interrupted, into a database of its own.
+    let reference = config_for("reference", "uninterrupted");
+    replay_shipping(&reference, &[], &iodine);
+
+    // The same capture through standard input, fed in three parts: ClickHouse is
+    // killed once the first part's slots are stored, and started again once the second
+    // part's slots wait in the spool.
+    let state = dir.path("state");
+    std::fs::create_dir(&state).expect("state directory");
+    let config = config_for("link", "dns_sensor");
+    let init = dns_sensor([
+        "fleet".as_ref(),
+        "init".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    let mut replay = std::process::Command::new(env!("CARGO_BIN_EXE_dns-sensor"))
+        .args(["replay".as_ref(), "--config".as_ref(), config.as_os_str()])
+        .args(["--state".as_ref(), state.as_os_str(), "-".as_ref()])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dns-sensor runs");
+    let part = |from: Nanos, to: Nanos| {
+        frames
+            .iter()
+            .filter(move |(t, _)| (from..to).contains(t))
+            .map(|(t, f)| (*t, f))
+    };
+    let second = Duration::from_secs(1).as_nanos() as Nanos;
+    let (cut1, cut2) = (first + 8 * second, first + 16 * second);
+    let mut input = replay.stdin.take().expect("stdin");
+    input
+        .write_all(&dns_sensor::synth::pcap_bytes(link, part(0, cut1)))
+        .expect("first part");
+    input.flush().expect("flush");
+    let stored_slot_count = |server: &ClickHouse| {
+        server.query("SELECT uniqExact(slot_start) FROM dns_sensor.domain_slots FORMAT TSV")
+    };
+    assert!(
+        eventually(|| stored_slot_count(&server)
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 3),
+        "the first part's slots are not stored: {}",
+        stored_slot_count(&server)
+    );
+    server.kill();
+
+    // The record bytes only: the capture's header went with the first part.
+    const PCAP_HEADER: usize = 24;
+    input
+        .write_all(&dns_sensor::synth::pcap_bytes(link, part(cut1, cut2))[PCAP_HEADER..])
+        .expect("second part");
+    input.flush().expect("flush");
+    let spooled = || {
+        std::fs::read_dir(state.join("fleet-spool"))
+            .map(|files| files.count())
+            .unwrap_or(0)
+    };
+    assert!(
+        eventually(|| spooled() >= 3),
+        "the second part's slots do not wait in the spool: {}",
+        spooled()
+    );
+    server.restart();
+    input
+        .write_all(&dns_sensor::synth::pcap_bytes(link, part(cut2, Nanos::MAX))[PCAP_HEADER..])
+        .expect("last part");
+    drop(input);
+    let output = replay.wait_with_output().expect("replay ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("slots wait and are tried again"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("takes slots again"), "{stderr}");
+    assert!(!stderr.contains(" 0 failed tries"), "{stderr}");
+    assert!(
+        stderr.contains(" 0 slots dropped, 0 slots spooled"),
+        "{stderr}"
+    );
+    assert_eq!(spooled(), 0, "{stderr}");
+
+    // Every slot stored once, as the uninterrupted run stored it, and the fleet gives
+    // the same alert from either.
+    let (interrupted, uninterrupted) = (
+        stored_slots(&server, "dns_sensor"),
+        stored_slots(&server, "uninterrupted"),
+    );
+    // The 16 seconds of the capture that hold queries or responses.
+    assert_eq!(interrupted.lines().count(), 16, "{interrupted}");
+    assert_eq!(interrupted, uninterrupted);
+    let check = fleet_check(&config, &[], at);
+    let expected = fleet_check(&reference, &[], at);
+    assert_eq!(check.domains(), vec!["pirate.sea"], "{}", check.stderr);
+    assert_eq!(check.alerts, expected.alerts);
+    let alert = &check.alerts[0];
+    assert_eq!(alert["unique_hostnames"], 222);
+    assert_eq!(alert["total_requests"], 222);
+    assert_eq!(alert["total_bytes_in"], 16_812);
+    assert_eq!(alert["total_bytes_out"], 35_212);
+}

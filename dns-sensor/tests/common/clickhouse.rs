@@ -79,6 +79,15 @@ impl ClickHouse {
         let _ = child.wait();
     }
 
+    /// Kills the server (SIGKILL: no shutdown, whatever it was writing is cut short),
+    /// keeping its data.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts the server again on the same data and port, and waits until it answers.
     pub fn restart(&mut self) {
         self.stop();
