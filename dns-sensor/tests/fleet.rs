@@ -867,3 +867,108 @@ fn clickhouse_killed_in_the_middle_of_a_replay_leaves_the_fleet_figures_of_a_run
     assert_eq!(alert["total_bytes_in"], 16_812);
     assert_eq!(alert["total_bytes_out"], 35_212);
 }
+
+/// `domains` registered domains `dN.example` with `names` names each, queried by
+/// `client` one a millisecond from `start`.
+fn many_domains_capture(path: &Path, domains: u16, names: u16, client: &str, start: Nanos) {
+    use dns_sensor::synth::{query, udp_frame, Flow};
+    let flow = Flow::to_dns(
+        client.parse().unwrap(),
+        40000,
+        "192.0.2.53".parse().unwrap(),
+    );
+    let frames = (0..domains * names).map(|k| {
+        let name = format!("h{}.d{}.example", k / domains, k % domains);
+        let message = query(k, name.as_bytes(), 1);
+        (start + u64::from(k) * 1_000_000, udp_frame(&flow, &message))
+    });
+    dns_sensor::synth::write_pcap(path, LinkType::Ethernet, frames).expect("write");
+}
+
+#[test]
+fn behind_a_distributed_table_over_two_shards_the_fleet_gives_what_one_server_gives() {
+    use dns_sensor::fleet::schema::{create_statements, Database};
+    use std::collections::BTreeSet;
+
+    let server = clickhouse();
+    let dir = TempDir::new("fleet-cluster");
+    let iodine = capture("elastic-iodine-tunnel.pcap");
+    let (a, b) = (dir.path("link-a.pcap"), dir.path("link-b.pcap"));
+    split_by_alternating_queries(&iodine, [&a, &b]);
+    let (_, frames) = frames_of(&iodine);
+    let first = frames.iter().map(|(t, _)| *t).min().expect("frames");
+    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    let others = dir.path("others.pcap");
+    many_domains_capture(&others, 40, 5, "10.9.0.7", first);
+
+    // The cluster's tables as docs/fleet.md lays them out: on each shard the sensor's
+    // own table; over them the Distributed table the sensors write to and the fleet
+    // query reads, sharded by domain.
+    for shard in ["shard_1", "shard_2"] {
+        for statement in create_statements(&Database::new(shard).expect("a plain name")) {
+            server.query(&statement);
+        }
+    }
+    server.query("CREATE DATABASE dns_sensor");
+    server.query(&format!(
+        "CREATE TABLE dns_sensor.domain_slots AS shard_1.domain_slots \
+         ENGINE = Distributed({}, '', domain_slots, cityHash64(domain))",
+        common::clickhouse::TWO_SHARDS
+    ));
+
+    // The same three links shipped to the cluster and to one server's table.
+    let ship = |database: &str, sensor: &str, capture: &Path| {
+        let config = dir.path(&format!("{database}-{sensor}.toml"));
+        let text = format!(
+            "[fleet]\nclickhouse = \"{}\"\ndatabase = \"{database}\"\nsensor = \"{sensor}\"\n",
+            server.url()
+        );
+        std::fs::write(&config, text).expect("config");
+        replay_shipping(&config, &[], capture);
+        config
+    };
+    for database in ["dns_sensor", "one_server"] {
+        ship(database, "link-a", &a);
+        ship(database, "link-b", &b);
+        ship(database, "link-c", &others);
+    }
+    // A link shipped again: its rows meet the first ones on the same shard, and FINAL
+    // counts them once.
+    let cluster = ship("dns_sensor", "link-a", &a);
+
+    // Every domain's rows are on one shard, and both shards hold some.
+    let domains_of = |shard: &str| -> BTreeSet<String> {
+        let answer = server.query(&format!(
+            "SELECT DISTINCT domain FROM {shard}.domain_slots FORMAT TSV"
+        ));
+        answer.lines().map(String::from).collect()
+    };
+    let (one, two) = (domains_of("shard_1"), domains_of("shard_2"));
+    assert!(!one.is_empty() && !two.is_empty(), "{one:?} {two:?}");
+    assert!(one.is_disjoint(&two), "{one:?} {two:?}");
+    assert_eq!(one.len() + two.len(), 41);
+    assert_eq!(
+        stored_slots(&server, "dns_sensor"),
+        stored_slots(&server, "one_server")
+    );
+
+    // The fleet query over the cluster gives what it gives over one server: a
+    // threshold of 4 makes each of the 40 small domains alert beside the tunnel.
+    let sorted = |mut alerts: Vec<Value>| {
+        alerts.sort_by_key(|a| a["domain"].to_string());
+        alerts
+    };
+    let check = fleet_check(&cluster, &["--threshold", "4"], at);
+    let expected = fleet_check(
+        &dir.path("one_server-link-a.toml"),
+        &["--threshold", "4"],
+        at,
+    );
+    assert_eq!(check.alerts.len(), 41, "{}", check.stderr);
+    let pirate = alert_for(&check.alerts, "pirate.sea").expect("the tunnel alerts");
+    assert_eq!(pirate["unique_hostnames"], 222);
+    assert_eq!(pirate["total_requests"], 222);
+    assert_eq!(pirate["total_bytes_in"], 16_812);
+    assert_eq!(pirate["total_bytes_out"], 35_212);
+    assert_eq!(sorted(check.alerts), sorted(expected.alerts));
+}

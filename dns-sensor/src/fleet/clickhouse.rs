@@ -94,10 +94,17 @@ impl ClickHouse {
         self.post(statement, "").map(drop)
     }
 
-    /// Inserts `body`, rows in `format` (`JSONEachRow`), into `table`.
+    /// Inserts `body`, rows in `format` (`JSONEachRow`), into `table`. Into a
+    /// `Distributed` table the insert returns once every shard has its rows
+    /// (`insert_distributed_sync`), so a slot counts as shipped only when it is stored
+    /// where the fleet query reads it, as on one server.
     pub fn insert(&self, table: &str, format: &str, body: &str) -> Result<(), ClickHouseError> {
-        self.post(&format!("INSERT INTO {table} FORMAT {format}"), body)
-            .map(drop)
+        self.post_with(
+            &format!("INSERT INTO {table} FORMAT {format}"),
+            &[("insert_distributed_sync", "1")],
+            body,
+        )
+        .map(drop)
     }
 
     /// Runs `query` (a SELECT without FORMAT) and parses its rows, one JSON object a
@@ -129,12 +136,25 @@ impl ClickHouse {
     }
 
     fn post(&self, query: &str, body: &str) -> Result<String, ClickHouseError> {
+        self.post_with(query, &[], body)
+    }
+
+    /// Posts `query` with `settings` (ClickHouse settings, as URL parameters).
+    fn post_with(
+        &self,
+        query: &str,
+        settings: &[(&str, &str)],
+        body: &str,
+    ) -> Result<String, ClickHouseError> {
         let mut request = self
             .agent
             .post(format!("{}/", self.url))
             .query("query", query)
             // 18.16 quotes 64-bit integers in JSON unless told not to.
             .query("output_format_json_quote_64bit_integers", "0");
+        for (name, value) in settings {
+            request = request.query(*name, *value);
+        }
         if let Some(credentials) = &self.basic_auth {
             request = request.header("Authorization", credentials);
         }

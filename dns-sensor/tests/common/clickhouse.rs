@@ -6,8 +6,10 @@
 //! [`FLEET_PASSWORD`].
 //!
 //! The server will not run as root: when the tests are root it runs as `nobody`, and
-//! its directory is handed to that user. Only the HTTP port is opened (ports left out
-//! of the configuration stay closed).
+//! its directory is handed to that user. It listens on loopback only: the HTTP port,
+//! and a native-protocol port for the cluster [`TWO_SHARDS`], whose shards are this
+//! server's databases `shard_1` and `shard_2` (ports left out of the configuration
+//! stay closed).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,6 +19,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const SERVER: &str = "/usr/sbin/clickhouse-server";
+
+/// The cluster of two shards on this one server: a `Distributed` table over it with an
+/// empty database name reads and writes `shard_1.TABLE` and `shard_2.TABLE`.
+pub const TWO_SHARDS: &str = "two_shards";
 
 /// The password of the server's user `fleet`.
 pub const FLEET_PASSWORD: &str = "s3cret pass";
@@ -28,6 +34,7 @@ const NOBODY: u32 = 65534;
 pub struct ClickHouse {
     dir: PathBuf,
     port: u16,
+    native_port: u16,
     child: Option<Child>,
 }
 
@@ -46,9 +53,11 @@ impl ClickHouse {
             std::fs::create_dir_all(dir.join(sub)).expect("clickhouse dir");
         }
         let port = free_port();
+        let native_port = free_port();
         let mut server = ClickHouse {
             dir,
             port,
+            native_port,
             child: None,
         };
         server.write_config();
@@ -170,6 +179,13 @@ impl ClickHouse {
     </logger>
     <listen_host>127.0.0.1</listen_host>
     <http_port>{port}</http_port>
+    <tcp_port>{native_port}</tcp_port>
+    <remote_servers>
+        <{TWO_SHARDS}>
+            <shard><replica><host>127.0.0.1</host><port>{native_port}</port><default_database>shard_1</default_database></replica></shard>
+            <shard><replica><host>127.0.0.1</host><port>{native_port}</port><default_database>shard_2</default_database></replica></shard>
+        </{TWO_SHARDS}>
+    </remote_servers>
     <path>{dir}/data/</path>
     <tmp_path>{dir}/tmp/</tmp_path>
     <users_config>{dir}/users.xml</users_config>
@@ -178,7 +194,8 @@ impl ClickHouse {
     <mark_cache_size>67108864</mark_cache_size>
 </yandex>
 "#,
-            port = self.port
+            port = self.port,
+            native_port = self.native_port,
         );
         let users = r#"<?xml version="1.0"?>
 <yandex>
