@@ -159,9 +159,18 @@ fn window_start(rule: &RuleSettings, at: Nanos) -> Nanos {
 /// threshold, one row each, its figures summed over sensors and slots and its names
 /// the exact union of their hashes. Only numbers and the checked database name are
 /// written into it.
+///
+/// The union is computed only for the domains whose rows hold more hashes and counts
+/// than the threshold, without `FINAL`: a domain's union is never larger than that sum
+/// (a row shipped twice only makes it larger), so no domain over the threshold is left
+/// out, and most domains are never merged. On the 4 h window of 1 M domains from two
+/// sensors (docs/fleet.md, "Volume, measured") the query took 11.0-11.6 s on 18.16
+/// without it and 3.6-4.2 s with it, the two run in turn, three times each. `GLOBAL IN`, so that on a `Distributed` table the
+/// domains are chosen over every shard once, not on each shard over the whole table.
 pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> String {
     let window_start = window_start(rule, at);
     let threshold = rule.threshold;
+    let in_window = format!("slot_start >= {window_start} AND slot_start < {at}");
     format!(
         "SELECT domain,
     sum(requests) AS total_requests,
@@ -178,7 +187,11 @@ pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> Strin
     groupArray(samples) AS samples,
     maxIf(slot_start, requests > 0) AS last_slot
 FROM {database}.{TABLE} FINAL
-WHERE slot_start >= {window_start} AND slot_start < {at}
+WHERE {in_window} AND domain GLOBAL IN (
+    SELECT domain FROM {database}.{TABLE}
+    WHERE {in_window}
+    GROUP BY domain
+    HAVING sum(length(names)) + sum(names_estimate) > {threshold})
 GROUP BY domain
 HAVING uniqExactArray(names) + sum(names_estimate) > {threshold}"
     )
