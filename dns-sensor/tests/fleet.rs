@@ -113,6 +113,20 @@ fn fleet_check(config: &Path, extra: &[&str], at: Nanos) -> common::Run {
     run
 }
 
+/// The alert of one sensor watching both links of the iodine tunnel, in the figures
+/// every fleet test checks: 222 queries, 222 names, 16 812 bytes in and 35 212 out.
+fn assert_whole_iodine_tunnel(alert: &Value) {
+    assert_eq!(alert["unique_hostnames"], 222, "{alert}");
+    assert_eq!(alert["total_requests"], 222, "{alert}");
+    assert_eq!(alert["total_bytes_in"], 16_812, "{alert}");
+    assert_eq!(alert["total_bytes_out"], 35_212, "{alert}");
+}
+
+/// A nanosecond after the last of `frames`: when an evaluation covers them all.
+fn after_last_frame(frames: &[(Nanos, Vec<u8>)]) -> Nanos {
+    frames.iter().map(|(t, _)| *t).max().expect("frames") + 1
+}
+
 /// The alert of `domain` among `alerts`.
 fn alert_for<'a>(alerts: &'a [Value], domain: &str) -> Option<&'a Value> {
     alerts.iter().find(|a| a["domain"] == domain)
@@ -153,7 +167,7 @@ fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one
 
     // The fleet, evaluated when the single sensor's last evaluation was.
     let (_, frames) = frames_of(&iodine);
-    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    let at = after_last_frame(&frames);
     let config = fleet_config(&dir, &server, "analyst");
     let check = fleet_check(&config, &[], at);
     assert_eq!(check.domains(), vec!["pirate.sea"], "{}", check.stderr);
@@ -175,10 +189,7 @@ fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one
             "{field}: fleet {fleet} one sensor {expected}"
         );
     }
-    assert_eq!(fleet["unique_hostnames"], 222);
-    assert_eq!(fleet["total_requests"], 222);
-    assert_eq!(fleet["total_bytes_in"], 16_812);
-    assert_eq!(fleet["total_bytes_out"], 35_212);
+    assert_whole_iodine_tunnel(fleet);
     assert!(
         check.stderr.contains("pirate.sea seen by link-a, link-b"),
         "{}",
@@ -244,7 +255,7 @@ fn hostile_domain_names_reach_clickhouse_as_data_and_come_back_as_the_sensor_wri
     assert_eq!(stored["names"], 30);
     // The fleet's alert names it the same way, with the same figures.
     let (_, frames) = frames_of(&capture);
-    let at = frames.iter().map(|(t, _)| *t).max().unwrap() + 1;
+    let at = after_last_frame(&frames);
     let check = fleet_check(&config, &["--threshold", "20"], at);
     assert_eq!(check.alerts.len(), 1, "{}", check.stderr);
     let fleet = &check.alerts[0];
@@ -343,7 +354,7 @@ fn a_password_user_ships_and_checks_and_a_wrong_password_is_an_error_that_says_s
         run.stderr
     );
     let (_, frames) = frames_of(&capture);
-    let at = frames.iter().map(|(t, _)| *t).max().unwrap() + 1;
+    let at = after_last_frame(&frames);
     let check = fleet_check(&right, &["--threshold", "20"], at);
     assert_eq!(check.alerts.len(), 1, "{}", check.stderr);
 
@@ -439,7 +450,7 @@ fn the_schema_and_the_fleet_query_give_the_same_answers_on_a_current_clickhouse(
         threshold: 20,
         ..Default::default()
     };
-    let end_of = |path: &Path| frames_of(path).1.iter().map(|(t, _)| *t).max().unwrap() + 1;
+    let end_of = |path: &Path| after_last_frame(&frames_of(path).1);
     let queries: Vec<String> = [end_of(&iodine), end_of(&hostile)]
         .iter()
         .map(|&at| dns_sensor::fleet::fleet_query(&database, &rule, at))
@@ -615,10 +626,7 @@ fn fleet_run_alerts_on_the_split_tunnel_each_realert_and_keeps_its_reports_acros
     assert_eq!(reported.len(), 1, "{reported:?} {log}");
     let alert = &reported[0];
     assert_eq!(alert["domain"], "pirate.sea");
-    assert_eq!(alert["unique_hostnames"], 222);
-    assert_eq!(alert["total_requests"], 222);
-    assert_eq!(alert["total_bytes_in"], 16_812);
-    assert_eq!(alert["total_bytes_out"], 35_212);
+    assert_whole_iodine_tunnel(alert);
     assert!(log.contains("pirate.sea seen by link-a, link-b"), "{log}");
     let kept = std::fs::read_to_string(state.join("fleet-reports")).expect("reports kept");
     assert!(kept.ends_with(" pirate.sea\n"), "{kept}");
@@ -703,14 +711,11 @@ fn slots_a_run_could_not_ship_wait_in_the_spool_and_the_next_run_sends_them() {
     // nothing had been down.
     replay_shipping(&fleet_config(&dir, &server, "link-b"), &[], &b);
     let (_, frames) = frames_of(&iodine);
-    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    let at = after_last_frame(&frames);
     let check = fleet_check(&fleet_config(&dir, &server, "analyst"), &[], at);
     assert_eq!(check.domains(), vec!["pirate.sea"], "{}", check.stderr);
     let alert = &check.alerts[0];
-    assert_eq!(alert["unique_hostnames"], 222);
-    assert_eq!(alert["total_requests"], 222);
-    assert_eq!(alert["total_bytes_in"], 16_812);
-    assert_eq!(alert["total_bytes_out"], 35_212);
+    assert_whole_iodine_tunnel(alert);
 }
 
 /// The rows of `database`'s table as the fleet reads them (`FINAL`), without the
@@ -746,7 +751,7 @@ fn clickhouse_killed_in_the_middle_of_a_replay_leaves_the_fleet_figures_of_a_run
     let iodine = capture("elastic-iodine-tunnel.pcap");
     let (link, frames) = frames_of(&iodine);
     let first = frames.iter().map(|(t, _)| *t).min().expect("frames");
-    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    let at = after_last_frame(&frames);
     // One-second slots: the tunnel's 24 s ship as 16 slots while the replay runs.
     let config_for = |sensor: &str, database: &str| {
         let path = dir.path(&format!("{sensor}.toml"));
@@ -862,10 +867,7 @@ fn clickhouse_killed_in_the_middle_of_a_replay_leaves_the_fleet_figures_of_a_run
     assert_eq!(check.domains(), vec!["pirate.sea"], "{}", check.stderr);
     assert_eq!(check.alerts, expected.alerts);
     let alert = &check.alerts[0];
-    assert_eq!(alert["unique_hostnames"], 222);
-    assert_eq!(alert["total_requests"], 222);
-    assert_eq!(alert["total_bytes_in"], 16_812);
-    assert_eq!(alert["total_bytes_out"], 35_212);
+    assert_whole_iodine_tunnel(alert);
 }
 
 /// `domains` registered domains `dN.example` with `names` names each, queried by
@@ -897,7 +899,7 @@ fn behind_a_distributed_table_over_two_shards_the_fleet_gives_what_one_server_gi
     split_by_alternating_queries(&iodine, [&a, &b]);
     let (_, frames) = frames_of(&iodine);
     let first = frames.iter().map(|(t, _)| *t).min().expect("frames");
-    let at = frames.iter().map(|(t, _)| *t).max().expect("frames") + 1;
+    let at = after_last_frame(&frames);
     let others = dir.path("others.pcap");
     many_domains_capture(&others, 40, 5, "10.9.0.7", first);
 
@@ -966,9 +968,6 @@ fn behind_a_distributed_table_over_two_shards_the_fleet_gives_what_one_server_gi
     );
     assert_eq!(check.alerts.len(), 41, "{}", check.stderr);
     let pirate = alert_for(&check.alerts, "pirate.sea").expect("the tunnel alerts");
-    assert_eq!(pirate["unique_hostnames"], 222);
-    assert_eq!(pirate["total_requests"], 222);
-    assert_eq!(pirate["total_bytes_in"], 16_812);
-    assert_eq!(pirate["total_bytes_out"], 35_212);
+    assert_whole_iodine_tunnel(pirate);
     assert_eq!(sorted(check.alerts), sorted(expected.alerts));
 }
