@@ -165,8 +165,9 @@ fn window_start(rule: &RuleSettings, at: Nanos) -> Nanos {
 /// (a row shipped twice only makes it larger), so no domain over the threshold is left
 /// out, and most domains are never merged. On the 4 h window of 1 M domains from two
 /// sensors (docs/fleet.md, "Volume, measured") the query took 11.0-11.6 s on 18.16
-/// without it and 3.6-4.2 s with it, the two run in turn, three times each. `GLOBAL IN`, so that on a `Distributed` table the
-/// domains are chosen over every shard once, not on each shard over the whole table.
+/// without it and 3.6-4.2 s with it, the two run in turn, three times each. `GLOBAL
+/// IN`, so that on a `Distributed` table the domains are chosen over every shard once,
+/// not on each shard over the whole table.
 pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> String {
     let window_start = window_start(rule, at);
     let threshold = rule.threshold;
