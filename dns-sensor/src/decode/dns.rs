@@ -1007,6 +1007,11 @@ mod tests {
                 }
             }
             wire.push(0);
+            // What follows the name (nothing, the question's type and class, records)
+            // must not reach the name, dots and capitals among it.
+            for _ in 0..rng.next_u64() % 24 {
+                wire.push(alphabet[rng.next_u64() as usize % alphabet.len()]);
+            }
             let mut general = Name::new();
             let expected = read_name(&wire, HEADER_LEN, &mut general);
             let mut fast = Name::new();
