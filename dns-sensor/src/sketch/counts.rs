@@ -25,7 +25,7 @@ pub struct DomainCounts {
     bytes_out: u64,
     pub(super) names: UniqueNames,
     clients: TopClients,
-    qtypes: TopCounts<u16, 1>,
+    qtypes: TopCounts<2>,
     samples: Samples,
     /// The shard's record counter when this domain was last recorded (its low 32
     /// bits): the tie-break between equally small domains when shedding (the least
