@@ -154,6 +154,10 @@ pub mod rtype {
     pub const A: u16 = 1;
     /// Name server.
     pub const NS: u16 = 2;
+    /// Start of authority.
+    pub const SOA: u16 = 6;
+    /// Domain name pointer (reverse look-ups).
+    pub const PTR: u16 = 12;
     /// Canonical name.
     pub const CNAME: u16 = 5;
     /// NULL: opaque rdata of any size (iodine's favourite).
@@ -164,6 +168,8 @@ pub mod rtype {
     pub const TXT: u16 = 16;
     /// IPv6 address (16 bytes of rdata).
     pub const AAAA: u16 = 28;
+    /// Service location (RFC 2782).
+    pub const SRV: u16 = 33;
     /// Any type.
     pub const ANY: u16 = 255;
 }
@@ -269,6 +275,50 @@ pub fn response_sized(id: u16, name: &[u8], qtype: u16, msg_len: usize) -> Vec<u
     let fixed = response(id, name, qtype, qtype, 0).len();
     let rdata = msg_len.saturating_sub(fixed).min(usize::from(u16::MAX)) as u16;
     response(id, name, qtype, qtype, rdata)
+}
+
+/// A response with `rcode` repeating the question and carrying `records` as its
+/// answers, each owned by the question's name (a compression pointer to it), class IN,
+/// TTL 300, with the given type and rdata as it goes on the wire.
+pub fn answer(id: u16, name: &[u8], qtype: u16, rcode: u8, records: &[(u16, &[u8])]) -> Vec<u8> {
+    let count = u16::try_from(records.len()).expect("at most 65 535 answers");
+    let mut m = Vec::new();
+    push_header(
+        &mut m,
+        id,
+        FLAGS_RESPONSE | u16::from(rcode & 0x0f),
+        [1, count, 0, 0],
+    );
+    encode_name(&mut m, name);
+    push_u16s(&mut m, &[qtype, 1]);
+    for (rtype, rdata) in records {
+        push_u16s(&mut m, &[0xc000 | DNS_HEADER_LEN as u16, *rtype, 1]);
+        m.extend_from_slice(&300u32.to_be_bytes());
+        let len = u16::try_from(rdata.len()).expect("rdata of at most 65 535 bytes");
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(rdata);
+    }
+    m
+}
+
+/// TXT rdata holding `text` as character-strings of at most 255 bytes.
+pub fn txt_rdata(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 255 + 1);
+    for chunk in text.chunks(255) {
+        out.push(chunk.len() as u8);
+        out.extend_from_slice(chunk);
+    }
+    if text.is_empty() {
+        out.push(0);
+    }
+    out
+}
+
+/// A name in wire format, for rdata that holds one (CNAME, PTR, SRV's target).
+pub fn name_rdata(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    encode_name(&mut out, name.as_bytes());
+    out
 }
 
 /// A response with RCODE 3 (NXDOMAIN) and no answers.

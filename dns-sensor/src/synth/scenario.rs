@@ -4,6 +4,7 @@
 //! builders record; `cargo xtask gen` writes them to files; the benchmarks use
 //! [`resolver_mix`] (traffic shaped like a real resolver's, the default) and [`mix`].
 
+pub mod busy;
 pub mod resolver;
 
 pub use resolver::{resolver_mix, ResolverMix};
