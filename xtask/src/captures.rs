@@ -17,6 +17,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("resolver", "traffic shaped like a busy resolver's (the benchmarks' default): 50 000 registered domains under a mix of public suffixes, 1-5 names each, Zipf 0.9 popularity, 5 000 clients, every query answered, 2 % tunnel names (--frames N, over one hour)"),
     ("mix", "the old benchmark mix: ordinary traffic with a TXT and a NULL tunnel and a random-subdomain flood (--frames N)"),
     ("window", "a full 4 h window: --frames N queries (default 1 M; 20 M for the memory bar) for N/20 registered domains, 20 names each, each domain active in one 15-minute slot, and a 300-name tunnel across the window"),
+    ("busy", "6 h of a 2 000-endpoint network behind two resolvers, labelled: ordinary browsing, busy benign services (blocklists, reputation look-ups, CDN and video edges, ad frames, cloud storage, Active Directory, PTR sweeps, ACME), generated tunnels loud and quiet, and the real tunnel captures of ../shared/captures; the labels go to OUT with the extension .labels.tsv"),
     ("flood", "a 4 h flood where every query is a new registered domain (--frames N, default 1 M), as a DGA or a random-domain attack makes it, and the window's 300-name tunnel inside it"),
 ];
 
@@ -37,6 +38,7 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
         "resolver" => return write_resolver(out, frames),
         "window" => return write_window(out, frames, 20),
         "flood" => return write_window(out, frames, 1),
+        "busy" => return write_busy(out),
         other => bail!("no scenario {other:?}; known: {}", names()),
     };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -46,6 +48,28 @@ pub fn generate(name: &str, out: &Path, frames: u64) -> anyhow::Result<usize> {
         .write_pcap(out)
         .with_context(|| format!("writing {}", out.display()))
 }
+
+/// Writes the `busy` scenario to `out` and its labels beside it.
+fn write_busy(out: &Path) -> anyhow::Result<usize> {
+    use dns_sensor::synth::scenario::busy::BusyNetwork;
+
+    let captures = workspace_root().join("../shared/captures");
+    let network = BusyNetwork::build(BUSY_SEED, EPOCH, 6, 2_000, Some(&captures))
+        .with_context(|| format!("reading the tunnel captures in {}", captures.display()))?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let labels = out.with_extension("labels.tsv");
+    std::fs::write(&labels, network.labels_tsv())
+        .with_context(|| format!("writing {}", labels.display()))?;
+    network
+        .traffic
+        .write_pcap(out)
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+/// Seed of the `busy` scenario, the one `tests/ground_truth.rs` scores.
+const BUSY_SEED: u64 = 13;
 
 /// Seed of the `resolver` scenario: the benchmarks' captures are always the same bytes.
 pub const RESOLVER_SEED: u64 = 1;
