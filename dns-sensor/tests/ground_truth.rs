@@ -9,12 +9,11 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use common::{capture, replay};
-use dns_sensor::capture::{Frame, LinkType};
 use dns_sensor::config::DEFAULT_WHITELIST;
 use dns_sensor::decode::{parse_question, DecodeSettings, Decoder, Name};
 use dns_sensor::domain::{Classifier, DomainSettings, Verdict};
 use dns_sensor::synth::scenario::busy::{BusyNetwork, Truth};
-use dns_sensor::synth::scenario::{EPOCH, HOUR, MINUTE};
+use dns_sensor::synth::scenario::{Traffic, EPOCH, HOUR, MINUTE};
 use dns_sensor::Nanos;
 
 /// The reference rule's window, slot and threshold (the sensor's defaults).
@@ -37,12 +36,7 @@ fn busiest_windows(frames: &[(Nanos, Vec<u8>)]) -> HashMap<String, usize> {
     // Per domain, per name, the slots it was asked in.
     let mut seen: HashMap<String, HashMap<Vec<u8>, Vec<u64>>> = HashMap::new();
     let mut last_slot = 0;
-    for (ts, data) in frames {
-        let frame = Frame {
-            ts: *ts,
-            link: LinkType::Ethernet,
-            data,
-        };
+    for frame in Traffic::frames_of(frames) {
         decoder.decode(&frame, |packet| {
             let Ok(question) = parse_question(packet.message, &mut name) else {
                 return;
@@ -89,7 +83,7 @@ fn the_reference_rule_alone_catches_the_loud_tunnels_and_every_busy_service() {
     let labels = network.labels.clone();
     let frames = network.traffic.into_sorted();
     let busiest = busiest_windows(&frames);
-    let mut traffic = dns_sensor::synth::scenario::Traffic::new();
+    let mut traffic = Traffic::new();
     for (ts, frame) in frames {
         traffic.push(ts, frame);
     }

@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use super::{Traffic, HOUR};
-use crate::synth::{answer, nxdomain, query, udp_frame, Flow, SplitMix64};
+use crate::synth::{answer, nxdomain, query, rtype, udp_frame, Flow, SplitMix64};
 use crate::Nanos;
 
 /// The network's two resolvers; an endpoint always asks the same one.
@@ -198,6 +198,29 @@ impl Network {
         };
         self.traffic
             .push(ts + delay, udp_frame(&flow.reply(), &message));
+    }
+
+    /// A dual-stack client's pair: A for `name` at `ts` answered `v4`, then AAAA within
+    /// `gap` answered `v6`.
+    pub fn ask_both_families(
+        &mut self,
+        ts: Nanos,
+        client: IpAddr,
+        name: &str,
+        (v4, v6): ([u8; 4], [u8; 16]),
+        gap: Nanos,
+    ) {
+        let a = [(rtype::A, &v4[..])];
+        self.ask(ts, client, name.as_bytes(), rtype::A, Reply::Records(&a));
+        let at = self.time_near(ts, gap);
+        let aaaa = [(rtype::AAAA, &v6[..])];
+        self.ask(
+            at,
+            client,
+            name.as_bytes(),
+            rtype::AAAA,
+            Reply::Records(&aaaa),
+        );
     }
 
     /// Adds a frame as it is (a real capture's, spliced in).

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::capture::{Frame, LinkType};
 use crate::decode::{parse_question, DecodeSettings, Decoder, Name};
+use crate::synth::scenario::Traffic;
 use crate::Nanos;
 
 /// One query as the sensor sees it, and its response if one came.
@@ -39,12 +39,7 @@ pub fn exchanges(frames: &[(Nanos, Vec<u8>)]) -> Vec<Exchange> {
     let mut name = Name::new();
     let mut out: Vec<Exchange> = Vec::new();
     let mut pending: HashMap<(IpAddr, u16, u16), usize> = HashMap::new();
-    for (ts, data) in frames {
-        let frame = Frame {
-            ts: *ts,
-            link: LinkType::Ethernet,
-            data,
-        };
+    for frame in Traffic::frames_of(frames) {
         decoder.decode(&frame, |packet| {
             let question =
                 parse_question(packet.message, &mut name).expect("a well-formed message");

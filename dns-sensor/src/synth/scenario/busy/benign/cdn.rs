@@ -127,7 +127,13 @@ fn youtube(net: &mut Network) {
             let server = 1 + net.rng().below(SERVERS_PER_CLUSTER);
             let name = format!("r{server}---{}.{YOUTUBE}", cluster_code(0x7907, cluster));
             let ts = net.time_near(start, 10 * MINUTE);
-            dual_stack(net, ts, client, &name, [cluster as u8, server as u8]);
+            net.ask_both_families(
+                ts,
+                client,
+                &name,
+                google_cache([cluster as u8, server as u8]),
+                1_000_000,
+            );
         }
     }
 }
@@ -149,32 +155,23 @@ fn chrome_updates(net: &mut Network) {
             let server = 1 + net.rng().below(SERVERS_PER_CLUSTER);
             let name = format!("r{server}---{}.{CHROME}", cluster_code(0xc470, cluster));
             let at = net.time_near(ts + 100_000_000, 2_000_000_000);
-            dual_stack(net, at, client, &name, [64 + cluster as u8, server as u8]);
+            net.ask_both_families(
+                at,
+                client,
+                &name,
+                google_cache([64 + cluster as u8, server as u8]),
+                1_000_000,
+            );
         }
     }
 }
 
-/// A and AAAA for `name`, both answered (the caches are dual-stack).
-fn dual_stack(net: &mut Network, ts: u64, client: std::net::IpAddr, name: &str, host: [u8; 2]) {
-    let v4 = [74, 125, host[0], host[1]];
+/// The addresses of a Google cache `host`: one in 74.125/16, one in 2a00:1450::/32.
+fn google_cache(host: [u8; 2]) -> ([u8; 4], [u8; 16]) {
     let mut v6 = [0u8; 16];
     v6[..4].copy_from_slice(&[0x2a, 0x00, 0x14, 0x50]);
     v6[14..].copy_from_slice(&host);
-    net.ask(
-        ts,
-        client,
-        name.as_bytes(),
-        rtype::A,
-        Reply::Records(&[(rtype::A, &v4)]),
-    );
-    let at = net.time_near(ts, 1_000_000);
-    net.ask(
-        at,
-        client,
-        name.as_bytes(),
-        rtype::AAAA,
-        Reply::Records(&[(rtype::AAAA, &v6)]),
-    );
+    ([74, 125, host[0], host[1]], v6)
 }
 
 /// A cache cluster's `sn-` label: eight letters and digits, fixed per cluster.

@@ -51,11 +51,7 @@ pub fn blocklists(net: &mut Network) {
     let relays = [Network::server(2, 25), Network::server(2, 26)];
     // Legitimate senders come back all day; spam comes from ever new addresses.
     let regular_senders: Vec<[u8; 4]> = (0..300)
-        .map(|_| {
-            net.rng().next_u64().to_le_bytes()[..4]
-                .try_into()
-                .unwrap_or([0; 4])
-        })
+        .map(|_| (net.rng().next_u64() as u32).to_le_bytes())
         .collect();
     let connections = CONNECTIONS_PER_HOUR * net.hours();
     for _ in 0..connections {
@@ -74,9 +70,7 @@ pub fn blocklists(net: &mut Network) {
             nibbles_reversed(&address)
         } else {
             let octets = if spam {
-                net.rng().next_u64().to_le_bytes()[..4]
-                    .try_into()
-                    .unwrap_or([0; 4])
+                (net.rng().next_u64() as u32).to_le_bytes()
             } else {
                 regular_senders[net.rng().below(regular_senders.len() as u64) as usize]
             };
