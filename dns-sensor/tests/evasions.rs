@@ -157,8 +157,9 @@ fn many_tunnels_under_one_registered_domain_add_up() {
 #[test]
 fn a_tunnel_spread_over_its_own_registered_domains_is_a_limit_of_the_rule() {
     // Four registered domains of the tunnel's own, 150 names each over an hour: none
-    // over 200, no alert at the defaults. The README's advice: a lower threshold (here
-    // 100) over the same window.
+    // over 200, no alert from the count alone. The evidence catches each (one client,
+    // new names, long labels, TXT) from the tunnel threshold; without it, the README's
+    // advice: a lower threshold (here 100) over the same window.
     let build = || {
         let mut traffic = Traffic::new();
         for d in 0..4u64 {
@@ -168,35 +169,62 @@ fn a_tunnel_spread_over_its_own_registered_domains_is_a_limit_of_the_rule() {
         }
         traffic
     };
-    let quiet = replay("spread-defaults", build(), &[]);
+    let spread = [
+        "spread0.example",
+        "spread1.example",
+        "spread2.example",
+        "spread3.example",
+    ];
+    let count_alone = ["--tunnel-threshold", "0"];
+    let quiet = replay("spread-count-alone", build(), &count_alone);
     assert!(quiet.domains().is_empty(), "{:?}", quiet.alerts);
-    let run = replay("spread-lower-threshold", build(), &["--threshold", "100"]);
+    let caught = replay("spread-defaults", build(), &[]);
+    let mut domains = caught.domains();
+    domains.sort();
+    domains.dedup();
+    assert_eq!(domains, spread);
+    for alert in &caught.alerts {
+        assert_eq!(alert["severity"], "high", "{alert}");
+        assert_eq!(
+            alert["reasons"].as_array().and_then(|r| r.last()),
+            Some(&"under the count threshold".into())
+        );
+    }
+    let run = replay(
+        "spread-lower-threshold",
+        build(),
+        &["--threshold", "100", "--tunnel-threshold", "0"],
+    );
     let mut domains = run.domains();
     domains.sort();
-    assert_eq!(
-        domains,
-        [
-            "spread0.example",
-            "spread1.example",
-            "spread2.example",
-            "spread3.example"
-        ]
-    );
+    assert_eq!(domains, spread);
 }
 
 #[test]
 fn a_tunnel_just_under_the_threshold_in_every_window_is_a_limit_of_the_rule() {
     // 1 100 names evenly over 24 hours: 183 in every 4 hours (195 in the end-of-input
-    // evaluation's window, up to a slot longer); a longer window (12 hours) with the
-    // same threshold sees 550.
+    // evaluation's window, up to a slot longer), no alert from the count alone; the
+    // evidence catches it, and so does a longer window (12 hours) with the same
+    // threshold, which sees 550.
     let build = || {
         Tunnel::new("patient.example", 1100, EPOCH, 24 * HOUR)
             .build()
             .0
     };
-    let quiet = replay("patient-defaults", build(), &[]);
+    let count_alone = ["--tunnel-threshold", "0"];
+    let quiet = replay("patient-count-alone", build(), &count_alone);
     assert!(quiet.domains().is_empty(), "{:?}", quiet.alerts);
-    let run = replay("patient-long-window", build(), &["--window", "12h"]);
+    let caught = replay("patient-defaults", build(), &[]);
+    assert!(!caught.alerts.is_empty(), "{}", caught.stderr);
+    for alert in &caught.alerts {
+        assert_eq!(alert["domain"], "patient.example", "{alert}");
+        assert_eq!(alert["severity"], "high", "{alert}");
+    }
+    let run = replay(
+        "patient-long-window",
+        build(),
+        &["--window", "12h", "--tunnel-threshold", "0"],
+    );
     assert!(
         run.domains().iter().all(|d| d == "patient.example"),
         "{:?}",

@@ -183,10 +183,26 @@ fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one
         "window_end",
         "top_clients",
         "qtypes",
+        "severity",
+        "reasons",
     ] {
         assert_eq!(
             fleet[field], expected[field],
             "{field}: fleet {fleet} one sensor {expected}"
+        );
+    }
+    // The evidence too, but for the samples' part: each sensor kept its own first
+    // names, so the character mix may differ in the last digit.
+    for figure in [
+        "names_per_query",
+        "clients",
+        "name_length",
+        "labels",
+        "longest_label",
+    ] {
+        assert_eq!(
+            fleet["evidence"][figure], expected["evidence"][figure],
+            "{figure}: fleet {fleet} one sensor {expected}"
         );
     }
     assert_whole_iodine_tunnel(fleet);
@@ -205,6 +221,44 @@ fn a_tunnel_split_across_two_sensors_alerts_in_the_fleet_with_the_figures_of_one
     // A threshold over the fleet's count: no alert.
     let quiet = fleet_check(&config, &["--threshold", "222"], at);
     assert!(quiet.alerts.is_empty(), "{:?}", quiet.alerts);
+}
+
+#[test]
+fn a_table_of_the_version_before_the_evidence_gains_its_columns_and_its_alerts_their_severity() {
+    let server = clickhouse();
+    let dir = TempDir::new("fleet-migrate");
+    // The table as the version before issue 13 made it.
+    server.query("CREATE DATABASE dns_sensor");
+    server.query(
+        "CREATE TABLE dns_sensor.domain_slots (sensor String, slot_start UInt64, \
+         slot_end UInt64, domain String, requests UInt64, responses UInt64, \
+         bytes_in UInt64, bytes_out UInt64, names Array(UInt64), names_estimated UInt8, \
+         names_estimate UInt64, client_addresses Array(String), \
+         client_queries Array(UInt64), qtypes Array(UInt16), qtype_queries Array(UInt64), \
+         samples Array(String), version UInt64) ENGINE = ReplacingMergeTree(version) \
+         PARTITION BY toYYYYMM(toDateTime(intDiv(slot_start, 1000000000))) \
+         ORDER BY (slot_start, domain, sensor)",
+    );
+    let iodine = capture("elastic-iodine-tunnel.pcap");
+    let config = fleet_config(&dir, &server, "link");
+    let run = replay_shipping(&config, &[], &iodine);
+    assert!(
+        run.stderr.contains("fleet: 1 slots shipped"),
+        "{}",
+        run.stderr
+    );
+    let columns = server.query(
+        "SELECT name FROM system.columns WHERE database = 'dns_sensor' \
+         AND table = 'domain_slots' AND name IN ('clients', 'shape_names', 'nxdomain')",
+    );
+    assert_eq!(columns.lines().count(), 3, "{columns}");
+    let (_, frames) = frames_of(&iodine);
+    let check = fleet_check(&config, &[], after_last_frame(&frames));
+    let alert = alert_for(&check.alerts, "pirate.sea").expect("the tunnel alerts");
+    let sensor_alone = alert_for(&run.alerts, "pirate.sea").expect("and on the sensor");
+    assert_eq!(alert["severity"], "high", "{alert}");
+    assert_eq!(alert["score"], sensor_alone["score"], "{alert}");
+    assert_eq!(alert["evidence"]["clients"], 1);
 }
 
 /// A tunnel-like domain whose label is made to break SQL, JSON and terminals: `names`
@@ -596,8 +650,10 @@ fn fleet_run_alerts_on_the_split_tunnel_each_realert_and_keeps_its_reports_acros
     let rule = "window = \"5m\"\ninterval = \"1s\"\n";
     for (sensor, part) in [("link-a", &a), ("link-b", &b)] {
         let config = dir.path(&format!("{sensor}.toml"));
+        // The count alone on each link: half the tunnel (111 names) is under the
+        // threshold, though its evidence would raise an alert of its own.
         let text = format!(
-            "{rule}[fleet]\nclickhouse = \"{}\"\nsensor = \"{sensor}\"\n",
+            "{rule}tunnel_threshold = 0\n[fleet]\nclickhouse = \"{}\"\nsensor = \"{sensor}\"\n",
             server.url()
         );
         std::fs::write(&config, text).expect("config");

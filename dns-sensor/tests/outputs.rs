@@ -62,6 +62,25 @@ fn file_and_stdout_outputs_in_ecs_carry_the_reference_figures() {
         .as_str()
         .is_some_and(|s| s.starts_with("2010-08-20T22:00:00")));
     assert_reference_figures(&ecs["dns_sensor"]);
+    // iodine: one client, a new name each query, NULL queries.
+    assert_eq!(ecs["event"]["severity"], 73, "{ecs}");
+    assert_eq!(ecs["dns_sensor"]["severity"], "high", "{ecs}");
+    let score = ecs["dns_sensor"]["score"].as_u64().expect("a score");
+    assert!((50..=100).contains(&score), "{ecs}");
+    assert_eq!(ecs["event"]["risk_score"].as_f64(), Some(score as f64));
+    assert!(ecs["message"].as_str().is_some_and(
+        |m| m.starts_with(&format!("[high {score}] suspected DNS tunnel: pirate.sea"))
+    ));
+    for reason in ["names do not repeat", "one client", "data query types"] {
+        assert!(
+            ecs["dns_sensor"]["reasons"]
+                .as_array()
+                .is_some_and(|r| r.contains(&Value::from(reason))),
+            "{reason}: {ecs}"
+        );
+    }
+    assert_eq!(ecs["dns_sensor"]["evidence"]["clients"], 1);
+    assert_eq!(ecs["dns_sensor"]["evidence"]["data_qtype_share"], 1.0);
 
     // The file: the reference line, the same alert.
     let written = lines(&alerts);
@@ -69,6 +88,10 @@ fn file_and_stdout_outputs_in_ecs_carry_the_reference_figures() {
     assert_eq!(written[0]["domain"], "pirate.sea");
     assert_eq!(written[0]["@timestamp"], ecs["@timestamp"]);
     assert_reference_figures(&written[0]);
+    assert_eq!(written[0]["severity"], "high");
+    assert_eq!(written[0]["score"], score);
+    assert_eq!(written[0]["reasons"], ecs["dns_sensor"]["reasons"]);
+    assert_eq!(written[0]["evidence"], ecs["dns_sensor"]["evidence"]);
 
     // A second replay appends.
     let again = replay_iodine(&config);
@@ -198,11 +221,20 @@ fn replay_mails_the_captures_alert_before_it_exits() {
     let mail = &received[0];
     assert_eq!(mail.mail_from, "dns-sensor@sensor.example");
     assert_eq!(mail.rcpt_tos, ["soc@example.org", "noc@example.org"]);
-    assert_eq!(mail.header("Subject"), ["Tunnel: pirate.sea"]);
+    let subject = mail.header("Subject");
+    assert_eq!(subject.len(), 1);
+    assert!(
+        subject[0].starts_with("Tunnel: [high ") && subject[0].ends_with("] pirate.sea"),
+        "{subject:?}"
+    );
     let body = mail.body();
     let lines: Vec<&str> = body.lines().collect();
     for expected in [
         "1. pirate.sea",
+        "   reasons:          names do not repeat",
+        "                     one client",
+        "   evidence:         names_per_query   1",
+        "                     clients           1",
         "   unique hostnames: 222 (threshold 200)",
         "   requests:         222",
         "   bytes in:         16812",
@@ -224,6 +256,93 @@ fn replay_mails_the_captures_alert_before_it_exits() {
         server.port
     );
     assert!(run.stderr.contains(&sent), "{}", run.stderr);
+}
+
+#[test]
+fn min_severity_keeps_low_alerts_out_of_the_mail_and_the_file() {
+    use dns_sensor::synth::scenario::{background, Tunnel};
+    const START: u64 = 1_700_000_000 * dns_sensor::NANOS_PER_SEC;
+    const MINUTE: u64 = 60 * dns_sensor::NANOS_PER_SEC;
+    // Under a threshold of 5, the busy services of 40 clients alert, low (their names
+    // repeat, 40 clients ask them, short labels), beside a tunnel, high.
+    let mut traffic = background(START, MINUTE, 50, 40, 7);
+    traffic.extend(Tunnel::new("tunnel.example", 50, START, MINUTE).build().0);
+    let server = SmtpServer::start(&ServerOptions::default());
+    let dir = TempDir::new("outputs-min-severity");
+    let pcap = dir.path("busy.pcap");
+    traffic.write_pcap(&pcap).expect("written");
+    let replay = |config: &std::path::Path| {
+        let run = dns_sensor([
+            "replay".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            pcap.as_os_str(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    };
+    let severities = |alerts: &[Value], field: &str| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = alerts
+            .iter()
+            .map(|a| (a["domain"].to_string(), a[field].to_string()))
+            .collect();
+        found.sort();
+        found
+    };
+    let file = dir.path("alerts.json");
+    let file_table = format!("[output.file]\npath = \"{}\"\n", file.display());
+
+    // The defaults: the file takes every alert, the mail the high one only.
+    let defaults = dir.path("defaults.toml");
+    std::fs::write(
+        &defaults,
+        format!(
+            "threshold = 5\n{file_table}{}",
+            email_config(server.port, "")
+        ),
+    )
+    .unwrap();
+    let run = replay(&defaults);
+    let all = severities(&run.alerts, "severity");
+    let high: Vec<_> = all.iter().filter(|(_, s)| s == "\"high\"").collect();
+    assert_eq!(
+        high,
+        [&("\"tunnel.example\"".to_owned(), "\"high\"".to_owned())],
+        "{all:?}"
+    );
+    assert!(all.len() >= 3, "stdout takes every alert: {all:?}");
+    assert_eq!(severities(&lines(&file), "severity"), all);
+    let received = server.received();
+    assert_eq!(received.len(), 1, "{}\n{}", run.stderr, server.log());
+    let subject = received[0].header("Subject");
+    assert!(
+        subject[0].starts_with("Tunnel: [high ") && subject[0].ends_with("] tunnel.example"),
+        "{subject:?}"
+    );
+    let body = received[0].body();
+    assert!(body.contains("1. tunnel.example"), "{body}");
+    assert!(!body.contains("2. "), "the high alert only:\n{body}");
+
+    // Swapped: the file the high one only, the mail every alert.
+    std::fs::remove_file(&file).unwrap();
+    let swapped = dir.path("swapped.toml");
+    std::fs::write(
+        &swapped,
+        format!(
+            "threshold = 5\n{file_table}min_severity = \"high\"\n{}",
+            email_config(server.port, "min_severity = \"low\"\n")
+        ),
+    )
+    .unwrap();
+    replay(&swapped);
+    let written = lines(&file);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0]["domain"], "tunnel.example");
+    let received = server.received();
+    assert_eq!(received.len(), 2, "{}", server.log());
+    let body = received[1].body();
+    assert!(body.contains(&format!("{}. ", all.len())), "{body}");
+    assert!(body.contains("   severity:         low (score "), "{body}");
 }
 
 #[test]

@@ -30,7 +30,7 @@ use dns_sensor::alert::email::{formatted_mail, Delivery, EmailSettings, TlsMode}
 use dns_sensor::alert::{escape_name, journald, summary_line, Format, LineFormat};
 use dns_sensor::config::DEFAULT_SUBJECT;
 use dns_sensor::decode::{parse_question, Name};
-use dns_sensor::detect::Alert;
+use dns_sensor::detect::{Alert, Assessment, Evidence, Severity};
 use dns_sensor_fuzz::{printable, printable_no_space, Input, T0};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -108,6 +108,14 @@ fuzz_target!(|data: &[u8]| {
     assert!(printable(summary.as_bytes()), "{}", summary.escape_debug());
     assert!(
         summary.contains(&format!(" {escaped_domain} had ")),
+        "{summary}"
+    );
+    assert!(
+        summary.starts_with(&format!(
+            "[{} {}] ",
+            alert.assessment.severity.as_str(),
+            alert.assessment.score
+        )),
         "{summary}"
     );
 
@@ -192,6 +200,24 @@ fn alert(domain: &[u8], samples: &[Vec<u8>], input: &mut Input<'_>) -> Alert {
     let mut number = || u64::from(input.u16()) << 16 | u64::from(input.u16());
     let at = T0 + number() * dns_sensor::NANOS_PER_SEC;
     let clients = (number() % 4) as usize;
+    // Figures in thousandths, as the evidence is rounded; the assessment they give.
+    let mut figure = || (number() % 1_000_000) as f64 / 1000.0;
+    let evidence = Evidence {
+        names_per_query: figure(),
+        clients: (figure() * 1000.0) as u64 % 100,
+        top_client_share: figure(),
+        name_length: figure(),
+        labels: figure(),
+        longest_label: figure(),
+        digit_share: figure(),
+        other_share: figure(),
+        data_qtype_share: figure(),
+        nxdomain_share: figure(),
+        failure_share: figure(),
+        query_bytes: figure(),
+        response_bytes: figure(),
+    };
+    let assessment = Assessment::of(&evidence);
     Alert {
         at,
         domain: domain.into(),
@@ -210,6 +236,8 @@ fn alert(domain: &[u8], samples: &[Vec<u8>], input: &mut Input<'_>) -> Alert {
         qtypes: (0..number() % 4)
             .map(|_| (number() as u16, number()))
             .collect(),
+        evidence,
+        assessment,
     }
 }
 
@@ -226,6 +254,7 @@ fn check_mail(alert: &Alert, domain: &str, samples: &[String]) {
         ca_file: None,
         timeout: Duration::from_secs(10),
         give_up_after: Duration::from_secs(60),
+        min_severity: Severity::Low,
         delivery: Delivery::default(),
     };
     let now = UNIX_EPOCH + Duration::from_nanos(alert.at);

@@ -152,7 +152,7 @@ fn stages(
                     if let Verdict::Registered(d) = cache.classify(&classifier, name.as_bytes()) {
                         let size = p.message.len() as u32;
                         if q.is_response {
-                            shard.record_response(d, size);
+                            shard.record_response(d, size, q.rcode);
                         } else {
                             shard.record_query(d, name.as_bytes(), p.src, q.qtype, size);
                         }

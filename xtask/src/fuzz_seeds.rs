@@ -678,7 +678,7 @@ fn window_snapshot(shared: &Shared) -> Vec<Seed> {
                 16,
                 70,
             );
-            shard.record_response(b"tunnel.org", 200);
+            shard.record_response(b"tunnel.org", 200, 0);
         }
         shard.record_query(b"quiet.org", b"www.quiet.org", [10, 0, 0, 9].into(), 1, 40);
         window.add(shard);

@@ -1,9 +1,11 @@
 //! The journald output: one structured journal entry per alert, over the journal's
 //! native protocol.
 //!
-//! Every entry has `PRIORITY=4` (warning), `SYSLOG_IDENTIFIER=dns-sensor`, the one
-//! [`MESSAGE_ID`] of every alert (`journalctl MESSAGE_ID=c02f30fa7d4846fa8846c606a7ea6dc5`
-//! lists them all), a readable `MESSAGE` ([`summary_line`]) and these fields:
+//! Every entry has `PRIORITY=4` (warning) for a high alert and `PRIORITY=5` (notice)
+//! for a low one ([`priority`]: `journalctl -p warning` shows the high ones only),
+//! `SYSLOG_IDENTIFIER=dns-sensor`, the one [`MESSAGE_ID`] of every alert
+//! (`journalctl MESSAGE_ID=c02f30fa7d4846fa8846c606a7ea6dc5` lists them all), a
+//! readable `MESSAGE` ([`summary_line`], which starts `[high 84]`) and these fields:
 //!
 //! | field | value |
 //! |---|---|
@@ -17,17 +19,22 @@
 //! | `ALERT_ID` | the alert's id, the same in every output |
 //! | `SAMPLE_NAMES` | a few names, escaped, space-separated |
 //! | `QTYPES` | `TYPE=count` pairs, space-separated |
+//! | `SEVERITY` | `high` or `low` |
+//! | `SCORE` | 0 to 100 |
+//! | `REASONS` | the traits behind the score, comma-separated (`names do not repeat,one client`) |
+//! | `EVIDENCE_NAMES_PER_QUERY`, `EVIDENCE_CLIENTS`, `EVIDENCE_TOP_CLIENT_SHARE`, `EVIDENCE_NAME_LENGTH`, `EVIDENCE_LABELS`, `EVIDENCE_LONGEST_LABEL`, `EVIDENCE_DIGIT_SHARE`, `EVIDENCE_OTHER_SHARE`, `EVIDENCE_DATA_QTYPE_SHARE`, `EVIDENCE_NXDOMAIN_SHARE`, `EVIDENCE_FAILURE_SHARE`, `EVIDENCE_QUERY_BYTES`, `EVIDENCE_RESPONSE_BYTES` | the evidence's figures (the JSON `evidence` object's, upper case), three decimals at most |
 //!
-//! Every value is printable ASCII (names are escaped before they get here), so no field
-//! can hold a line break or a terminal sequence, and no name can forge a field.
+//! Every value is printable ASCII (names are escaped before they get here; reasons are
+//! fixed phrases, figures numbers), so no field can hold a line break or a terminal
+//! sequence, and no name can forge a field.
 
 use log::{Level, Record};
 use systemd_journal_logger::JournalLog;
 
 use super::reference::AlertJson;
-use super::text::{alert_id, escape_name, rfc3339, summary_line};
+use super::text::{alert_id, escape_name, evidence_figures, rfc3339, summary_line};
 use super::{AlertError, Sink};
-use crate::detect::Alert;
+use crate::detect::{Alert, Severity};
 
 /// The `MESSAGE_ID` of every alert entry (a UUID chosen for this sensor; it never
 /// changes, so saved `journalctl` queries and SIEM rules keep working).
@@ -52,6 +59,16 @@ impl JournaldSink {
     }
 }
 
+/// The level an alert of `severity` is sent at: [`Level::Warn`] (`PRIORITY=4`,
+/// warning) for high, [`Level::Info`] (`PRIORITY=5`, notice: the journal's level for
+/// "normal but significant") for low.
+pub fn priority(severity: Severity) -> Level {
+    match severity {
+        Severity::High => Level::Warn,
+        Severity::Low => Level::Info,
+    }
+}
+
 /// The fields of `alert`'s entry, beyond `MESSAGE` and `PRIORITY`.
 pub fn fields(alert: &Alert) -> Vec<(&'static str, String)> {
     let json = AlertJson::from(alert);
@@ -62,7 +79,7 @@ pub fn fields(alert: &Alert) -> Vec<(&'static str, String)> {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    vec![
+    let mut fields = vec![
         ("MESSAGE_ID", MESSAGE_ID.to_owned()),
         ("DNS_DOMAIN", escape_name(&alert.domain)),
         ("UNIQUE_HOSTNAMES", alert.unique_hostnames.to_string()),
@@ -86,7 +103,16 @@ pub fn fields(alert: &Alert) -> Vec<(&'static str, String)> {
         ("ALERT_ID", alert_id(alert)),
         ("SAMPLE_NAMES", json.sample_names.join(" ")),
         ("QTYPES", pairs(json.qtypes.0)),
-    ]
+        ("SEVERITY", json.severity.to_owned()),
+        ("SCORE", json.score.to_string()),
+        ("REASONS", json.reasons.join(",")),
+    ];
+    fields.extend(
+        evidence_figures(&alert.evidence)
+            .into_iter()
+            .map(|figure| (figure.journal_field, figure.value)),
+    );
+    fields
 }
 
 impl Sink for JournaldSink {
@@ -99,11 +125,10 @@ impl Sink for JournaldSink {
             let fields = fields(alert);
             let kvs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let message = summary_line(alert);
-            // Warning: PRIORITY=4, as the alert entries are specified.
             self.journal
                 .journal_send(
                     &Record::builder()
-                        .level(Level::Warn)
+                        .level(priority(alert.assessment.severity))
                         .target("dns_sensor::alert")
                         .args(format_args!("{message}"))
                         .key_values(&kvs)
@@ -147,11 +172,69 @@ mod tests {
         assert_eq!(get("ALERT_ID"), alert_id(&alert));
         assert_eq!(get("SAMPLE_NAMES"), "0ebb\\001.pirate.sea");
         assert_eq!(get("QTYPES"), "NULL=221 TYPE65534=1");
+        assert_eq!(get("SEVERITY"), "high");
+        assert_eq!(get("SCORE"), "84");
+        assert_eq!(
+            get("REASONS"),
+            "names do not repeat,few clients,data query types"
+        );
+        for (field, value) in [
+            ("EVIDENCE_NAMES_PER_QUERY", "1"),
+            ("EVIDENCE_CLIENTS", "2"),
+            ("EVIDENCE_TOP_CLIENT_SHARE", "0.991"),
+            ("EVIDENCE_NAME_LENGTH", "35.829"),
+            ("EVIDENCE_LABELS", "1.441"),
+            ("EVIDENCE_LONGEST_LABEL", "17.968"),
+            ("EVIDENCE_DIGIT_SHARE", "0.064"),
+            ("EVIDENCE_OTHER_SHARE", "0.15"),
+            ("EVIDENCE_DATA_QTYPE_SHARE", "0.995"),
+            ("EVIDENCE_NXDOMAIN_SHARE", "0"),
+            ("EVIDENCE_FAILURE_SHARE", "0"),
+            ("EVIDENCE_QUERY_BYTES", "75.73"),
+            ("EVIDENCE_RESPONSE_BYTES", "166.094"),
+        ] {
+            assert_eq!(get(field), value, "{field}");
+        }
+        assert_eq!(
+            fields
+                .iter()
+                .filter(|(k, _)| k.starts_with("EVIDENCE_"))
+                .count(),
+            13
+        );
+        // Each field once: no evidence figure shadows another field.
+        let mut keys: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), fields.len());
         for (key, value) in &fields {
             assert!(
                 value.bytes().all(|b| (0x20..0x7f).contains(&b)),
                 "{key}={value:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_high_alert_is_a_warning_and_a_low_one_a_notice() {
+        assert_eq!(priority(Severity::High), Level::Warn);
+        assert_eq!(priority(Severity::Low), Level::Info);
+        let mut low = sample_alert();
+        low.evidence.clients = 64;
+        low.assessment = crate::detect::Assessment::of(&low.evidence);
+        let fields = fields(&low);
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("SEVERITY"), Some("low"));
+        assert_eq!(get("SCORE"), Some("24"));
+        assert_eq!(
+            get("REASONS"),
+            Some("names do not repeat,data query types,many clients")
+        );
+        assert_eq!(get("EVIDENCE_CLIENTS"), Some("64"));
     }
 }

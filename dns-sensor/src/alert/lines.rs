@@ -81,13 +81,28 @@ mod tests {
             "\"top_clients\"",
             "\"sample_names\"",
             "\"qtypes\"",
+            "\"severity\"",
+            "\"score\"",
+            "\"reasons\"",
+            "\"evidence\"",
         ];
         let positions: Vec<usize> = keys.iter().map(|k| line.find(k).expect(k)).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{line}");
         assert!(line.starts_with(
             "{\"@timestamp\":\"2027-01-15T08:00:00.000Z\",\"domain\":\"pirate.sea\","
         ));
-        assert!(line.ends_with("\"qtypes\":{\"NULL\":221,\"TYPE65534\":1}}"));
+        assert!(
+            line.contains(
+                "\"qtypes\":{\"NULL\":221,\"TYPE65534\":1},\"severity\":\"high\",\"score\":84,\
+                 \"reasons\":[\"names do not repeat\",\"few clients\",\"data query types\"],\
+                 \"evidence\":{\"names_per_query\":1.0,\"clients\":2,\"top_client_share\":0.991,"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("\"query_bytes\":75.73,\"response_bytes\":166.094}}"),
+            "{line}"
+        );
         let parsed: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
         assert_eq!(parsed, to_json(&sample_alert()));
     }

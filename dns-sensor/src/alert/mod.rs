@@ -23,9 +23,12 @@ pub use file::FileSink;
 pub use format::{Format, LineFormat};
 pub use journald::JournaldSink;
 pub use lines::JsonLines;
-pub use outputs::{FileSettings, OutputSettings};
+pub use outputs::{AtLeast, FileSettings, OutputSettings};
 pub use reference::{to_json, AlertJson, ClientJson, QtypeCounts};
-pub use text::{alert_id, escape_name, qtype_name, rfc3339, summary_line, unescape_name};
+pub use text::{
+    alert_id, escape_name, evidence_figures, qtype_name, rfc3339, severity_tag, summary_line,
+    unescape_name, Figure,
+};
 
 use crate::detect::Alert;
 
@@ -68,6 +71,9 @@ pub struct QueueStats {
     pub dropped: u64,
     /// Deliveries queued or under way.
     pub queued: u64,
+    /// Alerts held back because their severity is under the output's `min_severity`
+    /// ([`outputs::AtLeast`]).
+    pub below_severity: u64,
 }
 
 /// An alert that could not be delivered.

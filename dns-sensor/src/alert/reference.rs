@@ -2,21 +2,29 @@
 //! its order, then the additions:
 //!
 //! ```text
-//! {"@timestamp":"2026-11-26T22:15:00.000Z","domain":"pirate.sea","total_requests":222,
+//! {"@timestamp":"2010-08-21T02:11:04.538Z","domain":"pirate.sea","total_requests":222,
 //!  "unique_hostnames":222,"total_bytes_in":16812,"total_bytes_out":35212,
-//!  "total_bytes":52024,"window_start":"2026-11-26T18:15:00.000Z",
-//!  "window_end":"2026-11-26T22:15:00.000Z","top_clients":[{"ip":"10.0.2.30",
-//!  "requests":222}],"sample_names":["0ebb82.pirate.sea"],"qtypes":{"NULL":222}}
+//!  "total_bytes":52024,"window_start":"2010-08-20T22:00:00.000Z",
+//!  "window_end":"2010-08-21T02:11:04.538Z","top_clients":[{"ip":"10.0.2.30",
+//!  "requests":222}],"sample_names":["vaaaakardli.pirate.sea"],"qtypes":{"NULL":222},
+//!  "severity":"high","score":89,"reasons":["names do not repeat","one client",
+//!  "data query types"],"evidence":{"names_per_query":1.0,"clients":1,
+//!  "top_client_share":1.0,"name_length":35.829,"labels":1.441,"longest_label":17.968,
+//!  "digit_share":0.064,"other_share":0.15,"data_qtype_share":1.0,"nxdomain_share":0.0,
+//!  "failure_share":0.0,"query_bytes":75.73,"response_bytes":166.094}}
 //! ```
 //!
-//! (one line in the output). Times are RFC 3339 UTC with milliseconds, as Packetbeat and
-//! Elasticsearch write `@timestamp`; `@timestamp` is the evaluation time (`at`).
+//! (one line in the output; the real iodine capture's alert, one sample name shown).
+//! Times are RFC 3339 UTC with milliseconds, as Packetbeat and Elasticsearch write
+//! `@timestamp`; `@timestamp` is the evaluation time (`at`). `severity` is `high` or
+//! `low`, `score` 0 to 100 and `reasons` fixed phrases (detect/severity.rs);
+//! `evidence` holds the figures they come from, to three decimals.
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::text::{escape_name, qtype_name, rfc3339};
-use crate::detect::Alert;
+use crate::detect::{Alert, Evidence};
 
 /// One client in [`AlertJson::top_clients`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -43,9 +51,9 @@ impl Serialize for QtypeCounts {
 }
 
 /// The JSON form of an [`Alert`]: fields serialise in declaration order, which is the
-/// line format (the reference alert's fields, then the window, clients, samples and
-/// query types).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// line format (the reference alert's fields, then the window, clients, samples, query
+/// types, the severity and its evidence).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AlertJson {
     /// Evaluation time, RFC 3339.
     #[serde(rename = "@timestamp")]
@@ -72,6 +80,14 @@ pub struct AlertJson {
     pub sample_names: Vec<String>,
     /// Query counts by type name.
     pub qtypes: QtypeCounts,
+    /// `high` or `low` ([`Severity::as_str`](crate::detect::Severity::as_str)).
+    pub severity: &'static str,
+    /// How much the alert looks like a tunnel, 0 to 100.
+    pub score: u8,
+    /// The traits behind the score, tunnel-like ones first (fixed phrases).
+    pub reasons: Vec<&'static str>,
+    /// The figures that tell a tunnel from a busy service.
+    pub evidence: Evidence,
 }
 
 impl From<&Alert> for AlertJson {
@@ -102,6 +118,10 @@ impl From<&Alert> for AlertJson {
                     .map(|&(qtype, count)| (qtype_name(qtype), count))
                     .collect(),
             ),
+            severity: alert.assessment.severity.as_str(),
+            score: alert.assessment.score,
+            reasons: alert.assessment.reasons.clone(),
+            evidence: alert.evidence.clone(),
         }
     }
 }
@@ -139,8 +159,48 @@ mod tests {
                 {"ip": "2001:db8::1", "requests": 2}
             ],
             "sample_names": ["0ebb\\001.pirate.sea"],
-            "qtypes": {"NULL": 221, "TYPE65534": 1}
+            "qtypes": {"NULL": 221, "TYPE65534": 1},
+            "severity": "high",
+            "score": 84,
+            "reasons": ["names do not repeat", "few clients", "data query types"],
+            "evidence": {
+                "names_per_query": 1.0,
+                "clients": 2,
+                "top_client_share": 0.991,
+                "name_length": 35.829,
+                "labels": 1.441,
+                "longest_label": 17.968,
+                "digit_share": 0.064,
+                "other_share": 0.15,
+                "data_qtype_share": 0.995,
+                "nxdomain_share": 0.0,
+                "failure_share": 0.0,
+                "query_bytes": 75.73,
+                "response_bytes": 166.094
+            }
         });
         assert_eq!(json, expected);
+    }
+
+    #[test]
+    fn a_low_alert_says_so_with_its_reasons() {
+        let mut alert = sample_alert();
+        alert.evidence.clients = 40;
+        alert.evidence.longest_label = 4.0;
+        alert.assessment = crate::detect::Assessment::of(&alert.evidence);
+        let json = to_json(&alert);
+        assert_eq!(json["severity"], "low");
+        // 30 for new names, -40 for the clients, 19.9 for NULL.
+        assert_eq!(json["score"], 10);
+        assert_eq!(
+            json["reasons"],
+            serde_json::json!([
+                "names do not repeat",
+                "data query types",
+                "many clients",
+                "short labels"
+            ])
+        );
+        assert_eq!(json["evidence"]["clients"], 40);
     }
 }

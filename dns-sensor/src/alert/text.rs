@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hickory_proto::rr::RecordType;
 
-use crate::detect::Alert;
+use crate::detect::{Alert, Evidence};
 use crate::Nanos;
 
 /// Renders a canonical name for people: printable ASCII as is (the canonical form
@@ -86,13 +86,25 @@ pub fn duration(d: Nanos) -> String {
     humantime::format_duration(Duration::from_secs(d / crate::NANOS_PER_SEC)).to_string()
 }
 
+/// The alert's severity and score in brackets, `[high 84]`: how the summary line and a
+/// mail's subject start what they say of an alert.
+pub fn severity_tag(alert: &Alert) -> String {
+    format!(
+        "[{} {}]",
+        alert.assessment.severity.as_str(),
+        alert.assessment.score
+    )
+}
+
 /// One line that says what an alert is, for a journal `MESSAGE`, a mail and a SIEM's
-/// `message`: the domain (escaped), the figures and the clients. Printable ASCII only.
+/// `message`: the severity and score ([`severity_tag`]), the domain (escaped), the
+/// figures and the clients. Printable ASCII only.
 pub fn summary_line(alert: &Alert) -> String {
     use std::fmt::Write as _;
     let mut line = format!(
-        "suspected DNS tunnel: {} had {}{} unique hostnames (threshold {}) in {} requests \
-         over {} ending {}",
+        "{} suspected DNS tunnel: {} had {}{} unique hostnames (threshold {}) in {} \
+         requests over {} ending {}",
+        severity_tag(alert),
         escape_name(&alert.domain),
         if alert.estimated { "about " } else { "" },
         alert.unique_hostnames,
@@ -106,6 +118,91 @@ pub fn summary_line(alert: &Alert) -> String {
         let _ = write!(line, "{lead}{ip} ({requests})");
     }
     line
+}
+
+/// One figure of an alert's [`Evidence`], as the text outputs (journal, mail) show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Figure {
+    /// Its name in the JSON documents' `evidence` object (`names_per_query`).
+    pub name: &'static str,
+    /// Its journal field (`EVIDENCE_NAMES_PER_QUERY`).
+    pub journal_field: &'static str,
+    /// The number, as Rust writes it: `1`, `0.991`, `75.73` (three decimals at most:
+    /// the evidence is rounded so).
+    pub value: String,
+}
+
+/// Every figure of `evidence`, in the order of its fields (the JSON `evidence` object's
+/// order).
+pub fn evidence_figures(evidence: &Evidence) -> Vec<Figure> {
+    let e = evidence;
+    let figures: [(&'static str, &'static str, String); 13] = [
+        (
+            "names_per_query",
+            "EVIDENCE_NAMES_PER_QUERY",
+            e.names_per_query.to_string(),
+        ),
+        ("clients", "EVIDENCE_CLIENTS", e.clients.to_string()),
+        (
+            "top_client_share",
+            "EVIDENCE_TOP_CLIENT_SHARE",
+            e.top_client_share.to_string(),
+        ),
+        (
+            "name_length",
+            "EVIDENCE_NAME_LENGTH",
+            e.name_length.to_string(),
+        ),
+        ("labels", "EVIDENCE_LABELS", e.labels.to_string()),
+        (
+            "longest_label",
+            "EVIDENCE_LONGEST_LABEL",
+            e.longest_label.to_string(),
+        ),
+        (
+            "digit_share",
+            "EVIDENCE_DIGIT_SHARE",
+            e.digit_share.to_string(),
+        ),
+        (
+            "other_share",
+            "EVIDENCE_OTHER_SHARE",
+            e.other_share.to_string(),
+        ),
+        (
+            "data_qtype_share",
+            "EVIDENCE_DATA_QTYPE_SHARE",
+            e.data_qtype_share.to_string(),
+        ),
+        (
+            "nxdomain_share",
+            "EVIDENCE_NXDOMAIN_SHARE",
+            e.nxdomain_share.to_string(),
+        ),
+        (
+            "failure_share",
+            "EVIDENCE_FAILURE_SHARE",
+            e.failure_share.to_string(),
+        ),
+        (
+            "query_bytes",
+            "EVIDENCE_QUERY_BYTES",
+            e.query_bytes.to_string(),
+        ),
+        (
+            "response_bytes",
+            "EVIDENCE_RESPONSE_BYTES",
+            e.response_bytes.to_string(),
+        ),
+    ];
+    figures
+        .into_iter()
+        .map(|(name, journal_field, value)| Figure {
+            name,
+            journal_field,
+            value,
+        })
+        .collect()
 }
 
 /// A stable id for an alert: the same domain, evaluation and window give the same id,
@@ -228,13 +325,37 @@ mod tests {
         let line = summary_line(&alert);
         assert_eq!(
             line,
-            "suspected DNS tunnel: x\\013\\010\\027[31m.evil\"sea had 222 unique hostnames \
-             (threshold 200) in 222 requests over 4h ending 2027-01-15T08:00:00.000Z; \
-             from 10.0.2.30 (220), 2001:db8::1 (2)"
+            "[high 84] suspected DNS tunnel: x\\013\\010\\027[31m.evil\"sea had 222 unique \
+             hostnames (threshold 200) in 222 requests over 4h ending \
+             2027-01-15T08:00:00.000Z; from 10.0.2.30 (220), 2001:db8::1 (2)"
         );
         assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{line}");
         alert.estimated = true;
         assert!(summary_line(&alert).contains("had about 222 unique"));
+        alert.assessment = crate::detect::Assessment::default();
+        assert!(summary_line(&alert).starts_with("[low 0] suspected DNS tunnel: x"));
+    }
+
+    #[test]
+    fn evidence_figures_name_every_field_of_the_json_in_its_order() {
+        let evidence = crate::alert::test_alerts::sample_alert().evidence;
+        let figures = evidence_figures(&evidence);
+        let json = serde_json::to_string(&evidence).expect("serialises");
+        let keys: Vec<&str> = json.split('"').skip(1).step_by(2).collect();
+        let names: Vec<&str> = figures.iter().map(|f| f.name).collect();
+        assert_eq!(names, keys, "{json}");
+        for figure in &figures {
+            assert_eq!(
+                figure.journal_field,
+                format!("EVIDENCE_{}", figure.name.to_ascii_uppercase())
+            );
+            let number: f64 = figure.value.parse().expect("a number");
+            let read: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+            assert_eq!(read[figure.name].as_f64(), Some(number), "{}", figure.name);
+        }
+        assert_eq!(figures[0].value, "1");
+        assert_eq!(figures[1].value, "2");
+        assert_eq!(figures[2].value, "0.991");
     }
 
     #[test]

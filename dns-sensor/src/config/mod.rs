@@ -90,6 +90,9 @@ pub struct Config {
     /// Alert when a domain's unique hostnames in the window exceed this.
     #[serde(deserialize_with = "positive_u64")]
     pub threshold: u64,
+    /// A domain under `threshold` alerts too when its unique hostnames exceed this and
+    /// its evidence says tunnel (severity high); 0 turns this off.
+    pub tunnel_threshold: u64,
     /// How much traffic each evaluation looks back over (e.g. `"4h"`).
     #[serde(deserialize_with = "positive_duration")]
     pub window: Duration,
@@ -144,6 +147,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             threshold: 200,
+            tunnel_threshold: 50,
             window: Duration::from_secs(4 * 3600),
             interval: Duration::from_secs(15 * 60),
             realert: Duration::from_secs(3600),
@@ -218,6 +222,7 @@ impl Config {
             max_domains: self.max_domains,
             realert: nanos(self.realert),
             top_clients: self.top_clients,
+            tunnel_threshold: self.tunnel_threshold,
         }
     }
 

@@ -11,10 +11,16 @@
 //! server = "127.0.0.1"
 //! to = ["soc@example.org"]
 //! from = "dns-sensor@sensor.example"
+//! min_severity = "high"    # the default: mail high alerts only
 //! [output.file]
 //! path = "/var/log/dns-sensor/alerts.json"
 //! format = "ecs"
+//! min_severity = "low"     # the default: every alert
 //! ```
+//!
+//! `min_severity` (email and file): alerts of a lower severity do not go to that
+//! output; stdout and the journal take every alert (the journal's `PRIORITY` tells
+//! them apart).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +30,7 @@ use serde::Deserialize;
 use super::values::any_duration;
 use crate::alert::email::{Credentials, Delivery, EmailSettings, TlsMode};
 use crate::alert::{FileSettings, Format, OutputSettings};
+use crate::detect::Severity;
 
 /// The `[output]` table.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -68,6 +75,9 @@ pub struct FileConfig {
     pub path: Option<PathBuf>,
     /// The document written.
     pub format: Format,
+    /// Alerts of a lower severity are not written; `low` (the default) writes every
+    /// one.
+    pub min_severity: Severity,
 }
 
 /// `[output.email]` as written; checked into [`EmailSettings`].
@@ -96,6 +106,9 @@ pub struct EmailConfig {
     pub timeout: Duration,
     /// When to give a message up.
     pub give_up_after: Duration,
+    /// Alerts of a lower severity are not mailed; `high` by default (a mail for what
+    /// looks like a tunnel only).
+    pub min_severity: Severity,
 }
 
 /// The subject of alert mails when the file sets none.
@@ -115,6 +128,7 @@ impl Default for EmailConfig {
             ca_file: None,
             timeout: Duration::from_secs(30),
             give_up_after: Duration::from_secs(3600),
+            min_severity: Severity::High,
         }
     }
 }
@@ -139,6 +153,7 @@ struct RawEmailConfig {
     timeout: Option<Duration>,
     #[serde(default, deserialize_with = "optional_duration")]
     give_up_after: Option<Duration>,
+    min_severity: Option<Severity>,
 }
 
 fn optional_duration<'de, D: serde::Deserializer<'de>>(
@@ -164,6 +179,7 @@ impl TryFrom<RawEmailConfig> for EmailConfig {
             ca_file: raw.ca_file,
             timeout: raw.timeout.unwrap_or(defaults.timeout),
             give_up_after: raw.give_up_after.unwrap_or(defaults.give_up_after),
+            min_severity: raw.min_severity.unwrap_or(defaults.min_severity),
         };
         if !config.enabled {
             return Ok(config);
@@ -235,6 +251,7 @@ impl OutputConfig {
             (Some(path), _) => Some(FileSettings {
                 path: path.clone(),
                 format: self.file.format,
+                min_severity: self.file.min_severity,
             }),
             (None, Some(true)) => return Err(OutputError::FileWithoutPath),
             (None, None) => None,
@@ -256,6 +273,7 @@ impl OutputConfig {
                 ca_file: e.ca_file.clone(),
                 timeout: e.timeout,
                 give_up_after: e.give_up_after,
+                min_severity: e.min_severity,
                 delivery: Delivery::default(),
             })
         } else {
@@ -339,6 +357,43 @@ mod tests {
         assert_eq!(line, 3);
         assert!(
             message.contains("reference") && message.contains("ecs"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn min_severity_defaults_to_high_for_email_and_low_for_the_file() {
+        let email = "[output.email]\nenabled = true\nserver = \"127.0.0.1\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n";
+        let file = "[output.file]\npath = \"/x\"\n";
+        let both = outputs(&format!("{email}{file}"), Command::Run);
+        assert_eq!(both.email.expect("email").min_severity, Severity::High);
+        assert_eq!(both.file.expect("file").min_severity, Severity::Low);
+        let set = format!("{email}min_severity = \"low\"\n{file}min_severity = \"high\"\n");
+        let both = outputs(&set, Command::Run);
+        assert_eq!(both.email.expect("email").min_severity, Severity::Low);
+        assert_eq!(both.file.expect("file").min_severity, Severity::High);
+    }
+
+    #[test]
+    fn a_bad_min_severity_names_its_line_and_the_values() {
+        let (line, message) = invalid("[output.file]\npath = \"/x\"\nmin_severity = \"medium\"\n");
+        assert_eq!(line, 3);
+        assert!(
+            message.contains("medium") && message.contains("low") && message.contains("high"),
+            "{message}"
+        );
+        let (line, message) = invalid(
+            "[output.email]\nenabled = true\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\nmin_severity = \"High\"\n",
+        );
+        assert_eq!(line, 5);
+        assert!(
+            message.contains("High") && message.contains("high"),
+            "{message}"
+        );
+        let (line, message) = invalid("[output.file]\nmin_severity = 1\n");
+        assert_eq!(line, 2);
+        assert!(
+            message.contains("min_severity") || message.contains("string"),
             "{message}"
         );
     }

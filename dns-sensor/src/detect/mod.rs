@@ -1,5 +1,7 @@
 //! Detect: the window (a ring of closed slots), the rule evaluated over it every
-//! interval, and re-alert suppression. Produces [`Alert`]s; knows nothing of sinks.
+//! interval, each alert's evidence and severity (`evidence`, `severity`: and with them
+//! the alerts under the threshold of domains that look like tunnels, [`judge`]), and
+//! re-alert suppression. Produces [`Alert`]s; knows nothing of sinks.
 //!
 //! The window is a map of closed slots by start time. Workers hand in one shard per slot
 //! each; shards of the same slot merge. An evaluation at `at` covers the slots starting
@@ -14,11 +16,15 @@ use crate::sketch::{DomainCounts, Shard};
 use crate::{Nanos, NANOS_PER_SEC};
 
 mod bounds;
+mod evidence;
 mod realert;
+mod severity;
 pub mod snapshot;
 
 use bounds::WindowBounds;
+pub use evidence::{Evidence, WindowCounts};
 pub use realert::Reports;
+pub use severity::{Assessment, Severity, HIGH_SCORE};
 
 /// The rule's parameters.
 #[derive(Clone, Debug)]
@@ -36,12 +42,27 @@ pub struct RuleSettings {
     pub realert: Nanos,
     /// Client addresses listed per alert.
     pub top_clients: usize,
+    /// A domain under `threshold` alerts too when its unique hostnames exceed this, its
+    /// evidence scores [`Severity::High`] and its names carry data ([`TUNNEL_LABEL`])
+    /// (0: never).
+    pub tunnel_threshold: u64,
+}
+
+impl RuleSettings {
+    /// The fewest names a domain needs to alert at all: what the window's bounds
+    /// look for.
+    pub fn lowest_threshold(&self) -> u64 {
+        match self.tunnel_threshold {
+            0 => self.threshold,
+            tunnel => tunnel.min(self.threshold),
+        }
+    }
 }
 
 impl Default for RuleSettings {
     /// The reference rule: more than 200 unique hostnames in 4 hours, evaluated every
     /// 15 minutes, at most 1 000 alerts per evaluation; re-alert after 1 hour; 10
-    /// clients per alert.
+    /// clients per alert; a domain that looks like a tunnel alerts from 50 names.
     fn default() -> Self {
         Self {
             threshold: 200,
@@ -50,12 +71,13 @@ impl Default for RuleSettings {
             max_domains: 1000,
             realert: 3600 * NANOS_PER_SEC,
             top_clients: 10,
+            tunnel_threshold: 50,
         }
     }
 }
 
 /// One domain over the threshold in one evaluation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
     /// When the evaluation ran (capture time).
     pub at: Nanos,
@@ -84,7 +106,21 @@ pub struct Alert {
     pub sample_names: Vec<Box<[u8]>>,
     /// Query counts by QTYPE.
     pub qtypes: Vec<(u16, u64)>,
+    /// Figures over the window that tell a tunnel from a busy service.
+    pub evidence: Evidence,
+    /// The severity the evidence gives.
+    pub assessment: Assessment,
 }
+
+/// Under the threshold, a domain alerts only if its names carry data: their longest
+/// label is this long on average, and at least [`TUNNEL_NEW_NAMES`] of its queries ask
+/// a new name. A run of short numbered names from one host (a script, a monitor)
+/// scores high on the other traits and carries next to nothing; so do a few long names
+/// asked over and over.
+pub const TUNNEL_LABEL: f64 = 20.0;
+
+/// See [`TUNNEL_LABEL`].
+pub const TUNNEL_NEW_NAMES: f64 = 0.5;
 
 /// The slot length the window is cut into: the largest that divides both the window
 /// and the interval, so every evaluation falls on a slot boundary. `gcd(x, 0) = x`, and
@@ -149,7 +185,7 @@ impl Detector {
     pub fn new(settings: RuleSettings) -> Self {
         let slot = slot_length(settings.window, settings.interval).max(1);
         Self {
-            bounds: WindowBounds::new(settings.threshold),
+            bounds: WindowBounds::new(settings.lowest_threshold()),
             settings,
             slot,
             slots: BTreeMap::new(),
@@ -186,8 +222,8 @@ impl Detector {
     pub fn reconfigure(&mut self, settings: RuleSettings) -> Option<Nanos> {
         let old_slot = self.slot;
         self.slot = slot_length(settings.window, settings.interval).max(1);
-        if settings.threshold != self.settings.threshold {
-            self.bounds = WindowBounds::new(settings.threshold);
+        if settings.lowest_threshold() != self.settings.lowest_threshold() {
+            self.bounds = WindowBounds::new(settings.lowest_threshold());
         }
         self.settings = settings;
         let interval = self.settings.interval.max(1);
@@ -363,16 +399,20 @@ fn over_threshold<'d>(
     at: Nanos,
     window_start: Nanos,
 ) -> Vec<Alert> {
-    let threshold = settings.threshold;
+    let lowest = settings.lowest_threshold();
     let mut alerts = Vec::new();
     for domain in candidates {
         let Some(merged) = merge_from(slots, domain) else {
             continue;
         };
         let unique = merged.unique_names();
-        if unique <= threshold {
+        if unique <= lowest {
             continue;
         }
+        let evidence = Evidence::of(domain, &merged);
+        let Some((threshold, assessment)) = judge(unique, &evidence, settings) else {
+            continue;
+        };
         alerts.push(Alert {
             at,
             domain: domain.into(),
@@ -387,9 +427,37 @@ fn over_threshold<'d>(
             top_clients: merged.top_clients(settings.top_clients),
             sample_names: merged.sample_names().map(Box::from).collect(),
             qtypes: merged.qtypes(),
+            evidence,
+            assessment,
         });
     }
     alerts
+}
+
+/// Whether a domain of `unique` names over the window and `evidence` alerts under
+/// `settings`: the threshold it exceeded, and its assessment. Over the threshold every
+/// domain alerts (the reference rule); under it, from the tunnel threshold, a domain
+/// whose evidence says tunnel.
+pub fn judge(
+    unique: u64,
+    evidence: &Evidence,
+    settings: &RuleSettings,
+) -> Option<(u64, Assessment)> {
+    if unique <= settings.lowest_threshold() {
+        return None;
+    }
+    let mut assessment = Assessment::of(evidence);
+    if unique > settings.threshold {
+        return Some((settings.threshold, assessment));
+    }
+    if assessment.severity == Severity::High
+        && evidence.longest_label >= TUNNEL_LABEL
+        && evidence.names_per_query >= TUNNEL_NEW_NAMES
+    {
+        assessment.reasons.push("under the count threshold");
+        return Some((settings.tunnel_threshold, assessment));
+    }
+    None
 }
 
 /// `domain`'s counts over `slots`, merged; `None` if it is in none.
@@ -489,7 +557,7 @@ mod tests {
         let mut shard = Shard::new(start, &SketchSettings::default());
         for i in first..first + count {
             shard.record_query(domain.as_bytes(), &name(domain, i), CLIENT, 10, 75);
-            shard.record_response(domain.as_bytes(), 160);
+            shard.record_response(domain.as_bytes(), 160, 0);
         }
         shard
     }
@@ -571,6 +639,94 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].unique_hostnames, 201);
         assert_eq!(alerts[0].total_requests, 351);
+    }
+
+    /// A slot of `count` queries under `domain`, each a new name of a 40-character
+    /// label, TXT, spread round-robin over `clients` clients, each answered.
+    fn data_names(start: Nanos, domain: &str, count: u64, clients: u8) -> Shard {
+        let mut shard = Shard::new(start, &SketchSettings::default());
+        for i in 0..count {
+            let name = format!("{:040x}.{domain}", u128::from(i) * 0x9e37_79b9_7f4a_7c15);
+            let client = IpAddr::V4(Ipv4Addr::new(10, 0, 3, (i % u64::from(clients)) as u8));
+            shard.record_query(domain.as_bytes(), name.as_bytes(), client, 16, 90);
+            shard.record_response(domain.as_bytes(), 200, 0);
+        }
+        shard
+    }
+
+    #[test]
+    fn a_domain_that_looks_like_a_tunnel_alerts_under_the_threshold() {
+        let mut d = detector();
+        d.add(data_names(T0, "quiet.org", 120, 1));
+        let alerts = d.evaluate(T0 + 15 * MIN);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let alert = &alerts[0];
+        assert_eq!(alert.threshold, 50);
+        assert_eq!(alert.unique_hostnames, 120);
+        assert_eq!(alert.assessment.severity, Severity::High);
+        assert_eq!(
+            alert.assessment.reasons,
+            [
+                "names do not repeat",
+                "one client",
+                "long labels",
+                "data query types",
+                "under the count threshold"
+            ]
+        );
+        assert_eq!(alert.evidence.clients, 1);
+        assert_eq!(alert.evidence.longest_label, 40.0);
+    }
+
+    #[test]
+    fn under_the_threshold_only_high_severity_with_long_labels_alerts() {
+        // The same names from 40 clients: a busy service's shape, low.
+        let mut d = detector();
+        d.add(data_names(T0, "shared.org", 120, 40));
+        assert!(d.evaluate(T0 + 15 * MIN).is_empty());
+        // Short names from one client score high, but carry no data.
+        let mut d = detector();
+        d.add(shard(T0, "numbered.org", 0, 120));
+        assert!(d.evaluate(T0 + 15 * MIN).is_empty());
+        // Long names, from one client, each asked four times: 50, high, but no data.
+        let mut d = detector();
+        let mut repeated = data_names(T0, "repeated.org", 120, 1);
+        repeated.merge(&data_names(T0, "repeated.org", 120, 1));
+        repeated.merge(&data_names(T0, "repeated.org", 120, 1));
+        repeated.merge(&data_names(T0, "repeated.org", 120, 1));
+        d.add(repeated);
+        assert!(d.evaluate(T0 + 15 * MIN).is_empty());
+        // Too few names.
+        let mut d = detector();
+        d.add(data_names(T0, "few.org", 50, 1));
+        assert!(d.evaluate(T0 + 15 * MIN).is_empty());
+        // Turned off.
+        let mut d = Detector::new(RuleSettings {
+            tunnel_threshold: 0,
+            ..RuleSettings::default()
+        });
+        d.add(data_names(T0, "quiet.org", 120, 1));
+        assert!(d.evaluate(T0 + 15 * MIN).is_empty());
+    }
+
+    #[test]
+    fn over_the_threshold_every_domain_alerts_whatever_its_severity() {
+        let mut d = detector();
+        d.add(data_names(T0, "busy.org", 300, 60));
+        d.add(data_names(T0, "tunnel.org", 300, 1));
+        let alerts = d.evaluate(T0 + 15 * MIN);
+        let severities: Vec<(&[u8], Severity, u64)> = alerts
+            .iter()
+            .map(|a| (&*a.domain, a.assessment.severity, a.threshold))
+            .collect();
+        assert_eq!(
+            severities,
+            [
+                (&b"busy.org"[..], Severity::Low, 200),
+                (&b"tunnel.org"[..], Severity::High, 200)
+            ]
+        );
+        assert!(alerts[0].assessment.reasons.contains(&"many clients"));
     }
 
     #[test]

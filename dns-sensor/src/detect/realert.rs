@@ -102,6 +102,8 @@ mod tests {
             top_clients: Vec::new(),
             sample_names: Vec::new(),
             qtypes: Vec::new(),
+            evidence: Default::default(),
+            assessment: Default::default(),
         }
     }
 

@@ -16,15 +16,16 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Detector, RuleSettings, WindowBounds};
-use crate::sketch::codec::{CodecError, Decoder, Encoder};
+use crate::sketch::codec::{CodecError, Decoder, Encoder, FORMAT};
 use crate::sketch::{Shard, SketchSettings};
 use crate::Nanos;
 
 /// What every snapshot starts with.
 const MAGIC: &[u8] = b"dns-sensor window\n";
 
-/// The format written; a reader takes this one only.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// The format written: the counts' [`FORMAT`]. A reader takes this one and the
+/// earlier ones (version 1 held no evidence: its slots are restored without).
+pub const SNAPSHOT_VERSION: u32 = FORMAT;
 
 /// The snapshot's name in the state directory.
 pub const SNAPSHOT_FILE: &str = "window.snapshot";
@@ -42,7 +43,7 @@ pub enum SnapshotError {
     #[error("not a dns-sensor window snapshot")]
     Foreign,
     /// A snapshot of another version of the format.
-    #[error("a snapshot of format version {0}, and this dns-sensor reads version {SNAPSHOT_VERSION} only")]
+    #[error("a snapshot of format version {0}, and this dns-sensor reads versions 1 to {SNAPSHOT_VERSION} only")]
     Version(u32),
     /// The checksum does not match: the file was cut short or damaged.
     #[error("damaged or cut short (its checksum does not match)")]
@@ -74,7 +75,18 @@ impl Detector {
     /// domains), each reported domain and when, and each slot. The bounds are not
     /// written: they are recounted from the slots.
     pub fn to_snapshot(&self, written_at: Nanos, evaluated_until: Option<Nanos>) -> Vec<u8> {
-        let mut e = Encoder::new();
+        self.to_snapshot_in(SNAPSHOT_VERSION, written_at, evaluated_until)
+    }
+
+    /// [`to_snapshot`](Self::to_snapshot) in an older format `version`, for the tests
+    /// of reading what an older sensor left.
+    fn to_snapshot_in(
+        &self,
+        version: u32,
+        written_at: Nanos,
+        evaluated_until: Option<Nanos>,
+    ) -> Vec<u8> {
+        let mut e = Encoder::of_format(version);
         e.word(written_at);
         e.count(evaluated_until.map_or(0, |t| t.saturating_add(1)));
         e.word(self.slot);
@@ -95,7 +107,7 @@ impl Detector {
         let body = e.into_bytes();
         let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + body.len() + 8);
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&version.to_le_bytes());
         bytes.extend_from_slice(&body);
         let checksum = xxh3_64(&bytes);
         bytes.extend_from_slice(&checksum.to_le_bytes());
@@ -117,7 +129,7 @@ impl Detector {
             return Err(SnapshotError::Foreign);
         };
         let version = u32::from_le_bytes(*version);
-        if version != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(SnapshotError::Version(version));
         }
         let Some((body, checksum)) = rest.split_last_chunk::<8>() else {
@@ -127,7 +139,7 @@ impl Detector {
         if xxh3_64(hashed) != u64::from_le_bytes(*checksum) {
             return Err(SnapshotError::Checksum);
         }
-        let mut d = Decoder::new(body);
+        let mut d = Decoder::of_format(body, version);
         let written_at = d.word()?;
         let evaluated_until = d.count()?.checked_sub(1);
         let slot = d.word()?;
@@ -198,6 +210,7 @@ pub fn read_snapshot(dir: &Path) -> std::io::Result<Option<Vec<u8>>> {
 mod tests {
     use super::*;
     use crate::detect::tests::{shard, HOUR, MIN, T0};
+    use crate::sketch::EvidenceSums;
 
     /// A window of two domains over four hours, evaluated once: one reported.
     fn window() -> Detector {
@@ -244,6 +257,26 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_the_first_format_restores_without_evidence() {
+        let written = window();
+        let bytes = written.to_snapshot_in(1, T0, None);
+        assert!(bytes.len() < written.to_snapshot(T0, None).len());
+        let read = restore(&bytes).expect("version 1 reads").detector;
+        assert_eq!(
+            (read.slots(), read.tracked()),
+            (written.slots(), written.tracked())
+        );
+        for (old, new) in written.slots_from(0).zip(read.slots_from(0)) {
+            for (domain, counts) in old.domains() {
+                let restored = new.get(domain).expect("the domain is restored");
+                assert_eq!(restored.unique_names(), counts.unique_names());
+                assert_eq!(restored.requests(), counts.requests());
+                assert_eq!(*restored.evidence(), EvidenceSums::default());
+            }
+        }
+    }
+
+    #[test]
     fn a_restore_under_a_new_interval_names_what_to_skip() {
         let bytes = window().to_snapshot(T0, None);
         let every_ten = RuleSettings {
@@ -271,8 +304,8 @@ mod tests {
         ));
         assert!(matches!(restore(b""), Err(SnapshotError::Foreign)));
         let mut later = bytes.clone();
-        later[MAGIC.len()] = 2;
-        assert!(matches!(restore(&later), Err(SnapshotError::Version(2))));
+        later[MAGIC.len()] = 3;
+        assert!(matches!(restore(&later), Err(SnapshotError::Version(3))));
         for cut in 0..bytes.len() {
             assert!(restore(&bytes[..cut]).is_err(), "cut at {cut}");
         }

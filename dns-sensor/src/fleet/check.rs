@@ -11,13 +11,14 @@ use serde::Deserialize;
 use super::clickhouse::{ClickHouse, ClickHouseError};
 use super::schema::{Database, TABLE};
 use crate::alert::unescape_name;
-use crate::detect::{slot_length, Alert, Reports, RuleSettings};
+use crate::detect::{judge, slot_length, Alert, Evidence, Reports, RuleSettings, WindowCounts};
 use crate::domain::{Classifier, Verdict};
+use crate::sketch::EvidenceSums;
 use crate::Nanos;
 
 /// A fleet alert: what a sensor watching every link would have reported, and which
 /// sensors saw the domain.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FleetAlert {
     /// The alert, its figures over every sensor.
     pub alert: Alert,
@@ -41,6 +42,14 @@ struct DomainRow {
     qtypes: Vec<Vec<u16>>,
     qtype_queries: Vec<Vec<u64>>,
     samples: Vec<Vec<String>>,
+    total_responses: u64,
+    most_clients: u64,
+    shape_names: u64,
+    shape_bytes: u64,
+    shape_labels: u64,
+    shape_longest_labels: u64,
+    nxdomain: u64,
+    failures: u64,
     /// The latest slot of the window in which the domain was queried.
     last_slot: Nanos,
 }
@@ -94,8 +103,11 @@ impl FleetRule {
             if matches!(self.classifier.classify(&domain), Verdict::Whitelisted) {
                 continue;
             }
-            let (alert, sensors, last_slot) =
-                alert_of(row, domain, &self.rule, self.sample_names, at, window_start);
+            let Some((alert, sensors, last_slot)) =
+                alert_of(row, domain, &self.rule, self.sample_names, at, window_start)
+            else {
+                continue;
+            };
             seen.insert(alert.domain.clone(), (sensors, last_slot));
             alerts.push(alert);
         }
@@ -128,12 +140,10 @@ impl FleetRule {
         &self.rule
     }
 
-    /// Creates the fleet's database and table where they are missing.
+    /// Creates the fleet's database and table where they are missing, and the columns
+    /// a table of an earlier version lacks.
     pub fn create_schema(&self) -> Result<(), ClickHouseError> {
-        for statement in super::schema::create_statements(&self.database) {
-            self.client.execute(&statement)?;
-        }
-        Ok(())
+        super::schema::ensure_schema(&self.client, &self.database)
     }
 
     /// What was reported and when, to keep across a restart.
@@ -170,7 +180,7 @@ fn window_start(rule: &RuleSettings, at: Nanos) -> Nanos {
 /// not on each shard over the whole table.
 pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> String {
     let window_start = window_start(rule, at);
-    let threshold = rule.threshold;
+    let threshold = rule.lowest_threshold();
     let in_window = format!("slot_start >= {window_start} AND slot_start < {at}");
     format!(
         "SELECT domain,
@@ -186,6 +196,14 @@ pub fn fleet_query(database: &Database, rule: &RuleSettings, at: Nanos) -> Strin
     groupArray(qtypes) AS qtypes,
     groupArray(qtype_queries) AS qtype_queries,
     groupArray(samples) AS samples,
+    sum(responses) AS total_responses,
+    max(clients) AS most_clients,
+    sum(shape_names) AS shape_names,
+    sum(shape_bytes) AS shape_bytes,
+    sum(shape_labels) AS shape_labels,
+    sum(shape_longest_labels) AS shape_longest_labels,
+    sum(nxdomain) AS nxdomain,
+    sum(failures) AS failures,
     maxIf(slot_start, requests > 0) AS last_slot
 FROM {database}.{TABLE} FINAL
 WHERE {in_window} AND domain GLOBAL IN (
@@ -198,9 +216,9 @@ HAVING uniqExactArray(names) + sum(names_estimate) > {threshold}"
     )
 }
 
-/// The alert of one domain's row, with the sensors that saw it and its latest slot:
-/// clients and query types summed over the rows they came in, most first (ties by
-/// address, by type).
+/// The alert of one domain's row, if it alerts (see [`judge`]), with the sensors that
+/// saw it and its latest slot: clients and query types summed over the rows they came
+/// in, most first (ties by address, by type), the evidence over all the rows.
 fn alert_of(
     row: DomainRow,
     domain: Vec<u8>,
@@ -208,7 +226,7 @@ fn alert_of(
     sample_names: usize,
     at: Nanos,
     window_start: Nanos,
-) -> (Alert, Vec<String>, Nanos) {
+) -> Option<(Alert, Vec<String>, Nanos)> {
     let mut clients: HashMap<IpAddr, u64> = HashMap::new();
     for (addresses, queries) in row.client_addresses.iter().zip(&row.client_queries) {
         for (address, &n) in addresses.iter().zip(queries) {
@@ -217,8 +235,12 @@ fn alert_of(
             }
         }
     }
+    // The rows list their busiest clients only: the union of the lists and the most
+    // any one slot had are both lower bounds of the window's clients.
+    let clients_seen = (clients.len() as u64).max(row.most_clients);
     let mut top_clients: Vec<(IpAddr, u64)> = clients.into_iter().collect();
     top_clients.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let top_client_queries = top_clients.first().map_or(0, |&(_, n)| n);
     top_clients.truncate(rule.top_clients);
     let mut types: HashMap<u16, u64> = HashMap::new();
     for (qtypes, queries) in row.qtypes.iter().zip(&row.qtype_queries) {
@@ -239,16 +261,41 @@ fn alert_of(
             }
         }
     }
+    let unique = row.exact_names.saturating_add(row.estimate);
+    let sum = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let evidence = Evidence::of_window(
+        &domain,
+        &WindowCounts {
+            requests: row.total_requests,
+            responses: row.total_responses,
+            unique_names: unique,
+            bytes_in: row.total_bytes_in,
+            bytes_out: row.total_bytes_out,
+            clients: clients_seen,
+            top_client_queries,
+            qtypes: &qtypes,
+            sums: EvidenceSums {
+                names: sum(row.shape_names),
+                bytes: sum(row.shape_bytes),
+                labels: sum(row.shape_labels),
+                longest_labels: sum(row.shape_longest_labels),
+                nxdomain: sum(row.nxdomain),
+                failures: sum(row.failures),
+            },
+            samples: samples.iter().map(|name| &name[..]).collect(),
+        },
+    );
+    let (threshold, assessment) = judge(unique, &evidence, rule)?;
     let mut sensors = row.sensors;
     sensors.sort_unstable();
-    (
+    Some((
         Alert {
             at,
             domain: domain.into_boxed_slice(),
             total_requests: row.total_requests,
-            unique_hostnames: row.exact_names.saturating_add(row.estimate),
+            unique_hostnames: unique,
             estimated: row.estimated != 0,
-            threshold: rule.threshold,
+            threshold,
             total_bytes_in: row.total_bytes_in,
             total_bytes_out: row.total_bytes_out,
             window_start,
@@ -256,8 +303,10 @@ fn alert_of(
             top_clients,
             sample_names: samples,
             qtypes,
+            evidence,
+            assessment,
         },
         sensors,
         row.last_slot,
-    )
+    ))
 }

@@ -50,6 +50,28 @@ pub struct SlotRow {
     pub qtype_queries: Vec<u64>,
     /// A few names seen, escaped.
     pub samples: Vec<String>,
+    /// Distinct clients (exact up to the sensor's `max_clients`, that bound past it).
+    /// This and the evidence sums below are 0 in the rows of a sensor that had none.
+    #[serde(default)]
+    pub clients: u64,
+    /// Distinct names measured for the evidence ([`EvidenceSums::names`](crate::sketch::EvidenceSums::names)).
+    #[serde(default)]
+    pub shape_names: u32,
+    /// Bytes of their variable parts.
+    #[serde(default)]
+    pub shape_bytes: u32,
+    /// Labels of their variable parts.
+    #[serde(default)]
+    pub shape_labels: u32,
+    /// Sum of each variable part's longest label.
+    #[serde(default)]
+    pub shape_longest_labels: u32,
+    /// NXDOMAIN responses.
+    #[serde(default)]
+    pub nxdomain: u32,
+    /// Responses with another error RCODE.
+    #[serde(default)]
+    pub failures: u32,
     /// When the row was made (wall clock, nanoseconds): of rows shipped twice for the
     /// same sensor, slot and domain, the table keeps the newest.
     pub version: u64,
@@ -102,6 +124,13 @@ pub fn slot_rows(
                 qtypes,
                 qtype_queries,
                 samples: counts.sample_names().map(escape_name).collect(),
+                clients: counts.client_count() as u64,
+                shape_names: counts.evidence().names,
+                shape_bytes: counts.evidence().bytes,
+                shape_labels: counts.evidence().labels,
+                shape_longest_labels: counts.evidence().longest_labels,
+                nxdomain: counts.evidence().nxdomain,
+                failures: counts.evidence().failures,
                 version,
             }
         })
@@ -155,8 +184,8 @@ mod tests {
         ] {
             shard.record_query(domain, name, from, 16, 40);
         }
-        shard.record_response(b"pirate.sea", 90);
-        shard.record_response(b"answer.sea", 90);
+        shard.record_response(b"pirate.sea", 90, 0);
+        shard.record_response(b"answer.sea", 90, 0);
         let rows = slot_rows(&shard, 60_000_000_000, &settings_for("dc1", 5), 7);
         assert_eq!(rows.len(), 3, "{rows:?}");
         // A response whose query fell in the slot before: its bytes, no names.
@@ -225,7 +254,7 @@ mod tests {
         ] {
             shard.record_query(domain, name, client, 1, 40);
         }
-        shard.record_response(b"answer.sea", 90);
+        shard.record_response(b"answer.sea", 90, 0);
         let settings = FleetSettings {
             min_names: 3,
             ..settings_for("dc1", 5)

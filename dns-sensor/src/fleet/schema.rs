@@ -14,6 +14,10 @@
 
 use std::fmt;
 
+use serde::Deserialize;
+
+use super::clickhouse::{ClickHouse, ClickHouseError};
+
 /// A database name: ASCII letters, digits and `_`, not starting with a digit, at most
 /// 64 bytes. It is the only name the sensor writes into SQL text; every value travels
 /// as data (an insert's body) or as a number.
@@ -71,6 +75,13 @@ pub fn create_statements(database: &Database) -> Vec<String> {
     qtypes Array(UInt16),
     qtype_queries Array(UInt64),
     samples Array(String),
+    clients UInt64,
+    shape_names UInt32,
+    shape_bytes UInt32,
+    shape_labels UInt32,
+    shape_longest_labels UInt32,
+    nxdomain UInt32,
+    failures UInt32,
     version UInt64
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(toDateTime(intDiv(slot_start, 1000000000)))
@@ -78,6 +89,50 @@ ORDER BY (slot_start, domain, sensor)"
         ),
     ]
 }
+
+/// Makes the schema ([`create_statements`]), and adds to a table made by an earlier
+/// version the columns it lacks, its old rows then reading 0 there. The columns are
+/// looked up first: ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`.
+pub fn ensure_schema(client: &ClickHouse, database: &Database) -> Result<(), ClickHouseError> {
+    for statement in create_statements(database) {
+        client.execute(&statement)?;
+    }
+    #[derive(Deserialize)]
+    struct Column {
+        name: String,
+    }
+    // The database's name is a plain identifier (Database::new), safe in a literal.
+    let present: Vec<Column> = client.select(&format!(
+        "SELECT name FROM system.columns WHERE database = '{database}' AND table = '{TABLE}'"
+    ))?;
+    let missing: Vec<String> = EVIDENCE_COLUMNS
+        .iter()
+        .filter(|(name, _)| !present.iter().any(|column| column.name == *name))
+        .map(|(name, kind)| format!("ADD COLUMN {name} {kind}"))
+        .collect();
+    if !missing.is_empty() {
+        log::info!(
+            "fleet: {database}.{TABLE} gains the evidence's {} columns",
+            missing.len()
+        );
+        client.execute(&format!(
+            "ALTER TABLE {database}.{TABLE} {}",
+            missing.join(", ")
+        ))?;
+    }
+    Ok(())
+}
+
+/// The columns the evidence added (issue 13), in order.
+const EVIDENCE_COLUMNS: [(&str, &str); 7] = [
+    ("clients", "UInt64"),
+    ("shape_names", "UInt32"),
+    ("shape_bytes", "UInt32"),
+    ("shape_labels", "UInt32"),
+    ("shape_longest_labels", "UInt32"),
+    ("nxdomain", "UInt32"),
+    ("failures", "UInt32"),
+];
 
 #[cfg(test)]
 mod tests {

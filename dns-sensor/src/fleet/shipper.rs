@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::clickhouse::{ClickHouse, ClickHouseError};
 use super::rows::{json_lines, SlotRow};
-use super::schema::{create_statements, TABLE};
+use super::schema::{ensure_schema, Database, TABLE};
 use super::spool::{Batch, Spool};
 use super::FleetSettings;
 
@@ -107,7 +107,7 @@ impl SlotShipper {
             settings.user.clone(),
             settings.password.clone(),
         );
-        let statements = create_statements(&settings.database);
+        let database = settings.database.clone();
         let table = format!("{}.{TABLE}", settings.database);
         let thread = {
             let stats = Arc::clone(&stats);
@@ -117,7 +117,7 @@ impl SlotShipper {
                 .spawn(move || {
                     let mut shipping = Shipping {
                         client,
-                        statements,
+                        database,
                         table,
                         schema_made: false,
                         waiting: VecDeque::new(),
@@ -205,7 +205,7 @@ impl Drop for SlotShipper {
 /// The thread's side.
 struct Shipping {
     client: ClickHouse,
-    statements: Vec<String>,
+    database: Database,
     table: String,
     schema_made: bool,
     waiting: VecDeque<Batch>,
@@ -365,9 +365,7 @@ impl Shipping {
 
     fn send(&mut self, batch: &Batch) -> Result<(), ClickHouseError> {
         if !self.schema_made {
-            for statement in &self.statements {
-                self.client.execute(statement)?;
-            }
+            ensure_schema(&self.client, &self.database)?;
             self.schema_made = true;
         }
         self.client.insert(&self.table, "JSONEachRow", &batch.body)

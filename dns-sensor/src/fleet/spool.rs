@@ -136,6 +136,13 @@ mod tests {
             qtypes: vec![1],
             qtype_queries: vec![3],
             samples: vec!["a.pirate.sea".into()],
+            clients: 1,
+            shape_names: 3,
+            shape_bytes: 3,
+            shape_labels: 3,
+            shape_longest_labels: 3,
+            nxdomain: 0,
+            failures: 0,
             version: 9,
         }
     }

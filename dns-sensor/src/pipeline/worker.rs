@@ -298,11 +298,13 @@ impl MessageSink for Counter<'_> {
         };
         // One hash of the name serves the verdict cache's slot and the counts' set.
         let name_hash = xxh3_64(self.name.as_bytes());
+        // Read once for the registered domain and the names' shape.
+        let label_starts = self.name.label_starts();
         let (verdict, hint) = self.verdicts.classify_hinted(
             self.classifier,
             self.name.as_bytes(),
             name_hash,
-            self.name.label_starts(),
+            label_starts,
         );
         let domain = match verdict {
             Verdict::Registered(domain) => domain,
@@ -318,7 +320,8 @@ impl MessageSink for Counter<'_> {
         let size = packet.message.len() as u32;
         if question.is_response {
             self.stats.responses += 1;
-            self.shard.record_response_hinted(domain, hint, size);
+            self.shard
+                .record_response_hinted(domain, hint, size, question.rcode);
         } else {
             self.stats.queries += 1;
             let client: IpAddr = packet.src;
@@ -326,6 +329,7 @@ impl MessageSink for Counter<'_> {
                 domain,
                 hint,
                 self.name.as_bytes(),
+                label_starts,
                 name_hash,
                 client,
                 question.qtype,

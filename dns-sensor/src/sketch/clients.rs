@@ -231,6 +231,11 @@ impl TopClients {
     }
 
     /// Heaviest first, ties by address.
+    /// Clients held.
+    pub(super) fn len(&self) -> usize {
+        self.entries().count()
+    }
+
     pub(super) fn sorted(&self) -> Vec<(ClientKey, u64)> {
         let mut sorted: Vec<_> = self.entries().collect();
         sort_heaviest_first(&mut sorted);

@@ -17,15 +17,36 @@ pub enum CodecError {
 }
 
 /// Writes values one after the other.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Encoder {
     buf: Vec<u8>,
+    format: u32,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self::of_format(FORMAT)
+    }
 }
 
 impl Encoder {
-    /// An empty buffer.
+    /// An empty buffer, to be written in the current [`FORMAT`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty buffer, to be written in `format`: an older one is for tests of the
+    /// readers of what older versions wrote.
+    pub fn of_format(format: u32) -> Self {
+        Self {
+            buf: Vec::new(),
+            format,
+        }
+    }
+
+    /// The format being written.
+    pub fn format(&self) -> u32 {
+        self.format
     }
 
     /// One byte.
@@ -74,12 +95,30 @@ impl Encoder {
 #[derive(Debug)]
 pub struct Decoder<'a> {
     rest: &'a [u8],
+    format: u32,
 }
 
+/// The format [`Encoder`] writes. 2 added each domain's
+/// [`EvidenceSums`](super::EvidenceSums); a reader of an older format reads what it had.
+pub const FORMAT: u32 = 2;
+
 impl<'a> Decoder<'a> {
-    /// Reads `bytes` from their start.
+    /// Reads `bytes`, written in the current [`FORMAT`], from their start.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
+        Self::of_format(bytes, FORMAT)
+    }
+
+    /// Reads `bytes`, written in `format` (1 to [`FORMAT`]), from their start.
+    pub fn of_format(bytes: &'a [u8], format: u32) -> Self {
+        Self {
+            rest: bytes,
+            format,
+        }
+    }
+
+    /// The format being read.
+    pub fn format(&self) -> u32 {
+        self.format
     }
 
     /// Whether everything was read.

@@ -264,6 +264,8 @@ mod tests {
                 let mut counts = DomainCounts::new();
                 counts.record_query(
                     name,
+                    "pirate.sea".len(),
+                    None,
                     xxh3_64(name),
                     client,
                     1,

@@ -30,7 +30,8 @@
 //!
 //! One structure a file, each with its tests: `hll` (the estimate), `names` (a domain's
 //! distinct names), `top` (bounded heavy hitters: query types), `clients` (the same for
-//! clients, indexed once a domain has many), `samples`,
+//! clients, indexed once a domain has many), `samples`, `evidence`
+//! (sums of the names' shape and the error answers),
 //! `counts` ([`DomainCounts`]: everything counted for a domain in a slot), `shard`
 //! ([`Shard`]: a slot's domain table, its byte accounting and shedding) and `history`
 //! ([`NameHistory`]: earlier slots, and the door of a full shard).
@@ -38,6 +39,7 @@
 mod clients;
 pub mod codec;
 mod counts;
+mod evidence;
 mod history;
 mod hll;
 mod names;
@@ -46,6 +48,7 @@ mod shard;
 mod top;
 
 pub use counts::DomainCounts;
+pub use evidence::{EvidenceSums, SHAPE_NAMES};
 pub use history::NameHistory;
 pub use hll::HLL_PRECISION;
 pub use samples::SampleNames;

@@ -1,11 +1,13 @@
 //! One evaluation's alerts as one mail: the headers (From, To, Subject, Date,
 //! Message-ID, Auto-Submitted) and a plain-text body listing every alerting domain with
-//! its figures, clients, sample names and query types.
+//! its severity and score, the reasons for them, its figures, clients, sample names,
+//! query types and the evidence's figures.
 //!
 //! Every name in the mail went through [`escape_name`], so the body and the subject are
-//! printable ASCII whatever the names hold; lettre still encodes and folds the headers,
-//! and picks the body's transfer encoding (7bit, or quoted-printable when a line is
-//! long: tunnel names often are).
+//! printable ASCII whatever the names hold (the reasons are fixed phrases of the code,
+//! the figures numbers); lettre still encodes and folds the headers, and picks the
+//! body's transfer encoding (7bit, or quoted-printable when a line is long: tunnel
+//! names often are).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +18,9 @@ use lettre::message::Mailbox;
 use lettre::Message;
 
 use super::{EmailError, EmailSettings};
-use crate::alert::text::{alert_id, duration, escape_name, qtype_name, rfc3339};
+use crate::alert::text::{
+    alert_id, duration, escape_name, evidence_figures, qtype_name, rfc3339, severity_tag,
+};
 use crate::detect::Alert;
 
 /// Builds the mails of one output: its sender, recipients and subject, checked once.
@@ -115,13 +119,19 @@ pub(crate) fn mail_host(host: &str) -> String {
     }
 }
 
-/// The configured subject, then the first alerting domain, then "and N more" when the
-/// evaluation has several: `Suspected DNS Tunnel Alert: pirate.sea and 2 more`.
+/// The configured subject, then the severity and score of the highest-scoring alert
+/// (the first of those that score the same) and its domain, then "and N more" when the
+/// evaluation has several: `Suspected DNS Tunnel Alert: [high 84] pirate.sea and 2 more`.
 pub(crate) fn subject(configured: &str, alerts: &[Alert]) -> String {
-    let Some(first) = alerts.first() else {
+    // `max_by_key` keeps the last of equals: the reversed list gives the first.
+    let Some(worst) = alerts.iter().rev().max_by_key(|a| a.assessment.score) else {
         return configured.to_owned();
     };
-    let mut subject = format!("{configured}: {}", escape_name(&first.domain));
+    let mut subject = format!(
+        "{configured}: {} {}",
+        severity_tag(worst),
+        escape_name(&worst.domain)
+    );
     if alerts.len() > 1 {
         let _ = write!(subject, " and {} more", alerts.len() - 1);
     }
@@ -156,6 +166,17 @@ fn write_alert(out: &mut String, n: usize, alert: &Alert) {
     let about = if alert.estimated { "about " } else { "" };
     let total = alert.total_bytes_in.saturating_add(alert.total_bytes_out);
     let _ = writeln!(out, "{n}. {}", escape_name(&alert.domain));
+    let _ = writeln!(
+        out,
+        "   severity:         {} (score {} of 100)",
+        alert.assessment.severity.as_str(),
+        alert.assessment.score
+    );
+    list(
+        out,
+        "reasons:",
+        alert.assessment.reasons.iter().map(|r| r.to_string()),
+    );
     let _ = writeln!(
         out,
         "   unique hostnames: {about}{} (threshold {})",
@@ -196,6 +217,13 @@ fn write_alert(out: &mut String, n: usize, alert: &Alert) {
         qtypes.join(", ")
     };
     let _ = writeln!(out, "   query types:      {qtypes}");
+    list(
+        out,
+        "evidence:",
+        evidence_figures(&alert.evidence)
+            .into_iter()
+            .map(|figure| format!("{:<17} {}", figure.name, figure.value)),
+    );
     let _ = writeln!(out, "   alert id:         {}", alert_id(alert));
 }
 
@@ -220,6 +248,7 @@ mod tests {
     use super::*;
     use crate::alert::email::tests::settings;
     use crate::alert::test_alerts::sample_alert;
+    use crate::detect::{Assessment, Evidence};
 
     fn two_alerts() -> Vec<Alert> {
         let first = sample_alert();
@@ -230,6 +259,15 @@ mod tests {
         second.top_clients.clear();
         second.sample_names.clear();
         second.qtypes.clear();
+        second.evidence = Evidence {
+            names_per_query: 0.4,
+            clients: 30,
+            top_client_share: 0.2,
+            longest_label: 8.0,
+            nxdomain_share: 0.9,
+            ..Evidence::default()
+        };
+        second.assessment = Assessment::of(&second.evidence);
         vec![first, second]
     }
 
@@ -238,15 +276,38 @@ mod tests {
     }
 
     #[test]
-    fn subject_names_the_first_domain_and_counts_the_others() {
+    fn subject_names_the_highest_scoring_domain_and_counts_the_others() {
         let alerts = two_alerts();
-        assert_eq!(subject("Alert", &alerts[..1]), "Alert: pirate.sea");
-        assert_eq!(subject("Alert", &alerts), "Alert: pirate.sea and 1 more");
+        assert_eq!(
+            subject("Alert", &alerts[..1]),
+            "Alert: [high 84] pirate.sea"
+        );
+        assert_eq!(
+            subject("Alert", &alerts),
+            "Alert: [high 84] pirate.sea and 1 more"
+        );
+        // The first of two that score the same.
+        let mut same = two_alerts();
+        same[1].assessment = same[0].assessment.clone();
+        assert_eq!(
+            subject("Alert", &same),
+            "Alert: [high 84] pirate.sea and 1 more"
+        );
+        // A low alert with more names comes first in the body, not in the subject.
+        let mut low_first = two_alerts();
+        low_first[0].evidence.clients = 64;
+        low_first[0].assessment = Assessment::of(&low_first[0].evidence);
+        low_first[1].evidence = sample_alert().evidence;
+        low_first[1].assessment = Assessment::of(&low_first[1].evidence);
+        assert_eq!(
+            subject("Alert", &low_first),
+            "Alert: [high 84] tunnel.example and 1 more"
+        );
         let mut hostile = sample_alert();
         hostile.domain = Box::from(&b"a\r\nBcc: x@y.z"[..]);
         assert_eq!(
             subject("Alert", &[hostile]),
-            "Alert: a\\013\\010Bcc:\\032x@y.z"
+            "Alert: [high 84] a\\013\\010Bcc:\\032x@y.z"
         );
     }
 
@@ -264,6 +325,10 @@ mod tests {
         );
         for expected in [
             "1. pirate.sea",
+            "   severity:         high (score 84 of 100)",
+            "   reasons:          names do not repeat",
+            "                     few clients",
+            "                     data query types",
             "   unique hostnames: 222 (threshold 200)",
             "   requests:         222",
             "   bytes in:         16812",
@@ -275,11 +340,30 @@ mod tests {
             "                     2001:db8::1 (2 requests)",
             "   sample names:     0ebb\\001.pirate.sea",
             "   query types:      NULL 221, TYPE65534 1",
+            "   evidence:         names_per_query   1",
+            "                     clients           2",
+            "                     top_client_share  0.991",
+            "                     name_length       35.829",
+            "                     labels            1.441",
+            "                     longest_label     17.968",
+            "                     digit_share       0.064",
+            "                     other_share       0.15",
+            "                     data_qtype_share  0.995",
+            "                     nxdomain_share    0",
+            "                     failure_share     0",
+            "                     query_bytes       75.73",
+            "                     response_bytes    166.094",
             "2. tunnel.example",
+            "   severity:         low (score 0 of 100)",
+            "   reasons:          names repeat",
+            "                     many clients",
+            "                     short labels",
+            "                     mostly NXDOMAIN",
             "   unique hostnames: about 5000 (threshold 200)",
             "   top clients:      -",
             "   sample names:     -",
             "   query types:      -",
+            "                     nxdomain_share    0.9",
         ] {
             assert!(lines.contains(&expected), "missing {expected:?} in\n{body}");
         }
@@ -324,7 +408,7 @@ mod tests {
         assert_eq!(header("To"), ["soc@example.org, noc@example.org"]);
         assert_eq!(
             header("Subject"),
-            ["Suspected DNS Tunnel Alert: pirate.sea and 1 more"]
+            ["Suspected DNS Tunnel Alert: [high 84] pirate.sea and 1 more"]
         );
         assert_eq!(header("Date"), ["Fri, 15 Jan 2027 08:00:00 +0000"]);
         assert_eq!(header("Auto-Submitted"), ["auto-generated"]);

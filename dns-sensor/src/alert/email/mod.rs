@@ -212,6 +212,8 @@ impl Sink for EmailSink {
             given_up: s.given_up,
             dropped: s.dropped,
             queued: s.pending,
+            // Counted by the `AtLeast` the output runs in.
+            below_severity: 0,
         })
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::detect::Severity;
+
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,7 +46,8 @@ pub struct EmailSettings {
     pub from: String,
     /// The recipients, at least one.
     pub to: Vec<String>,
-    /// The subject line; the first alerting domain is appended.
+    /// The subject line; the highest-scoring alert's `[high 84]` and domain are
+    /// appended.
     pub subject: String,
     /// User name and password for SMTP AUTH, when the server wants them.
     pub credentials: Option<Credentials>,
@@ -57,6 +60,9 @@ pub struct EmailSettings {
     /// A message still not sent this long after its evaluation handed it over is given
     /// up (wall-clock time, in `replay` too); zero: one attempt, no retry.
     pub give_up_after: Duration,
+    /// Alerts of a lower severity are not mailed: an evaluation with none left sends
+    /// no mail. Applied by [`OutputSettings::open`](crate::alert::OutputSettings::open).
+    pub min_severity: Severity,
     /// The queue and the retries.
     pub delivery: Delivery,
 }

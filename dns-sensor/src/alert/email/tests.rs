@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::alert::test_alerts::sample_alert;
+use crate::detect::Severity;
 
 #[allow(dead_code)] // shared with the end-to-end tests, which use other parts
 #[path = "../../../tests/common/smtp.rs"]
@@ -32,6 +33,7 @@ pub(super) fn settings() -> EmailSettings {
         ca_file: None,
         timeout: Duration::from_secs(5),
         give_up_after: Duration::from_secs(10),
+        min_severity: Severity::High,
         delivery: Delivery {
             queue: 4,
             first_retry: Duration::from_millis(100),
@@ -195,7 +197,7 @@ fn plain_smtp_delivers_one_message_with_every_alert() {
     assert_eq!(mail.header("To"), ["soc@example.org, noc@example.org"]);
     assert_eq!(
         mail.header("Subject"),
-        ["Suspected DNS Tunnel Alert: pirate.sea and 1 more"]
+        ["Suspected DNS Tunnel Alert: [high 84] pirate.sea and 1 more"]
     );
     assert_eq!(mail.header("Date").len(), 1);
     assert_eq!(mail.header("Message-ID").len(), 1);
@@ -203,6 +205,8 @@ fn plain_smtp_delivers_one_message_with_every_alert() {
     let lines = lines_of(&body);
     for expected in [
         "1. pirate.sea",
+        "   severity:         high (score 84 of 100)",
+        "   reasons:          names do not repeat",
         "   unique hostnames: 222 (threshold 200)",
         "   requests:         222",
         "   bytes in:         16812",
@@ -251,7 +255,7 @@ fn starttls_with_a_certificate_trusted_through_ca_file() {
     assert!(received[0].tls, "the message came over TLS");
     assert_eq!(
         received[0].header("Subject"),
-        ["Suspected DNS Tunnel Alert: pirate.sea"]
+        ["Suspected DNS Tunnel Alert: [high 84] pirate.sea"]
     );
 }
 
@@ -627,7 +631,7 @@ fn hostile_names_forge_no_header_line_or_recipient() {
     assert_eq!(mail.header("To"), ["soc@example.org, noc@example.org"]);
     assert_eq!(
         mail.header("Subject"),
-        ["Suspected DNS Tunnel Alert: evil\\013\\010Bcc:\\032x@y.z\\013\\010\\000\\027[2J\"'\\255\\195.sea and 1 more"]
+        ["Suspected DNS Tunnel Alert: [high 84] evil\\013\\010Bcc:\\032x@y.z\\013\\010\\000\\027[2J\"'\\255\\195.sea and 1 more"]
     );
     // Only the headers the sensor writes.
     for line in mail.head().split("\r\n") {

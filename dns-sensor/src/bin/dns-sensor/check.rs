@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use dns_sensor::alert::OutputSettings;
 use dns_sensor::config::{Command, Config, LiveConfig};
+use dns_sensor::detect::Severity;
 use dns_sensor::domain::Classifier;
 
 use crate::EXIT_BAD_INPUT;
@@ -58,12 +59,13 @@ fn check(file: &Path) -> Result<Vec<String>, String> {
         format!(
             "rule: more than {} unique names under one registered domain within {}, \
              evaluated every {}, a domain reported again after {}, at most {} alerts \
-             an evaluation",
+             an evaluation; under it, more than {} names that look like a tunnel",
             config.threshold,
             humantime::format_duration(config.window),
             humantime::format_duration(config.interval),
             humantime::format_duration(config.realert),
             config.max_domains,
+            config.tunnel_threshold,
         ),
         format!(
             "whitelist: {} entries ({} in the file, {from_files} from {} whitelist files)",
@@ -120,8 +122,10 @@ fn describe_live(live: &LiveConfig) -> String {
     )
 }
 
-/// `journald, email to 2 recipients via smtp.example.net:587 (starttls)`.
+/// `journald, email to 2 recipients via smtp.example.net:587 (starttls, high alerts
+/// only)`.
 fn describe(outputs: &OutputSettings) -> String {
+    let high_only = |min: Severity| min == Severity::High;
     let mut parts = Vec::new();
     if outputs.stdout.is_some() {
         parts.push("stdout".to_string());
@@ -130,11 +134,19 @@ fn describe(outputs: &OutputSettings) -> String {
         parts.push("journald".to_string());
     }
     if let Some(file) = &outputs.file {
-        parts.push(format!("file {}", shown(&file.path)));
+        parts.push(format!(
+            "file {}{}",
+            shown(&file.path),
+            if high_only(file.min_severity) {
+                " (high alerts only)"
+            } else {
+                ""
+            }
+        ));
     }
     if let Some(email) = &outputs.email {
         parts.push(format!(
-            "email to {} recipient{} via {}:{} ({}{})",
+            "email to {} recipient{} via {}:{} ({}{}{})",
             email.to.len(),
             if email.to.len() == 1 { "" } else { "s" },
             email.server,
@@ -142,6 +154,11 @@ fn describe(outputs: &OutputSettings) -> String {
             format!("{:?}", email.tls).to_lowercase(),
             if email.credentials.is_some() {
                 ", with credentials"
+            } else {
+                ""
+            },
+            if high_only(email.min_severity) {
+                ", high alerts only"
             } else {
                 ""
             },

@@ -72,6 +72,10 @@ pub(crate) struct RuleArgs {
     /// Alert when a domain's unique hostnames exceed this.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     threshold: Option<u64>,
+    /// Under the threshold, alert when a domain's unique hostnames exceed this and its
+    /// evidence says tunnel (0: never).
+    #[arg(long, value_name = "N")]
+    tunnel_threshold: Option<u64>,
     /// How far back each evaluation looks (e.g. 4h).
     #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     window: Option<std::time::Duration>,
@@ -105,6 +109,9 @@ impl RuleArgs {
         };
         if let Some(n) = self.threshold {
             config.threshold = n;
+        }
+        if let Some(n) = self.tunnel_threshold {
+            config.tunnel_threshold = n;
         }
         if let Some(d) = self.window {
             config.window = d;

@@ -125,6 +125,7 @@ const METRICS: &[(&str, Kind, &str)] = &[
     ("output_failed_attempts_total", Kind::Counter, "Attempts at a delivery that failed (each is logged)."),
     ("output_given_up_total", Kind::Counter, "Deliveries given up after their last attempt."),
     ("output_dropped_total", Kind::Counter, "Deliveries dropped because the output's queue was full."),
+    ("output_below_severity_total", Kind::Counter, "Alerts an output that queues them (email) left out: under its min_severity."),
 ];
 
 /// Which kind of metric.
@@ -261,6 +262,7 @@ impl Exporter {
             self.counter("output_failed_attempts_total", &output, q.failed_attempts);
             self.counter("output_given_up_total", &output, q.given_up);
             self.counter("output_dropped_total", &output, q.dropped);
+            self.counter("output_below_severity_total", &output, q.below_severity);
         }
         self.recorder.handle().render()
     }
@@ -343,6 +345,7 @@ mod tests {
             sent: 3,
             given_up: 1,
             queued: 2,
+            below_severity: 5,
             ..Default::default()
         }];
         window
@@ -369,6 +372,7 @@ mod tests {
             "dns_sensor_last_snapshot_seconds 2.5",
             "dns_sensor_output_queued{output=\"email\"} 2",
             "dns_sensor_output_given_up_total{output=\"email\"} 1",
+            "dns_sensor_output_below_severity_total{output=\"email\"} 5",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }
