@@ -109,7 +109,11 @@ else:
         sys.exit("no journal entry with MESSAGE_ID c02f30fa7d4846fa8846c606a7ea6dc5 for pirate.sea")
     fields = {k: v for k, v in structured.items() if k.isupper() and not k.startswith("_") and k not in ("MESSAGE", "SYSLOG_IDENTIFIER")}
     print("test-deb: journal entry:", json.dumps(fields, sort_keys=True))
-    sys.exit(0 if structured.get("UNIQUE_HOSTNAMES") == "222" else "UNIQUE_HOSTNAMES is not 222")
+    if structured.get("UNIQUE_HOSTNAMES") != "222":
+        sys.exit("UNIQUE_HOSTNAMES is not 222")
+    # The tunnel looks like one: a warning, not a notice.
+    got = (structured.get("SEVERITY"), structured.get("PRIORITY"))
+    sys.exit(0 if got == ("high", "4") else "SEVERITY and PRIORITY are %r, not high and 4" % (got,))
 ' "$1"
 }
 
