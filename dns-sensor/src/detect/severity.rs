@@ -14,7 +14,8 @@
 //!
 //! The sum, within 0 to 100, is the score; [`HIGH_SCORE`] and above is `high`. The
 //! weights were chosen on the busy network of `synth::scenario::busy` (docs/ground-truth.md):
-//! its loud tunnels score 56 to 100, its busy benign services −25 to 35.
+//! every alert of its loud tunnels scores 57 to 100, every alert of its busy benign
+//! services 0 to 32.
 
 use super::evidence::Evidence;
 
