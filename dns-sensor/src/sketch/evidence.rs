@@ -61,7 +61,8 @@ impl EvidenceSums {
                     if next > variable + 1 {
                         break;
                     }
-                    longest = longest.max(next - start - 1);
+                    // The parser's offsets only grow; saturating keeps a bad one from wrapping.
+                    longest = longest.max(next.saturating_sub(start + 1));
                     labels += 1;
                     start = next;
                 }
