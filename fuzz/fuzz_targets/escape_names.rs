@@ -295,7 +295,16 @@ fn check_mail(alert: &Alert, domain: &str, samples: &[String]) {
         "{head}"
     );
     let subject = &headers[2].1;
-    assert_eq!(*subject, format!("{DEFAULT_SUBJECT}: {domain}"), "{head}");
+    let tag = format!(
+        "[{} {}]",
+        alert.assessment.severity.as_str(),
+        alert.assessment.score
+    );
+    assert_eq!(
+        *subject,
+        format!("{DEFAULT_SUBJECT}: {tag} {domain}"),
+        "{head}"
+    );
     let encoding = headers[8].1.as_str();
     let body = match encoding {
         "7bit" => body.replace("\r\n", "\n"),
