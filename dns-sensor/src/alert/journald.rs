@@ -28,6 +28,8 @@
 //! fixed phrases, figures numbers), so no field can hold a line break or a terminal
 //! sequence, and no name can forge a field.
 
+use std::borrow::Cow;
+
 use log::{Level, Record};
 use systemd_journal_logger::JournalLog;
 
@@ -70,7 +72,7 @@ pub fn priority(severity: Severity) -> Level {
 }
 
 /// The fields of `alert`'s entry, beyond `MESSAGE` and `PRIORITY`.
-pub fn fields(alert: &Alert) -> Vec<(&'static str, String)> {
+pub fn fields(alert: &Alert) -> Vec<(Cow<'static, str>, String)> {
     let json = AlertJson::from(alert);
     let pairs = |items: Vec<(String, u64)>| {
         items
@@ -79,7 +81,7 @@ pub fn fields(alert: &Alert) -> Vec<(&'static str, String)> {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let mut fields = vec![
+    let fields = [
         ("MESSAGE_ID", MESSAGE_ID.to_owned()),
         ("DNS_DOMAIN", escape_name(&alert.domain)),
         ("UNIQUE_HOSTNAMES", alert.unique_hostnames.to_string()),
@@ -107,12 +109,14 @@ pub fn fields(alert: &Alert) -> Vec<(&'static str, String)> {
         ("SCORE", json.score.to_string()),
         ("REASONS", json.reasons.join(",")),
     ];
-    fields.extend(
-        evidence_figures(&alert.evidence)
-            .into_iter()
-            .map(|figure| (figure.journal_field, figure.value)),
-    );
+    let evidence = evidence_figures(&alert.evidence)
+        .into_iter()
+        .map(|figure| (Cow::Owned(figure.journal_field()), figure.value));
     fields
+        .into_iter()
+        .map(|(key, value)| (Cow::Borrowed(key), value))
+        .chain(evidence)
+        .collect()
 }
 
 impl Sink for JournaldSink {
@@ -123,7 +127,10 @@ impl Sink for JournaldSink {
     fn deliver(&mut self, alerts: &[Alert]) -> Result<(), AlertError> {
         for alert in alerts {
             let fields = fields(alert);
-            let kvs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let kvs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_ref(), v.as_str()))
+                .collect();
             let message = summary_line(alert);
             self.journal
                 .journal_send(
@@ -203,7 +210,7 @@ mod tests {
             13
         );
         // Each field once: no evidence figure shadows another field.
-        let mut keys: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+        let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_ref()).collect();
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), fields.len());

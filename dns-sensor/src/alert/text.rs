@@ -125,82 +125,28 @@ pub fn summary_line(alert: &Alert) -> String {
 pub struct Figure {
     /// Its name in the JSON documents' `evidence` object (`names_per_query`).
     pub name: &'static str,
-    /// Its journal field (`EVIDENCE_NAMES_PER_QUERY`).
-    pub journal_field: &'static str,
     /// The number, as Rust writes it: `1`, `0.991`, `75.73` (three decimals at most:
     /// the evidence is rounded so).
     pub value: String,
 }
 
+impl Figure {
+    /// Its journal field: `EVIDENCE_` and the name in capitals
+    /// (`EVIDENCE_NAMES_PER_QUERY`).
+    pub fn journal_field(&self) -> String {
+        format!("EVIDENCE_{}", self.name.to_ascii_uppercase())
+    }
+}
+
 /// Every figure of `evidence`, in the order of its fields (the JSON `evidence` object's
 /// order).
 pub fn evidence_figures(evidence: &Evidence) -> Vec<Figure> {
-    let e = evidence;
-    let figures: [(&'static str, &'static str, String); 13] = [
-        (
-            "names_per_query",
-            "EVIDENCE_NAMES_PER_QUERY",
-            e.names_per_query.to_string(),
-        ),
-        ("clients", "EVIDENCE_CLIENTS", e.clients.to_string()),
-        (
-            "top_client_share",
-            "EVIDENCE_TOP_CLIENT_SHARE",
-            e.top_client_share.to_string(),
-        ),
-        (
-            "name_length",
-            "EVIDENCE_NAME_LENGTH",
-            e.name_length.to_string(),
-        ),
-        ("labels", "EVIDENCE_LABELS", e.labels.to_string()),
-        (
-            "longest_label",
-            "EVIDENCE_LONGEST_LABEL",
-            e.longest_label.to_string(),
-        ),
-        (
-            "digit_share",
-            "EVIDENCE_DIGIT_SHARE",
-            e.digit_share.to_string(),
-        ),
-        (
-            "other_share",
-            "EVIDENCE_OTHER_SHARE",
-            e.other_share.to_string(),
-        ),
-        (
-            "data_qtype_share",
-            "EVIDENCE_DATA_QTYPE_SHARE",
-            e.data_qtype_share.to_string(),
-        ),
-        (
-            "nxdomain_share",
-            "EVIDENCE_NXDOMAIN_SHARE",
-            e.nxdomain_share.to_string(),
-        ),
-        (
-            "failure_share",
-            "EVIDENCE_FAILURE_SHARE",
-            e.failure_share.to_string(),
-        ),
-        (
-            "query_bytes",
-            "EVIDENCE_QUERY_BYTES",
-            e.query_bytes.to_string(),
-        ),
-        (
-            "response_bytes",
-            "EVIDENCE_RESPONSE_BYTES",
-            e.response_bytes.to_string(),
-        ),
-    ];
-    figures
+    evidence
+        .figures()
         .into_iter()
-        .map(|(name, journal_field, value)| Figure {
+        .map(|(name, value)| Figure {
             name,
-            journal_field,
-            value,
+            value: value.to_string(),
         })
         .collect()
 }
@@ -345,15 +291,12 @@ mod tests {
         let names: Vec<&str> = figures.iter().map(|f| f.name).collect();
         assert_eq!(names, keys, "{json}");
         for figure in &figures {
-            assert_eq!(
-                figure.journal_field,
-                format!("EVIDENCE_{}", figure.name.to_ascii_uppercase())
-            );
             let number: f64 = figure.value.parse().expect("a number");
             let read: serde_json::Value = serde_json::from_str(&json).expect("JSON");
             assert_eq!(read[figure.name].as_f64(), Some(number), "{}", figure.name);
         }
         assert_eq!(figures[0].value, "1");
+        assert_eq!(figures[0].journal_field(), "EVIDENCE_NAMES_PER_QUERY");
         assert_eq!(figures[1].value, "2");
         assert_eq!(figures[2].value, "0.991");
     }

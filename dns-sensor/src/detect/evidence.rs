@@ -112,45 +112,51 @@ impl Evidence {
             .filter(|(qtype, _)| DATA_QTYPES.contains(qtype))
             .map(|(_, n)| n)
             .sum();
-        let evidence = Self {
-            names_per_query: ratio(window.unique_names, requests).min(1.0),
+        Self {
+            names_per_query: round3(ratio(window.unique_names, requests).min(1.0)),
             clients: window.clients,
-            top_client_share: ratio(window.top_client_queries, requests).min(1.0),
-            name_length: (ratio(u64::from(sums.bytes), sums.names.into()) - shared_bytes).max(0.0),
-            labels: (labels - shared_labels).max(0.0),
-            longest_label: ratio(u64::from(sums.longest_labels), sums.names.into()),
-            digit_share,
-            other_share,
-            data_qtype_share: ratio(data_queries, requests),
-            nxdomain_share: ratio(u64::from(sums.nxdomain), responses),
-            failure_share: ratio(u64::from(sums.failures), responses),
-            query_bytes: ratio(window.bytes_in, requests),
-            response_bytes: ratio(window.bytes_out, responses),
-        };
-        evidence.rounded()
+            top_client_share: round3(ratio(window.top_client_queries, requests).min(1.0)),
+            name_length: round3(
+                (ratio(u64::from(sums.bytes), sums.names.into()) - shared_bytes).max(0.0),
+            ),
+            labels: round3((labels - shared_labels).max(0.0)),
+            longest_label: round3(ratio(u64::from(sums.longest_labels), sums.names.into())),
+            digit_share: round3(digit_share),
+            other_share: round3(other_share),
+            data_qtype_share: round3(ratio(data_queries, requests)),
+            nxdomain_share: round3(ratio(u64::from(sums.nxdomain), responses)),
+            failure_share: round3(ratio(u64::from(sums.failures), responses)),
+            query_bytes: round3(ratio(window.bytes_in, requests)),
+            response_bytes: round3(ratio(window.bytes_out, responses)),
+        }
     }
 
-    /// The figures to three decimals, as the outputs show them and the score reads
-    /// them: the same alert then scores the same wherever its figures are shown.
-    fn rounded(mut self) -> Self {
-        for figure in [
-            &mut self.names_per_query,
-            &mut self.top_client_share,
-            &mut self.name_length,
-            &mut self.labels,
-            &mut self.longest_label,
-            &mut self.digit_share,
-            &mut self.other_share,
-            &mut self.data_qtype_share,
-            &mut self.nxdomain_share,
-            &mut self.failure_share,
-            &mut self.query_bytes,
-            &mut self.response_bytes,
-        ] {
-            *figure = (*figure * 1000.0).round() / 1000.0;
-        }
-        self
+    /// Every figure by its name (its field's, which the JSON `evidence` object uses),
+    /// in the order of the fields: the one list the text outputs (journal fields, mail
+    /// lines) are written from, so a new figure reaches all of them.
+    pub fn figures(&self) -> [(&'static str, f64); 13] {
+        [
+            ("names_per_query", self.names_per_query),
+            ("clients", self.clients as f64),
+            ("top_client_share", self.top_client_share),
+            ("name_length", self.name_length),
+            ("labels", self.labels),
+            ("longest_label", self.longest_label),
+            ("digit_share", self.digit_share),
+            ("other_share", self.other_share),
+            ("data_qtype_share", self.data_qtype_share),
+            ("nxdomain_share", self.nxdomain_share),
+            ("failure_share", self.failure_share),
+            ("query_bytes", self.query_bytes),
+            ("response_bytes", self.response_bytes),
+        ]
     }
+}
+
+/// `figure` to three decimals, as the outputs show it and the score reads it: the
+/// same alert then scores the same wherever its figures are shown.
+fn round3(figure: f64) -> f64 {
+    (figure * 1000.0).round() / 1000.0
 }
 
 /// `a / b`, 0 when `b` is.
