@@ -1,7 +1,6 @@
 //! One thread's share of the hot path: frames in, one shard per slot out to the
 //! coordinator.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -11,7 +10,7 @@ use super::{nonzero_counts, Settings, ToCoordinator, WorkerUpdates};
 use crate::capture::Frame;
 use crate::decode::{parse_question, DecodeStats, Decoder, DnsError, DnsPacket, MessageSink, Name};
 use crate::domain::{Classifier, Verdict, VerdictCache};
-use crate::sketch::{NameHistory, Shard, SketchSettings};
+use crate::sketch::{NameHistory, Query, Shard, SketchSettings};
 use crate::Nanos;
 
 /// What a worker saw, beyond the decoder's own counters. Serialised with these field
@@ -324,17 +323,15 @@ impl MessageSink for Counter<'_> {
                 .record_response_hinted(domain, hint, size, question.rcode);
         } else {
             self.stats.queries += 1;
-            let client: IpAddr = packet.src;
-            self.shard.record_query_hashed(
-                domain,
-                hint,
-                self.name.as_bytes(),
+            let query = Query {
+                name: self.name.as_bytes(),
                 label_starts,
-                name_hash,
-                client,
-                question.qtype,
+                hash: name_hash,
+                client: packet.src,
+                qtype: question.qtype,
                 size,
-            );
+            };
+            self.shard.record_query_hashed(domain, hint, query);
         }
     }
 }

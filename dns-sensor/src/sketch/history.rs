@@ -154,6 +154,7 @@ impl NameHistory {
 mod tests {
     use super::*;
     use crate::sketch::test_shards::*;
+    use crate::sketch::Query;
 
     #[test]
     fn history_never_forgets_too_little_and_rarely_too_much() {
@@ -262,16 +263,8 @@ mod tests {
         for name in [&b"a.pirate.sea"[..], &[b'x'; 300]] {
             for client in [CLIENT, v6] {
                 let mut counts = DomainCounts::new();
-                counts.record_query(
-                    name,
-                    "pirate.sea".len(),
-                    None,
-                    xxh3_64(name),
-                    client,
-                    1,
-                    60,
-                    &SketchSettings::default(),
-                );
+                let query = Query::new(name, client, 1, 60);
+                counts.record_query(&query, "pirate.sea".len(), &SketchSettings::default());
                 assert_eq!(
                     counts.heap_bytes(),
                     DomainCounts::first_query_heap_bytes(name, client),

@@ -30,7 +30,7 @@
 //!
 //! One structure a file, each with its tests: `hll` (the estimate), `names` (a domain's
 //! distinct names), `top` (bounded heavy hitters: query types), `clients` (the same for
-//! clients, indexed once a domain has many), `samples`, `evidence`
+//! clients, indexed once a domain has many), `samples`, `query` (a query as the counts take it), `evidence`
 //! (sums of the names' shape and the error answers),
 //! `counts` ([`DomainCounts`]: everything counted for a domain in a slot), `shard`
 //! ([`Shard`]: a slot's domain table, its byte accounting and shedding) and `history`
@@ -43,6 +43,7 @@ mod evidence;
 mod history;
 mod hll;
 mod names;
+mod query;
 mod samples;
 mod shard;
 mod top;
@@ -51,6 +52,7 @@ pub use counts::DomainCounts;
 pub use evidence::{EvidenceSums, SHAPE_NAMES};
 pub use history::NameHistory;
 pub use hll::HLL_PRECISION;
+pub use query::Query;
 pub use samples::SampleNames;
 pub use shard::{heap_block, Shard};
 

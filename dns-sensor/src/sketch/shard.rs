@@ -11,6 +11,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::codec::{CodecError, Decoder, Encoder};
 use super::counts::DomainCounts;
 use super::history::NameHistory;
+use super::query::Query;
 use super::SketchSettings;
 use crate::bytes::same_bytes;
 use crate::Nanos;
@@ -178,54 +179,23 @@ impl Shard {
         size: u32,
     ) {
         let mut hint = NO_BUCKET;
-        let labels = None;
-        self.record_query_hashed(
-            domain,
-            &mut hint,
-            name,
-            labels,
-            xxh3_64(name),
-            client,
-            qtype,
-            size,
-        );
+        self.record_query_hashed(domain, &mut hint, Query::new(name, client, qtype, size));
     }
 
-    /// [`record_query`](Self::record_query) given `name`'s XXH3-64 hash, which the
-    /// worker computes once for the verdict cache and the counts, and a hint of where
-    /// `domain` sits in the table: read, and rewritten to where it was found. Any value
+    /// [`record_query`](Self::record_query) of `query` (its name already hashed), given
+    /// a hint of where `domain` sits in the table: read, and rewritten to where it was found. Any value
     /// is safe: the key in the hinted bucket is compared, and a wrong hint costs only
     /// the look-up it was to save.
     // Inlined by force into the worker (see `VerdictCache::classify_hinted`).
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)] // One message's fields, passed in registers.
-    pub fn record_query_hashed(
-        &mut self,
-        domain: &[u8],
-        hint: &mut u32,
-        name: &[u8],
-        label_starts: Option<&[u8]>,
-        hash: u64,
-        client: IpAddr,
-        qtype: u16,
-        size: u32,
-    ) {
-        debug_assert_eq!(hash, xxh3_64(name));
+    pub fn record_query_hashed(&mut self, domain: &[u8], hint: &mut u32, query: Query<'_>) {
+        debug_assert_eq!(query.hash, xxh3_64(query.name));
         self.records = self.records.wrapping_add(1);
         let now = self.records as u32;
         let key_hash = match self.find_hinted(domain, hint) {
             Ok(at) => {
                 if let Some((_, counts)) = self.domains.get_bucket_mut(at) {
-                    let grown = counts.record_query(
-                        name,
-                        domain.len(),
-                        label_starts,
-                        hash,
-                        client,
-                        qtype,
-                        size,
-                        &self.settings,
-                    );
+                    let grown = counts.record_query(&query, domain.len(), &self.settings);
                     counts.last_seen = now;
                     self.held_bytes = self.held_bytes.saturating_add_signed(grown);
                     if self.bytes() > self.settings.max_bytes && !self.blocked {
@@ -239,7 +209,10 @@ impl Shard {
         // Once the shard has had to shed, the room shedding made is kept for domains
         // that come back, not handed to the next strangers of a flood.
         if self.evicted > 0
-            || !self.has_room_for(domain, DomainCounts::first_query_heap_bytes(name, client))
+            || !self.has_room_for(
+                domain,
+                DomainCounts::first_query_heap_bytes(query.name, query.client),
+            )
         {
             // The door: a domain the history does not know pushes nothing out on its
             // first query in the slot, only if it comes back. A flood of one-off
@@ -254,16 +227,7 @@ impl Shard {
         // Boxed before it is filled: filled on the stack, its 152 bytes were copied
         // into the box (4 instructions a frame on the resolver mix).
         let mut counts = Box::new(DomainCounts::new());
-        counts.record_query(
-            name,
-            domain.len(),
-            label_starts,
-            hash,
-            client,
-            qtype,
-            size,
-            &self.settings,
-        );
+        counts.record_query(&query, domain.len(), &self.settings);
         counts.last_seen = now;
         *hint = self.admit(key_hash, DomainKey::from_slice(domain), counts);
     }
@@ -722,19 +686,11 @@ mod tests {
                 hinted.record_response_hinted(domain, hint, 90, 0);
                 misled.record_response_hinted(domain, &mut wrong, 90, 0);
             } else {
-                let (hash, qtype) = (xxh3_64(name), 1 + (i % 4) as u16);
+                let qtype = 1 + (i % 4) as u16;
+                let query = Query::new(name, client(i), qtype, 60);
                 plain.record_query(domain, name, client(i), qtype, 60);
-                hinted.record_query_hashed(domain, hint, name, None, hash, client(i), qtype, 60);
-                misled.record_query_hashed(
-                    domain,
-                    &mut wrong,
-                    name,
-                    None,
-                    hash,
-                    client(i),
-                    qtype,
-                    60,
-                );
+                hinted.record_query_hashed(domain, hint, query);
+                misled.record_query_hashed(domain, &mut wrong, query);
             }
             last = *hint;
         }
@@ -750,7 +706,7 @@ mod tests {
         // After a record, its hint is the bucket its domain is in.
         let (domain, name) = (&b"d1.example"[..], &b"n1.d1.example"[..]);
         let mut hint = NO_BUCKET;
-        hinted.record_query_hashed(domain, &mut hint, name, None, xxh3_64(name), CLIENT, 1, 60);
+        hinted.record_query_hashed(domain, &mut hint, Query::new(name, CLIENT, 1, 60));
         let held = hinted
             .domains
             .get_bucket(hint as usize)
