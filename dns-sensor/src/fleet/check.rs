@@ -54,6 +54,22 @@ struct DomainRow {
     last_slot: Nanos,
 }
 
+impl DomainRow {
+    /// The window's evidence sums, the rows' `shape_*`, `nxdomain` and `failures`
+    /// columns added up (saturated at the sums' 32 bits).
+    fn evidence_sums(&self) -> EvidenceSums {
+        let sum = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        EvidenceSums {
+            names: sum(self.shape_names),
+            bytes: sum(self.shape_bytes),
+            labels: sum(self.shape_labels),
+            longest_labels: sum(self.shape_longest_labels),
+            nxdomain: sum(self.nxdomain),
+            failures: sum(self.failures),
+        }
+    }
+}
+
 /// The rule over every sensor's slots in a fleet database, evaluated at the times it is
 /// given, with re-alert suppression as a sensor applies it.
 pub struct FleetRule {
@@ -262,7 +278,6 @@ fn alert_of(
         }
     }
     let unique = row.exact_names.saturating_add(row.estimate);
-    let sum = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     let evidence = Evidence::of_window(
         &domain,
         &WindowCounts {
@@ -274,14 +289,7 @@ fn alert_of(
             clients: clients_seen,
             top_client_queries,
             qtypes: &qtypes,
-            sums: EvidenceSums {
-                names: sum(row.shape_names),
-                bytes: sum(row.shape_bytes),
-                labels: sum(row.shape_labels),
-                longest_labels: sum(row.shape_longest_labels),
-                nxdomain: sum(row.nxdomain),
-                failures: sum(row.failures),
-            },
+            sums: row.evidence_sums(),
             samples: samples.iter().map(|name| &name[..]).collect(),
         },
     );
