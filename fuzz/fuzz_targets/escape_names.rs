@@ -94,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
             "{field}={}",
             value.escape_debug()
         );
-        match field {
+        match field.as_ref() {
             "DNS_DOMAIN" => assert_eq!(value, escaped_domain),
             "SAMPLE_NAMES" if !samples.is_empty() && samples.iter().all(|n| canonical_form(n)) => {
                 let read: Vec<Vec<u8>> = value.split(' ').map(unescape).collect();
