@@ -183,9 +183,9 @@ impl Shard {
     }
 
     /// [`record_query`](Self::record_query) of `query` (its name already hashed), given
-    /// a hint of where `domain` sits in the table: read, and rewritten to where it was found. Any value
-    /// is safe: the key in the hinted bucket is compared, and a wrong hint costs only
-    /// the look-up it was to save.
+    /// a hint of where `domain` sits in the table: read, and rewritten to where it was
+    /// found. Any value is safe: the key in the hinted bucket is compared, and a wrong
+    /// hint costs only the look-up it was to save.
     // Inlined by force into the worker (see `VerdictCache::classify_hinted`).
     #[inline(always)]
     pub fn record_query_hashed(&mut self, domain: &[u8], hint: &mut u32, query: Query<'_>) {
