@@ -2310,7 +2310,7 @@ fn a_sensor_under_a_flood_of_garbage_keeps_its_memory_flat_and_alerts_on_the_tun
         thread::sleep(Duration::from_secs(1));
         resident.push(resident_kib(sensor_pid).expect("the sensor runs"));
         if !tunnel_used && started.elapsed() > Duration::from_secs(5) {
-            let ping = in_cl(&["ping", "-c", "60", "-i", "0.05", "-s", "800", "10.99.0.1"]);
+            let ping = in_cl(&["ping", "-c", "200", "-i", "0.02", "-s", "800", "10.99.0.1"]);
             assert!(
                 ping.status.success(),
                 "{}",
@@ -2336,6 +2336,7 @@ fn a_sensor_under_a_flood_of_garbage_keeps_its_memory_flat_and_alerts_on_the_tun
         peak / 1024
     );
     eprintln!("sensor log:\n{log}");
+    eprintln!("alerts:\n{alerts}");
     let tunnel = last_alert(&alerts, "example.test").expect("an alert on the iodine domain");
     assert!(tunnel.0 > 100, "unique hostnames {tunnel:?}");
     assert!(
