@@ -2337,8 +2337,16 @@ fn a_sensor_under_a_flood_of_garbage_keeps_its_memory_flat_and_alerts_on_the_tun
     );
     eprintln!("sensor log:\n{log}");
     eprintln!("alerts:\n{alerts}");
-    let tunnel = last_alert(&alerts, "example.test").expect("an alert on the iodine domain");
-    assert!(tunnel.0 > 100, "unique hostnames {tunnel:?}");
+    // The busiest window's alert: the windows either side of the tunnel's burst hold
+    // part of it, and may alert under the threshold on the tunnel's evidence alone.
+    let busiest = alerts
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["domain"] == "example.test")
+        .filter_map(|v| v["unique_hostnames"].as_u64())
+        .max()
+        .expect("an alert on the iodine domain");
+    assert!(busiest > 100, "unique hostnames {busiest}");
     assert!(
         peak <= full + full / 10 + 16 * 1024,
         "resident memory grew from {full} to {peak} KiB after its tables filled"
