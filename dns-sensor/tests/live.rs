@@ -1203,18 +1203,21 @@ fn dns_counts(summary: &str) -> (u64, u64, u64) {
 
 /// (unique_hostnames, total_requests, total_bytes) of the last alert on `domain`.
 fn last_alert(jsonl: &str, domain: &str) -> Option<(u64, u64, u64)> {
+    alerts_on(jsonl, domain).last().map(|v| {
+        (
+            v["unique_hostnames"].as_u64().unwrap_or(0),
+            v["total_requests"].as_u64().unwrap_or(0),
+            v["total_bytes"].as_u64().unwrap_or(0),
+        )
+    })
+}
+
+/// The alerts on `domain` in `jsonl` (one JSON alert a line), in order.
+fn alerts_on<'a>(jsonl: &'a str, domain: &'a str) -> impl Iterator<Item = serde_json::Value> + 'a {
     jsonl
         .lines()
-        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["domain"] == domain)
-        .map(|v| {
-            (
-                v["unique_hostnames"].as_u64().unwrap_or(0),
-                v["total_requests"].as_u64().unwrap_or(0),
-                v["total_bytes"].as_u64().unwrap_or(0),
-            )
-        })
+        .filter(move |v| v["domain"] == domain)
 }
 
 #[test]
@@ -2339,10 +2342,7 @@ fn a_sensor_under_a_flood_of_garbage_keeps_its_memory_flat_and_alerts_on_the_tun
     eprintln!("alerts:\n{alerts}");
     // The busiest window's alert: the windows either side of the tunnel's burst hold
     // part of it, and may alert under the threshold on the tunnel's evidence alone.
-    let busiest = alerts
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["domain"] == "example.test")
+    let busiest = alerts_on(&alerts, "example.test")
         .filter_map(|v| v["unique_hostnames"].as_u64())
         .max()
         .expect("an alert on the iodine domain");
