@@ -30,8 +30,8 @@
 //!
 //! One structure a file, each with its tests: `hll` (the estimate), `names` (a domain's
 //! distinct names), `top` (bounded heavy hitters: query types), `clients` (the same for
-//! clients, indexed once a domain has many), `samples`, `query` (a query as the counts take it), `evidence`
-//! (sums of the names' shape and the error answers),
+//! clients, indexed once a domain has many), `samples`, `query` (a query as the counts
+//! take it), `evidence` (sums of the names' shape and the error answers),
 //! `counts` ([`DomainCounts`]: everything counted for a domain in a slot), `shard`
 //! ([`Shard`]: a slot's domain table, its byte accounting and shedding) and `history`
 //! ([`NameHistory`]: earlier slots, and the door of a full shard).
