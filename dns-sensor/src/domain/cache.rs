@@ -14,16 +14,17 @@ pub const NO_HINT: u32 = u32::MAX;
 
 const _: () = assert!(size_of::<CachedVerdict>() == 64);
 
-/// Slots of a [`VerdictCache`]: 64 bytes each, 1 MiB per worker.
+/// Slots of a [`VerdictCache`]: 64 bytes each, 2 MiB per worker.
 /// Measured on the resolver mix (54 752 distinct names in 380 466 messages): 30 % of
 /// look-ups miss with 4 096 slots, 27 % with 8 192, 23 % with 16 384, and two or four
 /// ways instead of one save one or two points: the misses are the names seen once or
 /// twice an hour, not slots fought over. From 4 096 slots (256 KiB, chosen to stay in
-/// L2) to 16 384 the sensor executes 30 instructions a frame fewer (1 014.0 to 983.7)
-/// and its wall time stays the same (0.579 s against 0.580 s, 15 rounds pinned side by
-/// side on 2 M frames): the count update's misses, not the cache's, are what the time
-/// waits on (docs/performance.md, "The hot path's seventh pass").
-const VERDICT_CACHE_SLOTS: usize = 16384;
+/// L2) to 16 384 the sensor executes 30 instructions a frame fewer (1 014.0 to 983.7),
+/// to 32 768 another 13 (970.4), and its wall time stays the same (15 rounds pinned
+/// side by side on 2 M frames: 0.579 s against 0.580 s, then 0.689 s against 0.683 s):
+/// the count update's misses, not the cache's, are what the time waits on
+/// (docs/performance.md, "The hot path's seventh pass").
+const VERDICT_CACHE_SLOTS: usize = 32768;
 
 /// Bytes a worker's verdict cache takes: fixed, whatever the traffic.
 pub const VERDICT_CACHE_BYTES: usize = VERDICT_CACHE_SLOTS * size_of::<CachedVerdict>();
