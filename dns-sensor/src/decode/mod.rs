@@ -100,7 +100,7 @@ impl Default for DecodeSettings {
 impl DecodeSettings {
     /// The most a decoder's reassembly tables take, in bytes: their byte bounds and the
     /// entries of as many datagrams and flows as they may hold. A worker's share of
-    /// `memory_cap` (at 26.8 MiB with the defaults).
+    /// `memory_cap` (at 26.3 MiB with the defaults).
     pub fn max_bytes(&self) -> usize {
         self.max_fragment_bytes
             .saturating_add(self.max_tcp_bytes)
